@@ -1,0 +1,1 @@
+"""The database layer: connection pools, the policy-checked executor, the throwaway server."""

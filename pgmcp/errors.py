@@ -1,0 +1,136 @@
+"""The project's exceptions, in one small tree.
+
+Exceptions mean "cannot proceed"; policy refusals are values (`Verdict`), not exceptions.
+Foreign exceptions (asyncpg, openai, anthropic, yaml, jsonschema) are translated once, at the
+boundary where they are caught, with `raise ... from`. Every error carries a stable `code`
+that the MCP layer and the CLI show to callers, and a message written for whoever must act
+on it (a person or a model). Messages never contain secrets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class PgmcpError(Exception):
+    """Base of every error pgmcp raises on purpose."""
+
+    code = "internal_error"
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} (hint: {self.hint})" if self.hint else self.message
+
+
+@dataclass(frozen=True)
+class SourceLocation:
+    """Where in which YAML file something lives (1-based line and column)."""
+
+    file: str
+    line: int | None = None
+    column: int | None = None
+    key_path: str = ""
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        if self.key_path:
+            where += f" at {self.key_path}"
+        return where
+
+
+class DocumentError(PgmcpError):
+    """A YAML document (config or policy) is broken: names file, line, key path, and a fix."""
+
+    code = "invalid_document"
+
+    def __init__(self, message: str, location: SourceLocation, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.location = location
+
+    def __str__(self) -> str:
+        text = f"{self.location}: {self.message}"
+        return f"{text}\n  hint: {self.hint}" if self.hint else text
+
+
+class ConfigError(DocumentError):
+    code = "invalid_config"
+
+
+class PolicyError(DocumentError):
+    code = "invalid_policy"
+
+
+class UsageError(PgmcpError):
+    """A command-line or tool call was malformed."""
+
+    code = "invalid_request"
+
+
+class DatabaseNotFound(PgmcpError):
+    code = "database_not_found"
+
+
+class DatabaseError(PgmcpError):
+    """A database operation failed; subclasses say how."""
+
+    code = "database_error"
+
+
+class DatabaseUnavailable(DatabaseError):
+    code = "database_unavailable"
+
+
+class QueryTimeout(DatabaseError):
+    code = "query_timeout"
+
+
+class PermissionDenied(DatabaseError):
+    code = "permission_denied"
+
+
+class UndefinedObject(DatabaseError):
+    code = "undefined_object"
+
+
+class QueryFailed(DatabaseError):
+    code = "query_failed"
+
+
+class UnsafeRole(DatabaseError):
+    code = "unsafe_role"
+
+
+class PolicyDenied(PgmcpError):
+    """Raised where a refusal must stop a flow (the verdict itself stays a value)."""
+
+    code = "policy_denied"
+
+
+class LLMError(PgmcpError):
+    code = "llm_error"
+
+
+class LLMUnavailable(LLMError):
+    code = "llm_unavailable"
+
+
+class GenerationFailed(LLMError):
+    code = "generation_failed"
+
+
+class Overloaded(PgmcpError):
+    code = "overloaded"
+
+
+class PostgresNotFound(PgmcpError):
+    """PostgreSQL's server binaries (initdb, pg_ctl) are not installed or not found."""
+
+    code = "postgres_not_found"

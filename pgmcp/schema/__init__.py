@@ -1,0 +1,1 @@
+"""What each database contains: introspection, the snapshot value, and the TTL cache."""

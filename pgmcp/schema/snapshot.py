@@ -1,0 +1,116 @@
+"""`SchemaSnapshot`: what one database contains, as a frozen value.
+
+Built by `pgmcp.schema.introspect` from the catalogs; read by the policy engine (star
+expansion, view dependencies, known functions) and by the prompt builder (through the
+policy-filtered view). Names are stored as PostgreSQL stores them (folded, unquoted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Literal
+
+RelationKind = Literal["table", "view", "materialized_view", "foreign_table", "partitioned_table"]
+Volatility = Literal["immutable", "stable", "volatile"]
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    name: str
+    type: str  # format_type() text, e.g. "character varying(200)"
+    nullable: bool = True
+    default: str | None = None
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    name: str
+    columns: tuple[str, ...]
+    ref_schema: str
+    ref_table: str
+    ref_columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    name: str
+    definition: str  # pg_get_indexdef()
+    unique: bool = False
+    primary: bool = False
+
+
+@dataclass(frozen=True)
+class RelationInfo:
+    schema: str
+    name: str
+    kind: RelationKind
+    columns: tuple[ColumnInfo, ...]
+    comment: str | None = None
+    primary_key: tuple[str, ...] = ()
+    foreign_keys: tuple[ForeignKey, ...] = ()
+    indexes: tuple[IndexInfo, ...] = ()
+    row_estimate: int | None = None
+    # For views and materialized views: the relations (schema, name) they read.
+    depends_on: tuple[tuple[str, str], ...] = ()
+    # For views: the (schema, table, column) triples they read.
+    depends_on_columns: tuple[tuple[str, str, str], ...] = ()
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    def column(self, name: str) -> ColumnInfo | None:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        return None
+
+
+@dataclass(frozen=True)
+class EnumType:
+    schema: str
+    name: str
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FunctionInfo:
+    schema: str
+    name: str
+    volatility: Volatility
+    arguments: str = ""  # pg_get_function_identity_arguments()
+    returns: str = ""
+    returns_set: bool = False
+
+
+@dataclass(frozen=True)
+class SchemaSnapshot:
+    """Every relation, enum and (non-system) function of one database at one moment."""
+
+    database: str
+    relations: tuple[RelationInfo, ...] = ()
+    enums: tuple[EnumType, ...] = ()
+    functions: tuple[FunctionInfo, ...] = ()
+    taken_at: float = 0.0  # time.time() when introspected
+    catalog_queries: int = 0  # how many catalog queries introspection took
+    extras: Mapping[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def _by_name(self) -> dict[tuple[str, str], RelationInfo]:
+        return {(r.schema, r.name): r for r in self.relations}
+
+    def relation(self, schema: str, name: str) -> RelationInfo | None:
+        return self._by_name.get((schema, name))
+
+    def schemas(self) -> frozenset[str]:
+        return frozenset(r.schema for r in self.relations)
+
+    def qualify_schema(self) -> dict[str, dict[str, dict[str, str]]]:
+        """The nested mapping sqlglot's `qualify` wants: {schema: {table: {column: type}}}."""
+        out: dict[str, dict[str, dict[str, str]]] = {}
+        for rel in self.relations:
+            out.setdefault(rel.schema, {})[rel.name] = {c.name: c.type for c in rel.columns}
+        return out
