@@ -10,6 +10,10 @@ on it (a person or a model). Messages never contain secrets.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pgmcp.policy.verdict import Verdict
 
 
 class PgmcpError(Exception):
@@ -79,9 +83,25 @@ class DatabaseNotFound(PgmcpError):
 
 
 class DatabaseError(PgmcpError):
-    """A database operation failed; subclasses say how."""
+    """A database operation failed; subclasses say how.
+
+    `sqlstate` is PostgreSQL's error code when the server reported one; `position` is the
+    1-based character offset into the SQL that PostgreSQL pointed at, when it did.
+    """
 
     code = "database_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        sqlstate: str | None = None,
+        position: int | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.sqlstate = sqlstate
+        self.position = position
 
 
 class DatabaseUnavailable(DatabaseError):
@@ -109,9 +129,16 @@ class UnsafeRole(DatabaseError):
 
 
 class PolicyDenied(PgmcpError):
-    """Raised where a refusal must stop a flow (the verdict itself stays a value)."""
+    """Raised where a refusal must stop a flow (the verdict itself stays a value).
+
+    `verdict` is the refusing `Verdict` when there is one.
+    """
 
     code = "policy_denied"
+
+    def __init__(self, message: str, *, hint: str | None = None, verdict: Verdict | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.verdict = verdict
 
 
 class LLMError(PgmcpError):
