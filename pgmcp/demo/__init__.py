@@ -1,0 +1,1 @@
+"""`pgmcp demo`: the bundled sample database and what it takes to show pgmcp on it."""

@@ -1,0 +1,134 @@
+"""The bundled sample shop: deterministic, loads into a real PostgreSQL, documented, readable
+by the least-privilege demo role and by nothing more."""
+
+from __future__ import annotations
+
+import hashlib
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from pgmcp.db.tempserver import run_psql
+from pgmcp.demo.sample_data import DEMO_ROLE, load_sample_database, sample_database_sql
+from tests.conftest import TestDatabase
+
+TABLES = ("customers", "products", "orders", "order_items", "payments", "reviews")
+
+
+@pytest.fixture(scope="module")
+def shop(pg_database: TestDatabase) -> TestDatabase:
+    load_sample_database(pg_database.dsn)
+    return pg_database
+
+
+def test_same_seed_gives_byte_identical_script() -> None:
+    first = hashlib.sha256(sample_database_sql(42).encode()).hexdigest()
+    second = hashlib.sha256(sample_database_sql(42).encode()).hexdigest()
+    assert first == second
+    assert sample_database_sql(7) != sample_database_sql(42)
+
+
+def test_script_does_not_depend_on_the_clock() -> None:
+    script = sample_database_sql().lower()
+    for word in ("now()", "current_timestamp", "current_date", "random()", "clock_timestamp"):
+        assert word not in script
+
+
+def test_a_few_thousand_rows(shop: TestDatabase) -> None:
+    counts = {
+        table: int(shop.run_sql(f"SELECT count(*) FROM public.{table}").strip()) for table in TABLES
+    }
+    assert all(count > 0 for count in counts.values()), counts
+    assert 2000 <= sum(counts.values()) <= 20000, counts
+    assert shop.run_sql("SELECT DISTINCT tenant_id FROM orders ORDER BY 1").split() == ["1", "2", "3"]
+
+
+def test_order_totals_match_their_items(shop: TestDatabase) -> None:
+    mismatches = shop.run_sql(
+        "SELECT count(*) FROM orders o WHERE o.total <> "
+        "(SELECT sum(quantity * unit_price) FROM order_items i WHERE i.order_id = o.id)"
+    )
+    assert mismatches.strip() == "0"
+
+
+def test_every_table_and_most_columns_are_commented(shop: TestDatabase) -> None:
+    rows = shop.run_sql(
+        "SELECT c.relname, obj_description(c.oid, 'pg_class') IS NOT NULL, "
+        "count(*) FILTER (WHERE col_description(c.oid, a.attnum) IS NOT NULL), count(*) "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+        "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'v') GROUP BY c.oid, c.relname"
+    )
+    seen = {}
+    for line in rows.splitlines():
+        name, table_commented, commented, total = line.split("|")
+        seen[name] = (table_commented, int(commented), int(total))
+    assert set(seen) == {*TABLES, "product_ratings"}
+    for name, (table_commented, commented, total) in seen.items():
+        assert table_commented == "t", name
+        if name != "product_ratings":
+            assert commented >= total / 2, (name, commented, total)
+
+
+def test_keys_indexes_and_view(shop: TestDatabase) -> None:
+    fks = shop.run_sql(
+        "SELECT conrelid::regclass || '->' || confrelid::regclass FROM pg_constraint "
+        "WHERE contype = 'f' ORDER BY 1"
+    ).split()
+    assert fks == [
+        "order_items->orders", "order_items->products", "orders->customers",
+        "payments->orders", "reviews->customers", "reviews->products",
+    ]
+    pks = shop.run_sql(
+        "SELECT count(*) FROM pg_constraint WHERE contype = 'p' AND connamespace = 'public'::regnamespace"
+    ).strip()
+    assert pks == str(len(TABLES))
+    assert "orders_customer_id_idx" in shop.run_sql("SELECT indexname FROM pg_indexes")
+    best = shop.run_sql(
+        "SELECT review_count > 0 FROM product_ratings ORDER BY avg_rating DESC NULLS LAST LIMIT 1"
+    )
+    assert best.strip() == "t"
+
+
+def test_payment_details_follow_the_method(shop: TestDatabase) -> None:
+    bad = shop.run_sql(
+        "SELECT count(*) FROM payments WHERE (method = 'card') <> (card_last4 IS NOT NULL) "
+        "OR (method = 'bank_transfer') <> (iban IS NOT NULL)"
+    )
+    assert bad.strip() == "0"
+    # The IBANs carry valid ISO 13616 check digits.
+    ibans = shop.run_sql("SELECT iban FROM payments WHERE iban IS NOT NULL").split()
+    assert ibans
+    for iban in ibans:
+        moved = iban[4:] + iban[:4]
+        assert int("".join(str(int(ch, 36)) for ch in moved)) % 97 == 1, iban
+
+
+def test_demo_role_is_least_privilege(shop: TestDatabase) -> None:
+    attrs = shop.run_sql(
+        f"SELECT rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolbypassrls "
+        f"FROM pg_roles WHERE rolname = '{DEMO_ROLE}'"
+    ).strip()
+    assert attrs == "t|f|f|f|f"
+    parts = urlsplit(shop.dsn)
+    dsn = urlunsplit(parts._replace(netloc=f"{DEMO_ROLE}@{parts.hostname}:{parts.port}"))
+    assert run_psql(dsn, "SELECT count(*) > 0 FROM product_ratings").strip() == "t"
+    assert run_psql(dsn, "SELECT count(*) > 0 FROM payments").strip() == "t"
+    with pytest.raises(RuntimeError, match="read-only transaction"):
+        run_psql(dsn, "DELETE FROM reviews")
+    # The read-only default is a convenience the role can switch off; the privileges are not.
+    writable = "SET default_transaction_read_only = off;\n"
+    with pytest.raises(RuntimeError, match="permission denied for table reviews"):
+        run_psql(dsn, writable + "DELETE FROM reviews")
+    with pytest.raises(RuntimeError, match="permission denied for schema public"):
+        run_psql(dsn, writable + "CREATE TABLE public.x (id int)")
+
+
+def test_loading_twice_in_one_cluster_reuses_the_role(shop: TestDatabase) -> None:
+    name = shop.name + "_b"
+    shop.server.run_sql(f'CREATE DATABASE "{name}"')
+    try:
+        load_sample_database(shop.server.dsn(name))
+        assert shop.server.run_sql("SELECT count(*) FROM reviews", name).strip() == "600"
+    finally:
+        shop.server.run_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
