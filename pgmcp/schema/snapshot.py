@@ -40,6 +40,9 @@ class IndexInfo:
     definition: str  # pg_get_indexdef()
     unique: bool = False
     primary: bool = False
+    # Every column the index reads: key and INCLUDE columns, and those its expressions and
+    # predicate mention (so a filtered view can drop an index over a hidden column).
+    columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
