@@ -168,11 +168,13 @@ async def introspect(conn: asyncpg.Connection, database: str) -> SchemaSnapshot:
             await conn.execute("SET LOCAL search_path = pg_catalog")
             results = [cast(list[Row], await conn.fetch(sql)) for sql in CATALOG_QUERIES]
     except asyncpg.InsufficientPrivilegeError as exc:
-        raise PermissionDenied(f"cannot read the catalogs of {database!r}: {exc}") from exc
+        raise PermissionDenied(
+            f"cannot read the catalogs of {database!r}: {exc}", sqlstate=exc.sqlstate
+        ) from exc
     except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError) as exc:
         raise DatabaseUnavailable(f"lost the connection to {database!r} while introspecting: {exc}") from exc
     except asyncpg.PostgresError as exc:
-        raise DatabaseError(f"introspecting {database!r} failed: {exc}") from exc
+        raise DatabaseError(f"introspecting {database!r} failed: {exc}", sqlstate=exc.sqlstate) from exc
     relations, columns, constraints, indexes, enums, dependencies, functions = results
     return SchemaSnapshot(
         database=database,
@@ -182,6 +184,26 @@ async def introspect(conn: asyncpg.Connection, database: str) -> SchemaSnapshot:
         taken_at=taken_at,
         catalog_queries=len(results),
     )
+
+
+async def introspect_dsn(dsn: str, database: str, *, timeout: float = 10.0) -> SchemaSnapshot:
+    """Connect to `dsn`, introspect, disconnect: a loader for tools and tests without a pool.
+
+    A server that cannot be reached (refused, timed out, starting up, database missing)
+    raises `DatabaseUnavailable`. The DSN is never put in the message (it may hold a password).
+    """
+    try:
+        # statement_cache_size=0: each query runs once per connection, caching buys nothing.
+        conn = await asyncpg.connect(dsn, timeout=timeout, statement_cache_size=0)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise DatabaseUnavailable(
+            f"cannot connect to database {database!r}: {type(exc).__name__}: {exc}",
+            hint="check that the server is running and the connection settings are right",
+        ) from exc
+    try:
+        return await introspect(conn, database)
+    finally:
+        await conn.close()
 
 
 def _build_relations(
