@@ -1,0 +1,96 @@
+"""`${VAR}` and `${VAR:-default}` in config values, expanded from the environment.
+
+Rules (documented in the README, "Configuration"):
+- only string values are expanded, never keys; `$$` stands for one literal `$`; a `$` not
+  followed by `{` or `$` is kept as is;
+- `${VAR:-default}` uses `default` when VAR is unset *or empty* (as the shell does);
+  `${VAR}` with VAR unset is an error naming the variable and where it is used;
+- expansion happens before schema validation, and a value that contained an expansion takes
+  the type the schema wants at that key: `port: ${PORT:-5432}` becomes the integer 5432,
+  `password: ${PW}` stays text even when PW is all digits. If the text does not fit (a port
+  of "54x"), validation reports the type error at that line.
+Policy documents are not expanded: row filters are SQL, where `$` has its own meanings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pgmcp.docschema import types_at
+from pgmcp.errors import ConfigError
+from pgmcp.yamldoc import PathKey, YamlDocument
+
+_TOKEN = re.compile(r"\$(\$|\{([^}]*)\}|\{)")
+_BODY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$", re.DOTALL)
+_INT = re.compile(r"^[-+]?\d+$")
+_BOOLS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+
+
+def expand_string(text: str, environ: Mapping[str, str], doc: YamlDocument, path: PathKey) -> str:
+    """Expand the references in one string value found at `path` of `doc`."""
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group(1) == "$":
+            return "$"
+        body = match.group(2)
+        if body is None:
+            raise ConfigError(
+                "unterminated ${ in value",
+                doc.location(path),
+                hint="write ${NAME} or ${NAME:-default}; write $$ for a literal dollar sign",
+            )
+        parsed = _BODY.match(body)
+        if not parsed:
+            raise ConfigError(
+                f"bad variable reference ${{{body}}}",
+                doc.location(path),
+                hint="write ${NAME} or ${NAME:-default} (NAME: letters, digits, _); $$ is a literal $",
+            )
+        name, default = parsed.group(1), parsed.group(2)
+        value = environ.get(name)
+        if default is not None:
+            return value if value else default
+        if value is None:
+            raise ConfigError(
+                f"environment variable {name} is not set (used at {doc.location(path).key_path})",
+                doc.location(path),
+                hint=f"set {name} in the environment, or give a default: ${{{name}:-value}}",
+            )
+        return value
+
+    return _TOKEN.sub(substitute, text)
+
+
+def _coerce(text: str, types: set[str]) -> Any:
+    if not types or "string" in types:
+        return text
+    if "integer" in types and _INT.match(text.strip()):
+        return int(text)
+    if "number" in types:
+        try:
+            return float(text)
+        except ValueError:
+            pass
+    if "boolean" in types and text.strip().lower() in _BOOLS:
+        return _BOOLS[text.strip().lower()]
+    if "null" in types and not text.strip():
+        return None
+    return text  # validation reports the mismatch at this key
+
+
+def expand_document(doc: YamlDocument, schema: dict[str, Any], environ: Mapping[str, str]) -> YamlDocument:
+    """Return `doc` with every string value expanded (see the module docstring)."""
+
+    def walk(value: Any, path: PathKey) -> Any:
+        if isinstance(value, dict):
+            return {k: walk(v, (*path, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, (*path, i)) for i, v in enumerate(value)]
+        if isinstance(value, str) and "$" in value:
+            expanded = expand_string(value, environ, doc, path)
+            return _coerce(expanded, types_at(schema, path)) if expanded != value else value
+        return value
+
+    return doc.replace_data(walk(doc.data, ()))
