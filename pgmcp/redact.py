@@ -1,0 +1,91 @@
+"""Keeping secrets out of everything pgmcp writes: logs, audit lines, error messages.
+
+Two nets: the exact values registered with `register_secret` (config loading registers every
+password and API key), and patterns for secrets pgmcp was never told about (a password inside
+a DSN, `password=...` pairs, vendor API keys, bearer tokens). `redact` applies both.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Mapping
+from urllib.parse import quote, quote_plus
+
+MASK = "***"
+# Registered secrets shorter than this are not replaced verbatim: masking every "ab" in every
+# log line would make logs unreadable. They are still masked where a pattern finds them (DSNs,
+# password=...). Real passwords and API keys are far longer.
+MIN_SECRET_LENGTH = 4
+
+_lock = threading.Lock()
+_secrets: set[str] = set()
+_secret_re: re.Pattern[str] | None = None
+
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # scheme://user:password@host -> scheme://user:***@host (greedy up to the last @ of the token,
+    # so an unescaped @ inside the password is covered too)
+    (re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s'\"]*:)[^\s'\"]*(?=@)"), rf"\g<head>{MASK}"),
+    # password=... / "api_key": "..." / PGPASSWORD=... (libpq key/value DSNs, JSON, headers, env);
+    # a quoted value keeps its quotes so JSON stays JSON.
+    (
+        re.compile(
+            r"(?P<head>\b(?:\w*(?:password|passwd|secret)|pwd|api[_-]?key|access[_-]?token|token|x-api-key)"
+            r"[\"']?\s*[=:]\s*)"
+            r"(?:(?P<q>['\"])(?:(?!(?P=q))[^\\]|\\.)*(?P=q)|[^\s,;&'\"})\]]+)",
+            re.IGNORECASE,
+        ),
+        rf"\g<head>\g<q>{MASK}\g<q>",
+    ),
+    (re.compile(r"\b(?P<head>Bearer\s+)[A-Za-z0-9._~+/=\-]{8,}", re.IGNORECASE), rf"\g<head>{MASK}"),
+    (re.compile(r"(?<![A-Za-z0-9])sk-(?:ant-|proj-)?[A-Za-z0-9_\-]{16,}"), MASK),
+)
+
+
+def _variants(value: str) -> set[str]:
+    # A secret may show up escaped: percent-encoded in a DSN, or JSON-escaped in a dump.
+    return {value, quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1]}
+
+
+def register_secret(value: str) -> None:
+    """Remember `value` (a password, an API key) so that `redact` masks it wherever it appears."""
+    global _secret_re
+    if len(value) < MIN_SECRET_LENGTH:
+        return
+    with _lock:
+        if value in _secrets:
+            return
+        _secrets.update(v for v in _variants(value) if len(v) >= MIN_SECRET_LENGTH)
+        # Longest first, so a secret containing another is masked whole.
+        ordered = sorted(_secrets, key=lambda s: (-len(s), s))
+        _secret_re = re.compile("|".join(re.escape(s) for s in ordered))
+
+
+def redact(text: str) -> str:
+    """`text` with registered secrets, DSN passwords and API-key shapes replaced by `***`."""
+    pattern = _secret_re
+    if pattern is not None:
+        text = pattern.sub(MASK, text)
+    for regex, replacement in _PATTERNS:
+        text = regex.sub(replacement, text)
+    return text
+
+
+def redact_data(value: object) -> object:
+    """`redact` applied to every string inside a JSON-like value (dicts, lists, tuples)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {redact(str(k)) if isinstance(k, str) else k: redact_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_data(v) for v in value]
+    return value
+
+
+def forget_secrets() -> None:
+    """Forget every registered secret (for tests that check registration itself)."""
+    global _secret_re
+    with _lock:
+        _secrets.clear()
+        _secret_re = None
