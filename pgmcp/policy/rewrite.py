@@ -1,0 +1,229 @@
+"""Rewrites of a vetted query: row-filter fences and the row cap, as pure AST functions.
+
+The checker calls these on a tree it has already judged (one read-only query whose physical
+tables carry their resolved schema in `table.args["db"]`), then generates SQL with `to_sql`
+and judges that text again. Nothing here decides whether a query is allowed.
+
+A row filter replaces every reference to a filtered table by a *fence*:
+
+    (SELECT * FROM schema.table AS _pgmcp_rf WHERE <condition> OFFSET 0) AS <alias>
+
+`OFFSET 0` keeps PostgreSQL from pulling the subquery up and pushing the user's predicates
+below the filter, where an error (a failed cast, a division by zero) could reveal a row the
+filter hides. `_pgmcp_` identifiers are reserved, so only pgmcp writes `_pgmcp_rf`, which is
+how `is_pgmcp_fence` recognises a fence when the rewritten SQL is checked again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
+from pgmcp.errors import PolicyDenied
+
+FENCE_ALIAS = "_pgmcp_rf"
+CAP_ALIAS = "_pgmcp_capped"
+
+# Arguments of a Select that a fence never has; any of them set means "not a fence".
+_FENCE_FORBIDDEN_ARGS = (
+    "with_", "joins", "laterals", "group", "having", "qualify", "windows", "distinct",
+    "order", "limit", "locks", "into", "sample", "settings", "kind", "hint", "operation_modifiers",
+)
+
+
+def to_sql(tree: exp.Expression) -> str:
+    """Generate PostgreSQL text for `tree` and prove it re-parses to the same text.
+
+    Function names are kept as written (`normalize_functions=False`: the default would turn
+    `"pg_sleep"` into `"PG_SLEEP"`, another function) and comments are dropped.
+    """
+    text = _generate(tree)
+    try:
+        again = _generate(sqlglot.parse_one(text, read="postgres"))
+    except SqlglotError as err:
+        raise PolicyDenied(f"the rewritten query does not parse again: {err}") from err
+    if again != text:
+        raise PolicyDenied("the rewritten query does not survive a round trip through the parser")
+    return text
+
+
+def _generate(tree: exp.Expr) -> str:
+    return tree.sql(dialect="postgres", normalize_functions=False, comments=False)
+
+
+def filtered_key(table: exp.Table) -> tuple[str, str] | None:
+    """(schema, name) of a physical table reference, None for table functions and CTE names."""
+    if isinstance(table.this, exp.Func) or not isinstance(table.this, exp.Identifier):
+        return None
+    if not table.db:
+        return None
+    return (table.db, table.name)
+
+
+def apply_row_filters(
+    tree: exp.Expression, filters: Mapping[tuple[str, str], exp.Expression]
+) -> exp.Expression:
+    """Return a copy of `tree` in which every reference to a filtered table is fenced.
+
+    `filters` maps (schema, table) as stored in the catalog to a condition whose bare column
+    names refer to that table. References are found in every scope (FROM and JOIN of the
+    root, CTE bodies, derived tables, LATERAL, subqueries anywhere, set-operation branches).
+    Tables inside the conditions themselves are policy-written and left alone. A filtered
+    table in a position that cannot be fenced raises `PolicyDenied` (fail closed).
+    """
+    out = tree.copy()
+    if not filters:
+        return out
+    targets = [t for t in out.find_all(exp.Table) if filtered_key(t) in filters]
+    for table in targets:
+        if _inside_fence(table):
+            continue
+        if not isinstance(table.parent, (exp.From, exp.Join)):
+            raise PolicyDenied(
+                f"row filter on {table.db}.{table.name}: the table is referenced where pgmcp "
+                "cannot fence it"
+            )
+        key = filtered_key(table)
+        assert key is not None
+        table.replace(fence(table, filters[key]))
+    return out
+
+
+def fence(table: exp.Table, condition: exp.Expression) -> exp.Subquery:
+    """The fenced subquery standing for `table` (keeps its alias, or its name as alias)."""
+    inner = table.copy()
+    alias = inner.args.get("alias")
+    inner.set("alias", exp.TableAlias(this=exp.to_identifier(FENCE_ALIAS)))
+    if isinstance(alias, exp.TableAlias) and alias.this:
+        outer_alias = alias
+    else:
+        outer_alias = exp.TableAlias(this=table.this.copy())
+        if isinstance(alias, exp.TableAlias) and alias.columns:
+            outer_alias.set("columns", [c.copy() for c in alias.columns])
+    select = exp.Select(
+        expressions=[exp.Star()],
+        from_=exp.From(this=inner),
+        where=exp.Where(this=_bind_to_fence(condition.copy())),
+        offset=exp.Offset(expression=exp.Literal.number(0)),
+    )
+    return exp.Subquery(this=select, alias=outer_alias)
+
+
+def _bind_to_fence(condition: exp.Expression) -> exp.Expression:
+    # A bare column the table lacks would otherwise resolve to an outer query's column (in a
+    # LATERAL or correlated position), i.e. to something the user controls.
+    for column in list(condition.find_all(exp.Column)):
+        if column.table or isinstance(column.this, exp.Star):
+            continue
+        if column.find_ancestor(exp.Query) is not None:
+            continue  # belongs to a subquery inside the condition
+        column.set("table", exp.to_identifier(FENCE_ALIAS))
+    return condition
+
+
+def _inside_fence(node: exp.Expression) -> bool:
+    parent = node.find_ancestor(exp.Subquery)
+    while parent is not None:
+        if is_pgmcp_fence(parent):
+            return True
+        parent = parent.find_ancestor(exp.Subquery)
+    return False
+
+
+def fence_table(subquery: exp.Expression) -> exp.Table | None:
+    """The physical table a pgmcp fence reads, or None when `subquery` is not a fence."""
+    if not isinstance(subquery, exp.Subquery):
+        return None
+    alias = subquery.args.get("alias")
+    if not isinstance(alias, exp.TableAlias) or not alias.this:
+        return None
+    select = subquery.this
+    if not isinstance(select, exp.Select) or any(select.args.get(a) for a in _FENCE_FORBIDDEN_ARGS):
+        return None
+    if len(select.expressions) != 1 or not isinstance(select.expressions[0], exp.Star):
+        return None
+    source = select.args.get("from_")
+    table = source.this if isinstance(source, exp.From) else None
+    if not isinstance(table, exp.Table) or filtered_key(table) is None or table.alias != FENCE_ALIAS:
+        return None
+    where = select.args.get("where")
+    offset = select.args.get("offset")
+    if not isinstance(where, exp.Where) or not isinstance(offset, exp.Offset):
+        return None
+    count = offset.expression
+    if not (isinstance(count, exp.Literal) and not count.is_string and count.this == "0"):
+        return None
+    return table
+
+
+def is_pgmcp_fence(subquery: exp.Expression) -> bool:
+    """True when `subquery` has exactly the shape `apply_row_filters` writes."""
+    return fence_table(subquery) is not None
+
+
+def apply_row_cap(tree: exp.Expression, max_rows: int) -> tuple[exp.Expression, bool]:
+    """Return (copy of `tree` returning at most `max_rows` rows, whether anything changed).
+
+    A missing LIMIT is added, a larger literal LIMIT or FETCH FIRST is lowered, a smaller one
+    kept. LIMIT ALL, LIMIT NULL, parameters, expressions and FETCH ... WITH TIES cannot be
+    compared, so the query is wrapped: `SELECT * FROM (<query>) AS _pgmcp_capped LIMIT n`.
+    """
+    if isinstance(tree, exp.Subquery) and _only_this(tree):
+        return apply_row_cap(tree.this, max_rows)
+    out = tree.copy()
+    if not isinstance(out, (exp.Select, exp.SetOperation)):
+        return _wrap(out, max_rows), True
+    limit = out.args.get("limit")
+    if limit is None:
+        out.set("limit", exp.Limit(expression=exp.Literal.number(max_rows)))
+        return out, True
+    if isinstance(limit, exp.Limit):
+        current = _literal_int(limit.expression)
+        if current is None:
+            return _wrap(out, max_rows), True
+        if current <= max_rows:
+            return out, False
+        limit.set("expression", exp.Literal.number(max_rows))
+        return out, True
+    if isinstance(limit, exp.Fetch):
+        options = limit.args.get("limit_options")
+        ties = isinstance(options, exp.LimitOptions) and (
+            options.args.get("with_ties") or options.args.get("percent")
+        )
+        if ties:
+            return _wrap(out, max_rows), True
+        count_node = limit.args.get("count")
+        current = 1 if count_node is None else _literal_int(count_node)
+        if current is None:
+            return _wrap(out, max_rows), True
+        if current <= max_rows:
+            return out, False
+        limit.set("count", exp.Literal.number(max_rows))
+        return out, True
+    return _wrap(out, max_rows), True
+
+
+def _literal_int(node: object) -> int | None:
+    if isinstance(node, exp.Literal) and not node.is_string:
+        try:
+            return int(node.this)
+        except ValueError:
+            return None
+    return None
+
+
+def _only_this(node: exp.Expression) -> bool:
+    return all(key == "this" for key, value in node.args.items() if value)
+
+
+def _wrap(query: exp.Expression, max_rows: int) -> exp.Select:
+    inner = query.this if isinstance(query, exp.Subquery) and _only_this(query) else query
+    alias = exp.TableAlias(this=exp.to_identifier(CAP_ALIAS))
+    return exp.Select(
+        expressions=[exp.Star()],
+        from_=exp.From(this=exp.Subquery(this=inner, alias=alias)),
+        limit=exp.Limit(expression=exp.Literal.number(max_rows)),
+    )
