@@ -1,0 +1,148 @@
+"""The `client` provider: ask the connected MCP client's own model (MCP sampling).
+
+No API key: the MCP host (Claude Desktop, an IDE) answers `sampling/createMessage` with its
+model. The provider only needs a `Sampler`, a small callable the MCP layer supplies per tool
+call, so this module knows nothing of MCP itself; `context_sampler` builds one from an MCP
+SDK tool `Context` (imported lazily). The sampler is passed to the provider directly, or set
+for the current task with `use_sampler` so that one long-lived provider serves every call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pgmcp.config import LLMConfig
+from pgmcp.errors import GenerationFailed, LLMError, LLMUnavailable
+from pgmcp.llm.base import Completion, Prompt, shorten
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import Context
+
+NO_SAMPLING = (
+    "the connected MCP client does not support sampling; configure llm.provider openai or anthropic"
+)
+
+
+class Sampler(Protocol):
+    """Ask the client's model: (system, [(role, text)], max_tokens) -> (text, model name or None)."""
+
+    async def __call__(
+        self, system: str, messages: list[tuple[str, str]], max_tokens: int
+    ) -> tuple[str, str | None]: ...
+
+
+_current_sampler: contextvars.ContextVar[Sampler | None] = contextvars.ContextVar(
+    "pgmcp_sampler", default=None
+)
+
+
+@contextmanager
+def use_sampler(sampler: Sampler) -> Iterator[None]:
+    """Make `sampler` the one `ClientSamplingProvider`s use inside this block (this task only)."""
+    token = _current_sampler.set(sampler)
+    try:
+        yield
+    finally:
+        _current_sampler.reset(token)
+
+
+class ClientSamplingProvider:
+    name = "client"
+
+    def __init__(self, config: LLMConfig, sampler: Sampler | None = None) -> None:
+        self._config = config
+        self._sampler = sampler
+
+    async def aclose(self) -> None:
+        pass  # the MCP session owns the connection
+
+    async def complete(self, prompt: Prompt) -> Completion:
+        sampler = self._sampler or _current_sampler.get()
+        if sampler is None:
+            raise LLMUnavailable(
+                "llm.provider is 'client' but this request did not come from an MCP client that "
+                "can be asked (no sampling channel)",
+                hint="use the MCP server, or configure llm.provider openai or anthropic",
+            )
+        messages: list[tuple[str, str]] = [(m.role, m.text) for m in prompt.messages]
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self._config.timeout):
+                text, model = await sampler(prompt.system, messages, self._config.max_tokens)
+        except TimeoutError as exc:
+            raise LLMUnavailable(
+                f"the MCP client's model did not answer within {self._config.timeout:g}s",
+                hint="raise llm.timeout",
+            ) from exc
+        latency_ms = (time.perf_counter() - started) * 1000
+        if not text.strip():
+            raise GenerationFailed("the MCP client's model returned an empty answer")
+        return Completion(text=text, model=model or "client", latency_ms=latency_ms)
+
+
+def context_sampler(ctx: Context[Any, Any]) -> Sampler:
+    """A `Sampler` that sends `sampling/createMessage` to the client behind an MCP tool call.
+
+    Raises `LLMUnavailable` (when called) if the client did not declare the sampling
+    capability, if the connection cannot carry a server-to-client request in the middle of
+    a tool call (protocol 2026-07-28 has no such back-channel), or if the client errs.
+    """
+
+    async def sample(
+        system: str, messages: list[tuple[str, str]], max_tokens: int
+    ) -> tuple[str, str | None]:
+        import mcp_types as types
+        from mcp.shared.exceptions import MCPError
+        from mcp.shared.message import ServerMessageMetadata
+
+        capabilities = ctx.client_capabilities
+        if capabilities is None or capabilities.sampling is None:
+            raise LLMUnavailable(NO_SAMPLING)
+        if not ctx.session.can_send_request:
+            raise LLMUnavailable(
+                f"this MCP connection (protocol {ctx.protocol_version}) cannot send a sampling "
+                "request during a tool call; configure llm.provider openai or anthropic"
+            )
+        request = types.CreateMessageRequest(
+            params=types.CreateMessageRequestParams(
+                messages=[
+                    types.SamplingMessage(
+                        role="assistant" if role == "assistant" else "user",
+                        content=types.TextContent(type="text", text=text),
+                    )
+                    for role, text in messages
+                ],
+                system_prompt=system,
+                max_tokens=max_tokens,
+                include_context="none",
+            )
+        )
+        try:
+            # send_request rather than session.create_message: the latter is marked deprecated
+            # (sampling is deprecated from protocol 2026-07-28) and warns on every call.
+            result = await ctx.session.send_request(
+                request,
+                types.CreateMessageResult,
+                metadata=ServerMessageMetadata(related_request_id=ctx.request_id),
+            )
+        except LLMError:
+            raise
+        except MCPError as exc:
+            if exc.error.code == types.METHOD_NOT_FOUND or "not supported" in exc.error.message.lower():
+                raise LLMUnavailable(NO_SAMPLING) from exc
+            raise LLMUnavailable(
+                f"the MCP client refused the sampling request: {shorten(exc.error.message)}"
+            ) from exc
+        content = result.content
+        if not isinstance(content, types.TextContent):
+            raise GenerationFailed(
+                f"the MCP client's model answered with {content.type} content instead of text"
+            )
+        return content.text, result.model or None
+
+    return sample
