@@ -4,12 +4,15 @@ by the least-privilege demo role and by nothing more."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from pgmcp.db.tempserver import run_psql
 from pgmcp.demo.sample_data import DEMO_ROLE, load_sample_database, sample_database_sql
+from pgmcp.policy.compiler import compile_policy
+from pgmcp.policy.document import load_policy_spec
 from tests.conftest import TestDatabase
 
 TABLES = ("customers", "products", "orders", "order_items", "payments", "reviews")
@@ -132,3 +135,34 @@ def test_loading_twice_in_one_cluster_reuses_the_role(shop: TestDatabase) -> Non
         assert shop.server.run_sql("SELECT count(*) FROM reviews", name).strip() == "600"
     finally:
         shop.server.run_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_demo_policy_loads_and_says_what_the_demo_shows() -> None:
+    spec = load_policy_spec(["demo"], Path(__file__).parent)
+    assert spec.name == "demo"
+    assert spec.files[-1].endswith("baseline.yaml")
+    assert spec.statements == {"select", "explain"}
+    assert (spec.max_rows, spec.statement_timeout_ms) == (200, 5000)
+    assert [(f.table, f.condition) for f in spec.row_filters] == [("public.orders", "tenant_id = 1")]
+    assert len(spec.tests) >= 10
+    policy = compile_policy(spec)
+    assert policy.table_decision("public", "orders").allowed
+    assert not policy.table_decision("pg_catalog", "pg_authid").allowed
+    for table, column in (("customers", "email"), ("customers", "phone"), ("payments", "card_last4"),
+                          ("payments", "card_holder"), ("payments", "iban")):
+        assert not policy.column_decision("public", table, column).allowed, (table, column)
+    assert policy.column_decision("public", "customers", "name").allowed
+    assert policy.row_filter("public", "orders") is not None
+
+
+async def test_demo_policy_tests_pass_on_the_sample_database(shop: TestDatabase) -> None:
+    checker = pytest.importorskip("pgmcp.policy.checker")
+    from pgmcp.schema.introspect import introspect_dsn
+
+    policy = compile_policy(load_policy_spec(["demo"], Path(__file__).parent))
+    snapshot = await introspect_dsn(shop.dsn, "shop")
+    for case in policy.spec.tests:
+        verdict = checker.check(case.sql, policy, snapshot)
+        assert verdict.allowed == (case.expect == "allow"), (case.sql, verdict.violations)
+        codes = {v.rule for v in verdict.violations}
+        assert set(case.rules) <= codes, (case.sql, codes)
