@@ -1,0 +1,254 @@
+"""Name resolution as PostgreSQL does it: relations and functions, folded and schema-qualified.
+
+Relations: an unqualified name resolves in pg_catalog first (when pg_catalog has it), then
+along the policy's pinned search_path (with a snapshot: the first schema that has it). The
+resolved schema is written into the tree (`table.set("db", ...)`) so that what runs is what
+was checked. CTE references are not relations; table functions in FROM are functions.
+
+Functions: every call node, typed or not, gets the name the user spelled (sqlglot's typed
+classes lose it; the name token's offsets in `node.meta` recover it) and its schema if
+qualified. Attribute notation `(x).f` is a call of `f` too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlglot import exp
+from sqlglot.optimizer.scope import Scope, traverse_scope
+
+from pgmcp.policy.functions import pg_catalog_relations
+from pgmcp.schema.snapshot import SchemaSnapshot
+
+
+@dataclass(frozen=True)
+class RelationRef:
+    """One relation reference: the node, the candidate schemas, and the one written into the tree.
+
+    `candidates` holds every schema the name might resolve to at run time (more than one only
+    without a snapshot); the checker requires all of them to be allowed.
+    """
+
+    node: exp.Table
+    schema: str
+    name: str
+    candidates: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    node: exp.Table
+    reason: str
+
+
+@dataclass(frozen=True)
+class FunctionRef:
+    """One function call: folded name, schema if the call was qualified, and where it is."""
+
+    node: exp.Expr
+    schema: str | None
+    name: str
+    start: int | None  # offset of the name in the parsed text
+
+
+def fold(ident: exp.Expr | str | None) -> str:
+    """PostgreSQL case folding: unquoted identifiers become lower case, quoted stay as written."""
+    if ident is None:
+        return ""
+    if isinstance(ident, str):
+        return ident.lower()
+    if isinstance(ident, exp.Identifier):
+        text = str(ident.this)
+        return text if ident.quoted else text.lower()
+    return ident.name.lower()
+
+
+def resolve_relations(
+    tree: exp.Expr, search_path: tuple[str, ...], snapshot: SchemaSnapshot | None
+) -> tuple[list[RelationRef], list[Unresolved]]:
+    """Resolve every physical relation reference in `tree` and write its schema into the tree."""
+    real: dict[int, exp.Table] = {}
+    accounted: set[int] = set()
+    for scope in traverse_scope(tree):
+        for table in scope.tables:
+            if id(table) in accounted:
+                continue
+            accounted.add(id(table))
+            if _is_cte_reference(table, scope):
+                continue
+            real[id(table)] = table
+    refs: list[RelationRef] = []
+    unresolved: list[Unresolved] = []
+    # The cross-check: a Table the scope walk never saw (the target of a data-modifying CTE,
+    # a table in a place sqlglot does not scope) must not slip through unchecked.
+    for table in tree.find_all(exp.Table):
+        if isinstance(table.this, exp.Func) or table.args.get("rows_from"):
+            continue
+        if id(table) not in accounted:
+            unresolved.append(
+                Unresolved(table, "the table reference is outside any query scope pgmcp can check")
+            )
+            continue
+        if id(table) not in real:
+            continue
+        if not isinstance(table.this, exp.Identifier):
+            unresolved.append(Unresolved(table, "the relation reference has an unsupported shape"))
+            continue
+        if table.args.get("catalog"):
+            unresolved.append(
+                Unresolved(table, "cross-database references (db.schema.table) are not supported")
+            )
+            continue
+        ref = _resolve(table, search_path, snapshot)
+        if isinstance(ref, Unresolved):
+            unresolved.append(ref)
+        else:
+            refs.append(ref)
+    return refs, unresolved
+
+
+def _is_cte_reference(table: exp.Table, scope: Scope) -> bool:
+    if table.args.get("db") or not isinstance(table.this, exp.Identifier):
+        return False
+    source = scope.sources.get(table.alias_or_name)
+    return table.name in scope.cte_sources and isinstance(source, Scope)
+
+
+def _resolve(
+    table: exp.Table, search_path: tuple[str, ...], snapshot: SchemaSnapshot | None
+) -> RelationRef | Unresolved:
+    name = fold(table.this)
+    if table.args.get("db"):
+        schema = fold(table.args["db"])
+        candidates: tuple[str, ...] = (schema,)
+    else:
+        in_catalog = name in pg_catalog_relations() or (
+            snapshot is not None and snapshot.relation("pg_catalog", name) is not None
+        )
+        if in_catalog:
+            candidates = ("pg_catalog",)
+        elif snapshot is not None:
+            found = [s for s in search_path if snapshot.relation(s, name) is not None]
+            if not found:
+                return Unresolved(
+                    table, f"relation {name} does not exist in the search path ({', '.join(search_path)})"
+                )
+            candidates = (found[0],)
+        else:
+            # Without a snapshot the name may resolve in any schema of the path (or, for a
+            # pg_ name newer than the bundled catalog list, in pg_catalog): check them all.
+            extra = ("pg_catalog",) if name.startswith("pg_") else ()
+            candidates = extra + tuple(search_path)
+        schema = candidates[0]
+        table.set("db", exp.to_identifier(schema, quoted=schema != schema.lower() or not _plain(schema)))
+    # Write back the folded name too, so that the generated SQL names exactly this relation.
+    old = table.this
+    if old.this != name:
+        new = exp.to_identifier(name, quoted=bool(old.quoted))
+        if old._meta:
+            new.meta.update(old.meta)
+        table.set("this", new)
+    return RelationRef(table, schema, name, candidates)
+
+
+def _plain(name: str) -> bool:
+    return name.replace("_", "a").isalnum() and not name[:1].isdigit()
+
+
+# -- functions ---------------------------------------------------------------------------------
+
+# Typed sqlglot classes built by special parsers carry no name token; what they stand for.
+# None marks SQL syntax that is not a function call in PostgreSQL (casts, CASE, operators).
+SYNTAX_CLASSES: dict[str, str | None] = {
+    "Cast": None,
+    "TryCast": None,
+    "Case": None,
+    "If": None,
+    "Extract": "extract",
+    "RegexpLike": None,
+    "RegexpILike": None,
+    "JSONExtract": None,
+    "JSONExtractScalar": None,
+    "JSONBExtract": None,
+    "JSONBExtractScalar": None,
+    "JSONBContains": None,
+    "Array": None,
+    "Bracket": None,
+    "CurrentTimestamp": "current_timestamp",
+    "CurrentDate": "current_date",
+    "CurrentTime": "current_time",
+    "CurrentUser": "current_user",
+    "Substring": "substring",
+    "Trim": "btrim",
+    "StrPosition": "position",
+    "GroupConcat": "string_agg",
+    "Unnest": "unnest",
+    "AtTimeZone": None,
+    "Collate": None,
+    "ArrayContainsAll": None,
+    "ArrayContainedBy": None,
+    "ArrayOverlaps": None,
+    "Overlay": "overlay",
+    "ArrayAgg": "array_agg",
+    "Exists": None,
+    "Any": None,
+    "All": None,
+    "Struct": None,
+    "Interval": None,
+    "Coalesce": "coalesce",
+}
+
+
+def function_refs(tree: exp.Expr, text: str) -> list[FunctionRef]:
+    """Every function call in `tree` (parsed from `text`), with its spelled name."""
+    out: list[FunctionRef] = []
+    for node in tree.walk():
+        if isinstance(node, exp.Func):
+            ref = _function_ref(node, text)
+            if ref is not None:
+                out.append(ref)
+        elif (
+            isinstance(node, exp.Dot)
+            and isinstance(node.expression, exp.Identifier)
+            and not isinstance(node.this, (exp.Identifier, exp.Dot))
+        ):
+            # `(expr).name` is attribute notation: a field of a composite or a call name(expr).
+            ident = node.expression
+            meta = ident.meta if ident._meta else {}
+            out.append(FunctionRef(node, None, fold(ident), meta.get("start")))
+    return out
+
+
+def _function_ref(node: exp.Func, text: str) -> FunctionRef | None:
+    schema = _call_schema(node)
+    meta = node.meta if node._meta else {}
+    start = meta.get("start")
+    if isinstance(node, exp.Anonymous):
+        this = node.this
+        name = fold(this) if isinstance(this, exp.Identifier) else str(this).lower()
+        return FunctionRef(node, schema, name, start)
+    if start is not None and "end" in meta:
+        spelled = text[int(start) : int(meta["end"]) + 1]
+        if spelled.startswith('"') and spelled.endswith('"') and len(spelled) > 1:
+            return FunctionRef(node, schema, spelled[1:-1].replace('""', '"'), start)
+        if _plain(spelled):
+            return FunctionRef(node, schema, spelled.lower(), start)
+    cls = type(node).__name__
+    if cls in SYNTAX_CLASSES:
+        mapped = SYNTAX_CLASSES[cls]
+        return None if mapped is None else FunctionRef(node, schema, mapped, start)
+    # Unknown typed node without a usable name token: name it so the policy decides (and an
+    # unlisted one is refused as unknown, never passed).
+    return FunctionRef(node, schema, f"{node.sql_name().lower()}", start)
+
+
+def _call_schema(node: exp.Expr) -> str | None:
+    parent = node.parent
+    if isinstance(parent, exp.Dot) and parent.expression is node:
+        qualifier = parent.this
+        if isinstance(qualifier, exp.Dot):  # db.schema.f(): the schema is the last part
+            qualifier = qualifier.expression
+        return fold(qualifier) if isinstance(qualifier, (exp.Identifier, exp.Column, exp.Var)) else "?"
+    if isinstance(parent, exp.Table) and parent.this is node and parent.args.get("db"):
+        return fold(parent.args["db"])
+    return None

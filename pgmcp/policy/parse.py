@@ -1,0 +1,282 @@
+"""From SQL text to one checked sqlglot tree, or the structural violations that stop it.
+
+This stage fails closed: a tokenizer or parser error, more than one statement, an opaque
+`Command`, a unicode-escaped identifier (sqlglot misreads `U&"..."`), a reserved `_pgmcp_`
+identifier or a tree too deep to walk safely all end here with a violation. EXPLAIN is
+peeled off textually (sqlglot only sees it as an opaque Command) and the inner statement is
+parsed and judged like any other.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from loguru import logger
+from sqlglot import exp
+from sqlglot.dialects.postgres import Postgres
+from sqlglot.errors import ParseError, SqlglotError, TokenError
+from sqlglot.tokenizer_core import Token, TokenType
+
+from pgmcp.policy.rules import violation
+from pgmcp.policy.verdict import Violation
+
+MAX_PAREN_DEPTH = 100  # PostgreSQL's own parser gives up far later; real queries stay far below
+MAX_TREE_DEPTH = 400  # keeps sqlglot's recursive generator and optimizer well inside the stack
+
+_DIALECT = Postgres()
+RESERVED_PREFIX = "_pgmcp_"
+
+_captured: ContextVar[list[str] | None] = ContextVar("pgmcp_sqlglot_log", default=None)
+
+
+class _SqlglotLogHandler(logging.Handler):
+    """Keeps sqlglot's WARNINGs off stderr: they go into the verdict trace and loguru's debug log."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        sink = _captured.get()
+        if sink is not None:
+            sink.append(message)
+        logger.debug("sqlglot: {}", message)
+
+
+_sqlglot_logger = logging.getLogger("sqlglot")
+_sqlglot_logger.addHandler(_SqlglotLogHandler())
+_sqlglot_logger.propagate = False
+
+
+@dataclass(frozen=True)
+class Explain:
+    """The EXPLAIN prefix peeled off a statement (kept verbatim for a rewritten statement)."""
+
+    prefix: str
+    analyze: bool
+    options: tuple[str, ...]
+
+
+@dataclass
+class Parsed:
+    """One statement after parsing. `tree` is None when `violations` stopped it.
+
+    `body` is the text that was parsed (the inner statement for EXPLAIN) and `offset` where
+    it starts in `sql`; positions in the tree are relative to `body`.
+    """
+
+    sql: str
+    body: str
+    offset: int = 0
+    explain: Explain | None = None
+    tree: exp.Expr | None = None
+    violations: list[Violation] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+
+    def position(self, start: int | None) -> tuple[int | None, int | None]:
+        """1-based (line, column) in `sql` of offset `start` in `body`."""
+        if start is None:
+            return None, None
+        absolute = self.offset + start
+        before = self.sql[:absolute]
+        line = before.count("\n") + 1
+        return line, absolute - (before.rfind("\n") + 1) + 1
+
+    def node_position(self, node: exp.Expr) -> tuple[int | None, int | None]:
+        """Where `node` (or its first descendant that knows) starts in `sql`."""
+        for sub in node.walk():
+            meta = sub.meta if sub._meta else None
+            if meta and "start" in meta:
+                return self.position(int(meta["start"]))
+        return None, None
+
+
+def parse_statement(sql: str, *, allow_reserved: bool = False) -> Parsed:
+    """Parse `sql` as exactly one statement, peeling EXPLAIN; never raises on bad input."""
+    parsed = Parsed(sql=sql, body=sql)
+    sink: list[str] = []
+    token = _captured.set(sink)
+    try:
+        _parse_into(parsed, allow_reserved)
+    except RecursionError:
+        parsed.tree = None
+        parsed.violations.append(
+            violation("PGM006", "the statement is nested too deeply to be checked; flatten the query")
+        )
+    finally:
+        _captured.reset(token)
+        parsed.log = sink
+    return parsed
+
+
+def _parse_into(parsed: Parsed, allow_reserved: bool) -> None:
+    try:
+        tokens = _DIALECT.tokenize(parsed.sql)
+    except (TokenError, SqlglotError) as err:
+        parsed.violations.append(violation("PGM001", f"the SQL could not be tokenized: {_short(err)}"))
+        return
+    if tokens and tokens[0].token_type == TokenType.COMMAND and tokens[0].text.upper() == "EXPLAIN":
+        if not _peel_explain(parsed, tokens[0]):
+            return
+        try:
+            tokens = _DIALECT.tokenize(parsed.body)
+        except (TokenError, SqlglotError) as err:
+            parsed.violations.append(violation("PGM001", f"the SQL could not be tokenized: {_short(err)}"))
+            return
+    if not _check_tokens(parsed, tokens, allow_reserved):
+        return
+    try:
+        trees = _DIALECT.parser().parse(tokens, parsed.body)
+    except (ParseError, TokenError, SqlglotError) as err:
+        parsed.violations.append(violation("PGM001", f"the SQL could not be parsed: {_short(err)}"))
+        return
+    # A comment after the last ';' yields an extra Semicolon node: it is not a statement.
+    statements = [t for t in trees if t is not None and not isinstance(t, exp.Semicolon)]
+    if len(statements) != 1:
+        what = "no statement" if not statements else f"{len(statements)} statements"
+        parsed.violations.append(
+            violation(
+                "PGM002" if statements else "PGM001",
+                f"expected exactly one statement, got {what}; send one at a time",
+            )
+        )
+        return
+    tree = statements[0]
+    if _tree_depth(tree) > MAX_TREE_DEPTH:
+        parsed.violations.append(
+            violation(
+                "PGM006", f"the statement is nested more than {MAX_TREE_DEPTH} levels deep; flatten the query"
+            )
+        )
+        return
+    parsed.tree = tree
+
+
+def _peel_explain(parsed: Parsed, first: Token) -> bool:
+    """Split `EXPLAIN [ (options) | ANALYZE VERBOSE ]` off; the rest becomes the body."""
+    rest_at = first.end + 1
+    try:
+        tokens = _DIALECT.tokenize(parsed.sql[rest_at:])
+    except (TokenError, SqlglotError) as err:
+        parsed.violations.append(violation("PGM001", f"the SQL could not be tokenized: {_short(err)}"))
+        return False
+    options: list[str] = []
+    analyze = False
+    i = 0
+    if tokens and tokens[0].token_type == TokenType.L_PAREN:
+        words: list[list[str]] = [[]]
+        i = 1
+        while i < len(tokens) and tokens[i].token_type != TokenType.R_PAREN:
+            tok = tokens[i]
+            if tok.token_type == TokenType.COMMA:
+                words.append([])
+            elif tok.token_type in (TokenType.STRING, TokenType.L_PAREN, TokenType.SEMICOLON):
+                parsed.violations.append(violation("PGM003", "unsupported EXPLAIN option list"))
+                return False
+            else:
+                words[-1].append(tok.text.lower())
+            i += 1
+        if i >= len(tokens):
+            parsed.violations.append(violation("PGM001", "unterminated EXPLAIN option list"))
+            return False
+        i += 1
+        for word in words:
+            if not word:
+                continue
+            options.append(" ".join(word))
+            if word[0] in ("analyze", "analyse") and (len(word) == 1 or word[1] not in ("false", "off", "0")):
+                analyze = True
+    else:
+        while i < len(tokens) and tokens[i].text.lower() in ("analyze", "analyse", "verbose"):
+            options.append(tokens[i].text.lower())
+            analyze = analyze or tokens[i].text.lower() != "verbose"
+            i += 1
+    if i >= len(tokens):
+        parsed.violations.append(violation("PGM001", "EXPLAIN without a statement"))
+        return False
+    body_at = rest_at + tokens[i].start
+    # Comments before the inner statement belong to the prefix; keep the text verbatim.
+    parsed.explain = Explain(parsed.sql[:body_at], analyze, tuple(options))
+    parsed.offset = body_at
+    parsed.body = parsed.sql[body_at:]
+    return True
+
+
+def _check_tokens(parsed: Parsed, tokens: list[Token], allow_reserved: bool) -> bool:
+    ok = True
+    depth = 0
+    for i, tok in enumerate(tokens):
+        kind = tok.token_type
+        if kind == TokenType.L_PAREN:
+            depth += 1
+            if depth > MAX_PAREN_DEPTH:
+                parsed.violations.append(
+                    violation(
+                        "PGM006",
+                        f"parentheses nest more than {MAX_PAREN_DEPTH} levels deep; flatten the query",
+                        *_at(parsed, tok),
+                    )
+                )
+                return False
+        elif kind == TokenType.R_PAREN:
+            depth -= 1
+        elif kind == TokenType.AMP and i > 0:
+            prev = tokens[i - 1]
+            if (
+                prev.text in ("U", "u")
+                and prev.end + 1 == tok.start
+                and i + 1 < len(tokens)
+                and tokens[i + 1].start == tok.end + 1
+            ):
+                parsed.violations.append(
+                    violation(
+                        "PGM004",
+                        'U&"..." identifiers with unicode escapes are refused; write the name plainly',
+                        *_at(parsed, prev),
+                    )
+                )
+                ok = False
+        elif (
+            not allow_reserved
+            and kind in (TokenType.VAR, TokenType.IDENTIFIER)
+            and tok.text.lower().startswith(RESERVED_PREFIX)
+        ):
+            parsed.violations.append(
+                violation(
+                    "PGM005",
+                    f"identifier {tok.text} is reserved for pgmcp (prefix {RESERVED_PREFIX}); rename it",
+                    *_at(parsed, tok),
+                )
+            )
+            ok = False
+    return ok
+
+
+def _at(parsed: Parsed, tok: Token) -> tuple[int | None, int | None]:
+    return parsed.position(tok.start)
+
+
+def _tree_depth(tree: exp.Expr) -> int:
+    deepest = 0
+    stack: list[tuple[exp.Expr, int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > deepest:
+            deepest = depth
+            if deepest > MAX_TREE_DEPTH:
+                return deepest
+        stack.extend((child, depth + 1) for child in _children(node))
+    return deepest
+
+
+def _children(node: exp.Expr) -> Iterator[exp.Expr]:
+    for value in node.args.values():
+        if isinstance(value, exp.Expr):
+            yield value
+        elif isinstance(value, list):
+            yield from (v for v in value if isinstance(v, exp.Expr))
+
+
+def _short(err: Exception) -> str:
+    text = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return text[:300]

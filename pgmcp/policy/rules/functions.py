@@ -1,0 +1,56 @@
+"""PGM4xx: every function called, however spelled and wherever called, must be allowed."""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from pgmcp.policy.compiler import CompiledPolicy
+from pgmcp.policy.names import FunctionRef, fold
+from pgmcp.policy.parse import Parsed
+from pgmcp.policy.rules import violation
+from pgmcp.policy.verdict import TraceEntry, Violation
+
+
+def function_violations(
+    parsed: Parsed, refs: list[FunctionRef], policy: CompiledPolicy, trace: list[TraceEntry]
+) -> list[Violation]:
+    out: list[Violation] = []
+    for ref in refs:
+        decision = policy.function_decision(ref.schema, ref.name)
+        shown = f"{ref.schema}.{ref.name}" if ref.schema else ref.name
+        if decision.allowed:
+            trace.append(
+                TraceEntry("PGM4xx", "function", "allow", f"{shown}: {decision.reason}", decision.source)
+            )
+            continue
+        where = parsed.position(ref.start) if ref.start is not None else parsed.node_position(ref.node)
+        how = " (attribute notation calls it)" if isinstance(ref.node, exp.Dot) else ""
+        out.append(
+            violation(
+                decision.code,
+                f"function {shown}{how} is refused: {decision.reason}; rewrite the query without it",
+                *where,
+                source=decision.source,
+            )
+        )
+        trace.append(TraceEntry(decision.code, "function", "deny", shown, decision.source))
+    return out
+
+
+def attribute_calls(parsed: Parsed, tree: exp.Expr, policy: CompiledPolicy) -> list[Violation]:
+    """`t.pg_sleep` may be the call pg_sleep(t) (PostgreSQL's attribute notation): refuse dangerous names."""
+    out: list[Violation] = []
+    for column in tree.find_all(exp.Column):
+        if not column.table or not isinstance(column.this, exp.Identifier):
+            continue
+        name = fold(column.this)
+        if policy.functions.is_dangerous(name):
+            out.append(
+                violation(
+                    "PGM401",
+                    f"{column.table}.{name} may call the dangerous function {name} "
+                    "(attribute notation); rewrite the query without it",
+                    *parsed.node_position(column),
+                )
+            )
+    return out
