@@ -1,0 +1,169 @@
+"""The policy-filtered view never shows a denied table or column, and describes what is left."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+import pytest
+
+from pgmcp.schema.filtered import describe, filter_snapshot, render_text
+from pgmcp.schema.snapshot import SchemaSnapshot
+from tests.conftest import TestDatabase
+from tests.schema_fixture import SHOP_SQL, snapshot_of
+
+EXTRA_SQL = """
+CREATE VIEW shop.customer_emails AS SELECT id, email FROM shop.customers;
+CREATE TABLE shop.refunds (
+    id integer PRIMARY KEY,
+    order_id bigint REFERENCES shop.orders(id),
+    line_order bigint, line_no integer,
+    FOREIGN KEY (line_order, line_no) REFERENCES shop.order_lines
+);
+"""
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    explicit: bool = False
+
+
+@dataclass(frozen=True)
+class GlobPolicy:
+    """A small stand-in with CompiledPolicy's visibility semantics: deny wins, unmatched is denied."""
+
+    tables: tuple[tuple[str, str], ...]
+    denied_columns: tuple[str, ...]
+    allowed_functions: tuple[str, ...]
+    row_filters: tuple[str, ...] = ()
+
+    def table_decision(self, schema: str, name: str) -> Decision:
+        qualified = f"{schema}.{name}"
+        matched = [(p, a) for p, a in self.tables if fnmatchcase(qualified, p)]
+        if not matched or any(a == "deny" for _, a in matched):
+            return Decision(False)
+        return Decision(True, explicit=any(p == qualified for p, _ in matched))
+
+    def table_visible(self, schema: str, name: str) -> bool:
+        return self.table_decision(schema, name).allowed
+
+    def column_visible(self, schema: str, table: str, column: str) -> bool:
+        qualified = f"{schema}.{table}.{column}"
+        return self.table_visible(schema, table) and not any(
+            fnmatchcase(qualified, p) for p in self.denied_columns
+        )
+
+    def function_decision(self, schema: str | None, name: str) -> Decision:
+        return Decision(f"{schema}.{name}" in self.allowed_functions)
+
+    def row_filter(self, schema: str, table: str) -> str | None:
+        return "true" if f"{schema}.{table}" in self.row_filters else None
+
+
+POLICY = GlobPolicy(
+    tables=(("shop.*", "allow"), ("shop.order_lines", "deny"), ("hr.payroll", "allow")),
+    denied_columns=("shop.customers.email", "*.*.note"),
+    allowed_functions=("shop.order_count",),
+)
+DENIED_NAMES = ("order_lines", "employees", "email", "note", "customer_emails", "hr.team")
+
+
+@pytest.fixture(scope="module")
+async def full(pg_database: TestDatabase) -> SchemaSnapshot:
+    pg_database.run_sql(SHOP_SQL + EXTRA_SQL)
+    return await snapshot_of(pg_database.dsn, "shop")
+
+
+@pytest.fixture(scope="module")
+def shown(full: SchemaSnapshot) -> SchemaSnapshot:
+    return filter_snapshot(full, POLICY)
+
+
+def test_only_visible_relations_remain(shown: SchemaSnapshot) -> None:
+    assert {r.qualified_name for r in shown.relations} == {
+        "shop.customers", "shop.orders", "shop.customer_orders", "shop.order_totals",
+        "shop.events", "shop.events_2024", "shop.refunds",
+        "hr.payroll",  # reads hidden hr.employees, but allowed by name
+    }  # shop.customer_emails reads a hidden column: hidden too
+
+
+def test_hidden_columns_and_what_mentions_them_are_gone(shown: SchemaSnapshot) -> None:
+    customers = shown.relation("shop", "customers")
+    orders = shown.relation("shop", "orders")
+    refunds = shown.relation("shop", "refunds")
+    assert customers is not None and orders is not None and refunds is not None
+    assert [c.name for c in customers.columns] == ["id", "name", "created_at"]
+    assert {i.name for i in customers.indexes} == {"customers_pkey"}
+    assert [c.name for c in orders.columns] == ["id", "customer_id", "status", "total"]
+    assert {i.name for i in orders.indexes} == {"orders_pkey", "orders_customer_idx"}
+    assert [fk.ref_table for fk in orders.foreign_keys] == ["customers"]
+    assert [fk.ref_table for fk in refunds.foreign_keys] == ["orders"]  # not the hidden order_lines
+
+
+def test_dependencies_on_hidden_relations_are_dropped(shown: SchemaSnapshot, full: SchemaSnapshot) -> None:
+    payroll = shown.relation("hr", "payroll")
+    assert payroll is not None and payroll.depends_on == () and payroll.depends_on_columns == ()
+    view = shown.relation("shop", "customer_orders")
+    assert view is not None and view == full.relation("shop", "customer_orders")
+
+
+def test_functions_and_enums(shown: SchemaSnapshot) -> None:
+    assert [(f.schema, f.name) for f in shown.functions] == [("shop", "order_count")]
+    assert [e.name for e in shown.enums] == ["order_status"]
+    no_status = GlobPolicy(POLICY.tables, (*POLICY.denied_columns, "shop.orders.status"), ())
+    assert filter_snapshot(shown, no_status).enums == ()  # only a hidden column used it
+
+
+def test_row_filtered_tables_lose_their_row_estimate(full: SchemaSnapshot, shown: SchemaSnapshot) -> None:
+    filtered = filter_snapshot(full, GlobPolicy(POLICY.tables, (), (), row_filters=("shop.customers",)))
+    plain, row_filtered = shown.relation("shop", "customers"), filtered.relation("shop", "customers")
+    assert plain is not None and plain.row_estimate == 50
+    assert row_filtered is not None and row_filtered.row_estimate is None
+
+
+def test_no_denied_name_in_any_rendering(shown: SchemaSnapshot) -> None:
+    texts = [render_text(shown), json.dumps(describe(shown)),
+             render_text(shown, ["customers", "orders"]), json.dumps(describe(shown, ["orders"]))]
+    for text in texts:
+        for name in DENIED_NAMES:
+            assert name not in text
+
+
+def test_describe_some_tables(shown: SchemaSnapshot) -> None:
+    out = describe(shown, ["customers", "shop.orders", "order_lines", "nope", "Customers"])
+    assert [r["name"] for r in out["relations"]] == ["customers", "orders"]
+    assert out["unknown"] == ["order_lines", "nope"]  # hidden looks exactly like missing
+    assert out["enums"] == [{"schema": "shop", "name": "order_status",
+                             "labels": ["new", "paid", "shipped", "cancelled"]}]
+    assert "functions" not in out
+    orders = out["relations"][1]
+    assert orders["foreign_keys"] == [{"name": "orders_customer_id_fkey", "columns": ["customer_id"],
+                                       "references": "shop.customers", "ref_columns": ["id"]}]
+    assert orders["columns"][2] == {"name": "status", "type": "shop.order_status", "nullable": False,
+                                    "default": "'new'::shop.order_status", "comment": None}
+    whole = describe(shown)
+    assert len(whole["relations"]) == len(shown.relations) and whole["unknown"] == []
+    assert whole["functions"] == [{"schema": "shop", "name": "order_count", "arguments": "cid integer",
+                                   "returns": "bigint", "returns_set": False, "volatility": "stable"}]
+
+
+def test_text_rendering(shown: SchemaSnapshot) -> None:
+    text = render_text(shown, ["shop.customers", "customer_orders", "ghost"])
+    assert text == (
+        "-- database shop: 2 relations\n"
+        "TABLE shop.customers (~50 rows)  -- People who buy\n"
+        "  id integer NOT NULL DEFAULT nextval('shop.customers_id_seq'::regclass) PK\n"
+        "  name character varying(200)\n"
+        "  created_at timestamp with time zone NOT NULL DEFAULT now()\n"
+        "VIEW shop.customer_orders reads shop.customers, shop.orders\n"
+        "  name character varying(200)\n"
+        "  total numeric(12,2)\n"
+        "-- unknown: ghost\n"
+    )
+    whole = render_text(shown)
+    assert "FUNCTION shop.order_count(cid integer) RETURNS bigint STABLE" in whole
+    assert "ENUM shop.order_status: 'new', 'paid', 'shipped', 'cancelled'" in whole
+    assert "  INDEX orders_customer_idx btree (customer_id)" in whole
+    assert "  FOREIGN KEY (customer_id) REFERENCES shop.customers(id)" in whole
