@@ -11,6 +11,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 from urllib.parse import quote
 
 import pytest
@@ -93,7 +94,7 @@ def _log_everything(secret: str) -> None:
 
 @pytest.mark.parametrize("fmt", ["text", "json"])
 def test_no_secret_in_output(
-    fmt: str, restore_logging: None, capsys: pytest.CaptureFixture[str]
+    fmt: Literal["text", "json"], restore_logging: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     secret = _secret()
     setup_logging(LoggingConfig(level="DEBUG", format=fmt))  # default stream: sys.stderr

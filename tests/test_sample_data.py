@@ -62,15 +62,15 @@ def test_every_table_and_most_columns_are_commented(shop: TestDatabase) -> None:
         "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
         "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'v') GROUP BY c.oid, c.relname"
     )
-    seen = {}
+    seen: dict[str, tuple[bool, int, int]] = {}
     for line in rows.splitlines():
         name, table_commented, commented, total = line.split("|")
-        seen[name] = (table_commented, int(commented), int(total))
+        seen[name] = (table_commented == "t", int(commented), int(total))
     assert set(seen) == {*TABLES, "product_ratings"}
-    for name, (table_commented, commented, total) in seen.items():
-        assert table_commented == "t", name
-        if name != "product_ratings":
-            assert commented >= total / 2, (name, commented, total)
+    for relation, (has_comment, n_commented, n_columns) in seen.items():
+        assert has_comment, relation
+        if relation != "product_ratings":
+            assert n_commented >= n_columns / 2, (relation, n_commented, n_columns)
 
 
 def test_keys_indexes_and_view(shop: TestDatabase) -> None:
