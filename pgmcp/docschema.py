@@ -69,8 +69,9 @@ def _shown(path: PathKey, value: object) -> str:
 
 
 def _closest(word: str, options: list[str]) -> str | None:
-    match = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return match[0] if match else None
+    folded = {o.lower(): o for o in options}
+    match = difflib.get_close_matches(word.lower(), list(folded), n=1, cutoff=0.6)
+    return folded[match[0]] if match else None
 
 
 def _describe(error: ValidationError) -> tuple[PathKey, str, str | None]:
@@ -104,7 +105,8 @@ def _describe(error: ValidationError) -> tuple[PathKey, str, str | None]:
             message += f" {_shown(path, value)}"
         hint: str | None = None
         if "string" in expected and isinstance(value, (int, float, bool)):
-            hint = f'quote the value to make it text, e.g. "{value}"'
+            example = "" if path and path[-1] in SECRET_KEYS else f', e.g. "{value}"'
+            hint = f"quote the value to make it text{example}"
         elif "array" in expected and not isinstance(value, list):
             hint = "write a list, e.g. [a, b], or one '- item' per line"
         elif "object" in expected and value is None:

@@ -68,10 +68,11 @@ class PolicyTest:
 class PolicySpec:
     """One effective policy: the document merged with everything it extends.
 
-    Merge rules for `extends`: lists (tables, columns, functions, row filters) accumulate,
-    parents first; scalar settings (statements, explain_analyze, limits, search_path) are
-    taken from the most derived document that sets them. Deny always wins over allow at
-    check time, whatever the order.
+    Merge rules for `extends` (see `pgmcp.policy.merge`): deny rules and row filters
+    accumulate, parents first; the allow rules of a section (tables, columns, functions) come
+    from the most derived document that declares any allow rule in it; scalar settings
+    (statements, explain_analyze, limits, search_path) are taken from the most derived
+    document that sets them. Deny always wins over allow at check time, whatever the order.
     """
 
     name: str
