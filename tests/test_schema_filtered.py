@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from fnmatch import fnmatchcase
+from pathlib import Path
 
 import pytest
 
+from pgmcp.policy.compiler import CompiledPolicy, compile_policy
+from pgmcp.policy.document import load_policy_file
 from pgmcp.schema.filtered import describe, filter_snapshot, render_text
 from pgmcp.schema.snapshot import SchemaSnapshot
 from tests.conftest import TestDatabase
@@ -22,63 +23,64 @@ CREATE TABLE shop.refunds (
     FOREIGN KEY (line_order, line_no) REFERENCES shop.order_lines
 );
 """
+# What policies/shop-analyst.yaml is written for: the public schema.
+ANALYST_SQL = """
+CREATE TABLE public.users (id integer PRIMARY KEY, name text, password_hash text, ssn text);
+CREATE INDEX users_password_idx ON public.users (password_hash);
+CREATE TABLE public.secrets (id integer, value text);
+CREATE TABLE public.orders (
+    id integer PRIMARY KEY, tenant_id integer, user_id integer REFERENCES public.users(id), total numeric
+);
+ANALYZE public.orders;
+CREATE VIEW public.user_names AS SELECT id, name FROM public.users;
+CREATE VIEW public.leaky AS SELECT id, password_hash IS NOT NULL AS has_password FROM public.users;
+CREATE FUNCTION public.st_double(a integer) RETURNS integer LANGUAGE sql IMMUTABLE AS 'SELECT 2 * a';
+CREATE FUNCTION public.mine(a integer) RETURNS integer LANGUAGE sql IMMUTABLE AS 'SELECT a';
+"""
 
 
-@dataclass(frozen=True)
-class Decision:
-    allowed: bool
-    explicit: bool = False
+POLICY_YAML = """
+name: test-shop
+extends: [baseline]
+tables:
+  "shop.*": allow
+  "shop.order_lines": deny
+  "hr.payroll": allow
+columns:
+  deny: [shop.customers.email, "*.*.note"]
+functions:
+  allow: [shop.order_count]
+"""
 
 
-@dataclass(frozen=True)
-class GlobPolicy:
-    """A small stand-in with CompiledPolicy's visibility semantics: deny wins, unmatched is denied."""
-
-    tables: tuple[tuple[str, str], ...]
-    denied_columns: tuple[str, ...]
-    allowed_functions: tuple[str, ...]
-    row_filters: tuple[str, ...] = ()
-
-    def table_decision(self, schema: str, name: str) -> Decision:
-        qualified = f"{schema}.{name}"
-        matched = [(p, a) for p, a in self.tables if fnmatchcase(qualified, p)]
-        if not matched or any(a == "deny" for _, a in matched):
-            return Decision(False)
-        return Decision(True, explicit=any(p == qualified for p, _ in matched))
-
-    def table_visible(self, schema: str, name: str) -> bool:
-        return self.table_decision(schema, name).allowed
-
-    def column_visible(self, schema: str, table: str, column: str) -> bool:
-        qualified = f"{schema}.{table}.{column}"
-        return self.table_visible(schema, table) and not any(
-            fnmatchcase(qualified, p) for p in self.denied_columns
-        )
-
-    def function_decision(self, schema: str | None, name: str) -> Decision:
-        return Decision(f"{schema}.{name}" in self.allowed_functions)
-
-    def row_filter(self, schema: str, table: str) -> str | None:
-        return "true" if f"{schema}.{table}" in self.row_filters else None
+def compiled(tmp_path: Path, text: str) -> CompiledPolicy:
+    path = tmp_path / f"policy-{abs(hash(text))}.yaml"
+    path.write_text(text)
+    return compile_policy(load_policy_file(path))
 
 
-POLICY = GlobPolicy(
-    tables=(("shop.*", "allow"), ("shop.order_lines", "deny"), ("hr.payroll", "allow")),
-    denied_columns=("shop.customers.email", "*.*.note"),
-    allowed_functions=("shop.order_count",),
-)
+@pytest.fixture(scope="module")
+def policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("policies")
+
+
+@pytest.fixture(scope="module")
+def policy(policy_dir: Path) -> CompiledPolicy:
+    return compiled(policy_dir, POLICY_YAML)
+
+
 DENIED_NAMES = ("order_lines", "employees", "email", "note", "customer_emails", "hr.team")
 
 
 @pytest.fixture(scope="module")
 async def full(pg_database: TestDatabase) -> SchemaSnapshot:
-    pg_database.run_sql(SHOP_SQL + EXTRA_SQL)
+    pg_database.run_sql(SHOP_SQL + EXTRA_SQL + ANALYST_SQL)
     return await snapshot_of(pg_database.dsn, "shop")
 
 
 @pytest.fixture(scope="module")
-def shown(full: SchemaSnapshot) -> SchemaSnapshot:
-    return filter_snapshot(full, POLICY)
+def shown(full: SchemaSnapshot, policy: CompiledPolicy) -> SchemaSnapshot:
+    return filter_snapshot(full, policy)
 
 
 def test_only_visible_relations_remain(shown: SchemaSnapshot) -> None:
@@ -109,15 +111,18 @@ def test_dependencies_on_hidden_relations_are_dropped(shown: SchemaSnapshot, ful
     assert view is not None and view == full.relation("shop", "customer_orders")
 
 
-def test_functions_and_enums(shown: SchemaSnapshot) -> None:
+def test_functions_and_enums(shown: SchemaSnapshot, policy_dir: Path) -> None:
     assert [(f.schema, f.name) for f in shown.functions] == [("shop", "order_count")]
     assert [e.name for e in shown.enums] == ["order_status"]
-    no_status = GlobPolicy(POLICY.tables, (*POLICY.denied_columns, "shop.orders.status"), ())
+    no_status = compiled(policy_dir, POLICY_YAML.replace('"*.*.note"', '"*.*.note", shop.orders.status'))
     assert filter_snapshot(shown, no_status).enums == ()  # only a hidden column used it
 
 
-def test_row_filtered_tables_lose_their_row_estimate(full: SchemaSnapshot, shown: SchemaSnapshot) -> None:
-    filtered = filter_snapshot(full, GlobPolicy(POLICY.tables, (), (), row_filters=("shop.customers",)))
+def test_row_filtered_tables_lose_their_row_estimate(
+    full: SchemaSnapshot, shown: SchemaSnapshot, policy_dir: Path
+) -> None:
+    row_filtered_policy = compiled(policy_dir, POLICY_YAML + "row_filters:\n  shop.customers: id > 10\n")
+    filtered = filter_snapshot(full, row_filtered_policy)
     plain, row_filtered = shown.relation("shop", "customers"), filtered.relation("shop", "customers")
     assert plain is not None and plain.row_estimate == 50
     assert row_filtered is not None and row_filtered.row_estimate is None
@@ -167,3 +172,20 @@ def test_text_rendering(shown: SchemaSnapshot) -> None:
     assert "ENUM shop.order_status: 'new', 'paid', 'shipped', 'cancelled'" in whole
     assert "  INDEX orders_customer_idx btree (customer_id)" in whole
     assert "  FOREIGN KEY (customer_id) REFERENCES shop.customers(id)" in whole
+
+
+def test_shipped_shop_analyst_policy(full: SchemaSnapshot) -> None:
+    analyst = compile_policy(load_policy_file(Path(__file__).parent.parent / "policies/shop-analyst.yaml"))
+    shown = filter_snapshot(full, analyst)
+    assert {r.qualified_name for r in shown.relations} == {
+        "public.users", "public.orders", "public.user_names"
+    }  # not secrets (denied), not leaky (reads password_hash), nothing outside public
+    users, orders = shown.relation("public", "users"), shown.relation("public", "orders")
+    assert users is not None and orders is not None
+    assert [c.name for c in users.columns] == ["id", "name"] and users.indexes[0].name == "users_pkey"
+    assert len(users.indexes) == 1
+    assert orders.row_estimate is None  # row-filtered: the estimate would count other tenants
+    assert [(f.schema, f.name) for f in shown.functions] == [("public", "st_double")]
+    for text in (render_text(shown), json.dumps(describe(shown))):
+        for name in ("password_hash", "ssn", "secrets", "leaky", "mine", "shop.", "hr."):
+            assert name not in text
