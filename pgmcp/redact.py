@@ -7,11 +7,14 @@ a DSN, `password=...` pairs, vendor API keys, bearer tokens). `redact` applies b
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import threading
 from collections.abc import Mapping
 from urllib.parse import quote, quote_plus
+
+from pgmcp.config import Secret
 
 MASK = "***"
 # Registered secrets shorter than this are not replaced verbatim: masking every "ab" in every
@@ -60,6 +63,25 @@ def register_secret(value: str) -> None:
         # Longest first, so a secret containing another is masked whole.
         ordered = sorted(_secrets, key=lambda s: (-len(s), s))
         _secret_re = re.compile("|".join(re.escape(s) for s in ordered))
+
+
+def register_secrets_in(value: object) -> None:
+    """Register every `Secret` inside a config value (a `Config`, `DatabaseConfig`, ...).
+
+    One call after loading the config covers every password and API key it holds, including
+    ones added to the config classes later.
+    """
+    if isinstance(value, Secret):
+        register_secret(value.value)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            register_secrets_in(getattr(value, f.name))
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            register_secrets_in(item)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            register_secrets_in(item)
 
 
 def redact(text: str) -> str:

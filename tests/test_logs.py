@@ -17,9 +17,9 @@ from urllib.parse import quote
 import pytest
 from loguru import logger
 
-from pgmcp.config import LoggingConfig
+from pgmcp.config import Config, DatabaseConfig, LLMConfig, LoggingConfig, Secret
 from pgmcp.logs import audit, current_request_id, request_scope, setup_logging
-from pgmcp.redact import redact, register_secret
+from pgmcp.redact import redact, register_secret, register_secrets_in
 
 # (text, what must be gone, what must remain)
 REDACTION_CASES = [
@@ -55,6 +55,17 @@ def test_registered_secret_is_masked_also_when_escaped() -> None:
         assert secret not in redact(f"value {shown} end")
         assert quote(secret, safe="") not in redact(f"value {shown} end")
         assert "***" in redact(f"value {shown} end")
+
+
+def test_every_secret_of_a_config_is_registered() -> None:
+    password, key = "pw-" + uuid.uuid4().hex, "key-" + uuid.uuid4().hex
+    config = Config(
+        path=None,
+        databases=(DatabaseConfig(name="shop", dsn="postgresql://app@db/shop", password=Secret(password)),),
+        llm=LLMConfig(provider="openai", api_key=Secret(key)),
+    )
+    register_secrets_in(config)
+    assert redact(f"using {password}, calling with {key}") == "using ***, calling with ***"
 
 
 @pytest.fixture
