@@ -26,6 +26,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.optimizer.qualify import qualify
+from sqlglot.schema import MappingSchema
 
 from pgmcp.policy.column_scopes import (
     ColumnReads,
@@ -60,10 +61,13 @@ def column_reads(tree: exp.Expression, snapshot: SchemaSnapshot | None) -> Colum
     if snapshot is not None:
         _stash_star_positions(work)
         qualified = work.copy()
+        mapping: dict[str, object] = dict(snapshot.qualify_schema())
+        # The snapshot holds names as PostgreSQL stores them; normalising them again would
+        # fold "Accounts" to accounts. The query's own identifiers were folded above.
         try:
             qualify(
                 qualified,
-                schema=dict(snapshot.qualify_schema()),
+                schema=MappingSchema(mapping, dialect="postgres", normalize=False),
                 dialect="postgres",
                 validate_qualify_columns=True,
                 identify=False,
