@@ -184,3 +184,17 @@ def test_find_config_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert find_config_path(None, {}) == Path("pgmcp.yaml")
     with pytest.raises(ConfigError, match="from --config"):
         find_config_path(str(tmp_path / "missing.yaml"), {})
+
+
+def test_several_problems_are_counted(tmp_path: Path) -> None:
+    path = tmp_path / "pgmcp.yaml"
+    path.write_text(
+        "databases:\n  a: {dsn: 'postgresql://u@h/a'}\nlimits:\n  max_rows: many\nlogging:\n  level: LOUD\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    text = str(caught.value)
+    assert "1 more problem(s)" in text
+    # Whichever is reported first, the other is named with its line.
+    assert ("limits.max_rows (line 4)" in text) != ("logging.level (line 6)" in text)
