@@ -1,0 +1,320 @@
+"""One hardened asyncpg pool per configured database.
+
+Every connection starts read-only by default, with statement/lock/idle timeouts, a pinned
+search_path (with pg_temp last, so a temporary object can never shadow a real one),
+`standard_conforming_strings = on` (the policy checker's reading of string literals assumes
+it) and `application_name = pgmcp`; these go in the startup packet, so they are the
+session's defaults and asyncpg's release reset (`RESET ALL`) puts them back whatever the
+previous user of the connection did. `SET ROLE` is re-applied after that reset. Behind
+PgBouncer in transaction mode no session state can be relied on: only application_name is
+sent, the statement cache is off, and the executor applies everything with `SET LOCAL`
+inside each transaction (it does so in every mode, as a second line of defence).
+
+A database that is down at startup does not stop the others: it is retried in the background
+with backoff, and on the next `acquire`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from loguru import logger
+
+from pgmcp.config import DatabaseConfig, LimitsConfig
+from pgmcp.db.pgerrors import ErrorContext, is_connection_lost, scrub, translate
+from pgmcp.db.privileges import check_role
+from pgmcp.db.serialize import install_codecs
+from pgmcp.errors import DatabaseNotFound, DatabaseUnavailable, UnsafeRole
+
+CONNECT_TIMEOUT = 10.0  # seconds for one connection attempt
+RETRY_INITIAL, RETRY_MAX = 1.0, 30.0  # background reconnect backoff (seconds)
+DEFAULT_SEARCH_PATH = ("public",)
+_PLAIN_IDENT = re.compile(r"[a-z_][a-z0-9_$]*")
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def search_path_value(schemas: Sequence[str]) -> str:
+    """The search_path setting: the schemas (quoted only when needed), then pg_temp."""
+    names = [s if _PLAIN_IDENT.fullmatch(s) else quote_ident(s) for s in schemas]
+    return ", ".join([*names, "pg_temp"])
+
+
+def sql_literal(text: str) -> str:
+    """An escape-string literal: read the same whatever standard_conforming_strings says."""
+    return "E'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _ms(seconds: float) -> str:
+    return str(max(1, round(seconds * 1000)))
+
+
+@dataclass(frozen=True)
+class DatabaseStatus:
+    """What is known about one database's connectivity and role, for logs and `status` tools."""
+
+    name: str
+    up: bool
+    last_error: str | None = None
+    role_warnings: tuple[str, ...] = ()
+    refused: bool = False  # the role is unsafe and `refuse_unsafe_role` is set
+    login_role: str | None = None
+    current_role: str | None = None
+
+
+@dataclass
+class _Database:
+    config: DatabaseConfig
+    search_path: tuple[str, ...]
+    pool: Any = None  # asyncpg.Pool once connected
+    up: bool = False
+    last_error: str | None = None
+    role_warnings: tuple[str, ...] = ()
+    refused: bool = False
+    login_role: str | None = None
+    current_role: str | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    retry_task: asyncio.Task[None] | None = None
+
+
+class PoolSet:
+    """The pools of every configured database; `acquire(name)` hands out hardened connections."""
+
+    def __init__(
+        self,
+        configs: Sequence[DatabaseConfig],
+        limits: LimitsConfig,
+        *,
+        search_paths: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        self._limits = limits
+        self._closed = False
+        self._dbs: dict[str, _Database] = {}
+        for cfg in configs:
+            path = cfg.search_path or (search_paths or {}).get(cfg.name) or DEFAULT_SEARCH_PATH
+            self._dbs[cfg.name] = _Database(config=cfg, search_path=tuple(path))
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._dbs)
+
+    def _get(self, name: str) -> _Database:
+        db = self._dbs.get(name)
+        if db is None:
+            valid = ", ".join(self._dbs) or "(none)"
+            raise DatabaseNotFound(
+                f"unknown database '{name}'; configured databases: {valid}",
+                hint=f"use one of: {valid}",
+            )
+        return db
+
+    def config(self, name: str) -> DatabaseConfig:
+        return self._get(name).config
+
+    def search_path(self, name: str) -> tuple[str, ...]:
+        return self._get(name).search_path
+
+    def statement_timeout(self, name: str) -> float:
+        """The configured statement timeout (seconds) for `name`: its own, else the global one."""
+        return self._get(name).config.statement_timeout or self._limits.statement_timeout
+
+    def status(self, name: str) -> DatabaseStatus:
+        db = self._get(name)
+        return DatabaseStatus(
+            name=name, up=db.up, last_error=db.last_error, role_warnings=db.role_warnings,
+            refused=db.refused, login_role=db.login_role, current_role=db.current_role,
+        )
+
+    def error_context(
+        self, name: str, sql: str | None = None, statement_timeout: float | None = None
+    ) -> ErrorContext:
+        """What `pgerrors.translate` needs to word an error about `name` (limits, secrets)."""
+        db = self._get(name)
+        timeout = statement_timeout or self.statement_timeout(name)
+        return ErrorContext(
+            database=name, sql=sql, statement_timeout_ms=int(_ms(timeout)),
+            lock_timeout_ms=int(_ms(self._limits.lock_timeout)),
+            idle_timeout_ms=int(_ms(self._limits.idle_in_transaction_timeout)),
+            secrets=(db.config.password.value,) if db.config.password else (),
+        )
+
+    # -- hardening -------------------------------------------------------------------------
+
+    def session_settings(self, name: str) -> dict[str, str]:
+        """Startup-packet settings: the session defaults that `RESET ALL` returns to."""
+        db = self._get(name)
+        if db.config.pgbouncer:
+            return {"application_name": "pgmcp"}  # PgBouncer rejects most startup parameters
+        return {
+            "application_name": "pgmcp",
+            "default_transaction_read_only": "on",
+            "statement_timeout": _ms(self.statement_timeout(name)),
+            "lock_timeout": _ms(self._limits.lock_timeout),
+            "idle_in_transaction_session_timeout": _ms(self._limits.idle_in_transaction_timeout),
+            "search_path": search_path_value(db.search_path),
+            "standard_conforming_strings": "on",
+        }
+
+    def local_settings_sql(self, name: str, statement_timeout: float | None = None) -> str:
+        """`SET LOCAL ...` statements re-applying the hardening inside one transaction."""
+        db = self._get(name)
+        parts = [
+            f"SET LOCAL statement_timeout = {_ms(statement_timeout or self.statement_timeout(name))}",
+            f"SET LOCAL lock_timeout = {_ms(self._limits.lock_timeout)}",
+            "SET LOCAL idle_in_transaction_session_timeout = "
+            + _ms(self._limits.idle_in_transaction_timeout),
+            f"SELECT set_config('search_path', {sql_literal(search_path_value(db.search_path))}, true)",
+            "SET LOCAL standard_conforming_strings = on",
+        ]
+        if db.config.role:
+            parts.append(f"SET LOCAL ROLE {quote_ident(db.config.role)}")
+        return ";\n".join(parts) + ";"
+
+    def _init(self, db: _Database) -> Callable[[Any], Awaitable[None]]:
+        async def init(conn: Any) -> None:
+            await install_codecs(conn)
+            if db.config.role and not db.config.pgbouncer:
+                await conn.execute(f"SET ROLE {quote_ident(db.config.role)}")
+
+        return init
+
+    def _reset(self, db: _Database) -> Callable[[Any], Awaitable[None]] | None:
+        if not db.config.role or db.config.pgbouncer:
+            return None  # asyncpg's default reset query
+
+        async def reset(conn: Any) -> None:
+            # RESET ALL also resets the role; put it back for the next acquirer.
+            await conn.execute(f"{conn.get_reset_query()}\nSET ROLE {quote_ident(db.config.role or '')};")
+
+        return reset
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Create every pool; a database that fails is logged and retried in the background."""
+        names = list(self._dbs)
+        results = await asyncio.gather(*(self._connect(self._dbs[n]) for n in names), return_exceptions=True)
+        for name, result in zip(names, results, strict=True):
+            if isinstance(result, UnsafeRole):
+                logger.error("database {}: {}", name, result.message)
+            elif isinstance(result, BaseException):
+                logger.warning("database {} is down at startup ({}); retrying in background", name, result)
+                self._schedule_retry(self._dbs[name])
+
+    async def _connect(self, db: _Database) -> None:
+        async with db.lock:
+            if db.pool is not None or self._closed:
+                return
+            cfg = db.config
+            pool: Any = None
+            try:
+                pool = await asyncpg.create_pool(
+                    dsn=cfg.dsn, host=cfg.host, port=cfg.port, user=cfg.user, database=cfg.dbname,
+                    password=cfg.password.value or None, ssl=cfg.sslmode,
+                    min_size=min(cfg.pool.min_size, cfg.pool.max_size), max_size=cfg.pool.max_size,
+                    timeout=CONNECT_TIMEOUT, server_settings=self.session_settings(cfg.name),
+                    statement_cache_size=0 if cfg.pgbouncer else 100,
+                    init=self._init(db), reset=self._reset(db),
+                )
+                async with pool.acquire(timeout=CONNECT_TIMEOUT) as conn:
+                    report = await check_role(conn)
+            except Exception as exc:
+                if pool is not None:
+                    pool.terminate()
+                db.up = False
+                error = translate(exc, self.error_context(cfg.name))
+                db.last_error = scrub(str(error), self.error_context(cfg.name).secrets)
+                raise error from exc
+            db.login_role, db.current_role = report.login_role, report.current_role
+            db.role_warnings = report.warnings
+            for warning in report.warnings:
+                logger.warning("database {}: unsafe role: {}", cfg.name, warning)
+            if report.unsafe and cfg.refuse_unsafe_role:
+                await pool.close()
+                db.refused, db.up = True, False
+                db.last_error = "refused: " + "; ".join(report.warnings)
+                raise UnsafeRole(
+                    f"database '{cfg.name}': refusing to use an unsafe role: " + "; ".join(report.warnings),
+                    hint="connect as a least-privilege role, or set refuse_unsafe_role: false",
+                )
+            db.pool, db.up, db.last_error = pool, True, None
+            logger.info("database {}: connected (role {})", cfg.name, report.current_role)
+
+    def _schedule_retry(self, db: _Database) -> None:
+        if db.retry_task is None or db.retry_task.done():
+            db.retry_task = asyncio.get_running_loop().create_task(self._retry(db))
+
+    async def _retry(self, db: _Database) -> None:
+        delay = RETRY_INITIAL
+        while db.pool is None and not self._closed and not db.refused:
+            await asyncio.sleep(delay)
+            try:
+                await self._connect(db)
+            except Exception as exc:  # logged; the loop tries again later
+                logger.debug("database {}: reconnect failed: {}", db.config.name, exc)
+            delay = min(delay * 2, RETRY_MAX)
+
+    async def close(self) -> None:
+        """Stop background retries and close every pool (terminating it if it hangs)."""
+        self._closed = True
+        for db in self._dbs.values():
+            if db.retry_task is not None:
+                db.retry_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await db.retry_task
+            if db.pool is not None:
+                pool, db.pool, db.up = db.pool, None, False
+                try:
+                    await asyncio.wait_for(pool.close(), timeout=CONNECT_TIMEOUT)
+                except (TimeoutError, Exception):
+                    pool.terminate()
+
+    # -- use -------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def acquire(self, name: str) -> AsyncIterator[Any]:
+        """A hardened connection to `name` (an asyncpg connection), returned to the pool after.
+
+        Raises DatabaseNotFound, UnsafeRole (refused role) or DatabaseUnavailable.
+        """
+        db = self._get(name)
+        if db.refused:
+            raise UnsafeRole(f"database '{name}' is refused: {db.last_error}")
+        if self._closed:
+            raise DatabaseUnavailable(f"database '{name}' is unavailable: pgmcp is shutting down")
+        if db.pool is None:
+            await self._connect(db)  # lazy retry: the caller is waiting anyway
+        pool = db.pool
+        try:
+            conn = await pool.acquire(timeout=CONNECT_TIMEOUT)
+        except Exception as exc:
+            await self._lost(db, exc)
+            raise translate(exc, self.error_context(name)) from exc
+        db.up, db.last_error = True, None
+        try:
+            yield conn
+        except BaseException as exc:
+            if is_connection_lost(exc):
+                await self._lost(db, exc)
+            raise
+        finally:
+            try:
+                await pool.release(conn)
+            except Exception as exc:  # the pool has terminated that connection already
+                logger.debug("database {}: connection dropped on release: {}", name, exc)
+
+    async def _lost(self, db: _Database, exc: BaseException) -> None:
+        """Mark `db` down and retire its other connections: after a restart they are all dead."""
+        db.up = False
+        db.last_error = str(translate(exc, self.error_context(db.config.name)))
+        if db.pool is not None:
+            await db.pool.expire_connections()
