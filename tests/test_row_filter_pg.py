@@ -13,11 +13,13 @@ prints the other tenant's value.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 import sqlglot
+import yaml
 from sqlglot import exp
 from sqlglot.optimizer.scope import traverse_scope
 
@@ -143,3 +145,20 @@ async def test_unfenced_subquery_leaks_through_the_error_message(
     )
     with pytest.raises(asyncpg.InvalidTextRepresentationError, match="SECRET-T2"):
         await real.fetch(unfenced)
+
+
+ROW_CAP_CASES = yaml.safe_load((Path(__file__).parent / "cases" / "rewrite.yaml").read_text())["row_cap"]
+
+
+@pytest.mark.parametrize("case", ROW_CAP_CASES, ids=lambda c: c["sql"])
+async def test_capped_sql_runs_on_postgres(
+    conns: tuple[asyncpg.Connection, asyncpg.Connection], case: dict[str, Any]
+) -> None:
+    real, _ = conns
+    rows_of = "FROM generate_series(1, 30) g"
+    big = case["sql"].replace("SELECT 1 AS x", f"SELECT g AS x {rows_of}")
+    big = big.replace("SELECT 1", f"SELECT g {rows_of}", 1)
+    capped, _ = apply_row_cap(sqlglot.parse_one(big, read="postgres"), 10)
+    args = [25] if "$1" in big else []
+    rows = await real.fetch(to_sql(capped), *args)
+    assert len(rows) <= 10
