@@ -1,0 +1,298 @@
+"""The running core for one config: policies, pools, schema cache, executor, provider, pipeline.
+
+Built by the MCP server's lifespan (and by `pgmcp ask`): `await runtime.start()` opens the
+pools and warms the schema cache (a database that is down does not stop the others),
+`await runtime.close()` closes everything. The `*_tool` methods are what the MCP tools call;
+they return the typed outputs of `pgmcp.mcp.models` so the MCP layer stays thin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
+
+from pgmcp.config import Config
+from pgmcp.db.executor import Executor, QueryResult
+from pgmcp.db.pools import PoolSet
+from pgmcp.errors import DatabaseNotFound, PgmcpError, UsageError
+from pgmcp.llm.breaker import CircuitBreaker
+from pgmcp.llm.factory import make_provider
+from pgmcp.mcp import models
+from pgmcp.metrics import SCHEMA_CACHE_AGE
+from pgmcp.policy.checker import check
+from pgmcp.policy.compiler import CompiledPolicy, compile_policy
+from pgmcp.policy.document import load_policy_spec
+from pgmcp.policy.verdict import Verdict
+from pgmcp.redact import register_secrets_in
+from pgmcp.schema.cache import SchemaCache
+from pgmcp.schema.filtered import describe, filter_snapshot, render_text
+from pgmcp.schema.introspect import introspect
+from pgmcp.schema.snapshot import SchemaSnapshot
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import Context
+
+    from pgmcp.llm.base import Provider
+    from pgmcp.pipeline import Pipeline, QueryAnswer
+
+
+class Runtime:
+    """Everything one pgmcp process serves, built from a `Config`."""
+
+    def __init__(self, config: Config, *, provider: Provider | None = None) -> None:
+        register_secrets_in(config)
+        self.config = config
+        base_dir = config.path.parent if config.path else Path.cwd()
+        self.policies: dict[str, CompiledPolicy] = {
+            db.name: compile_policy(load_policy_spec(db.policies, base_dir)) for db in config.databases
+        }
+        self.pools = PoolSet(
+            config.databases, config.limits,
+            search_paths={name: p.search_path for name, p in self.policies.items()},
+        )
+        self.schemas = SchemaCache(
+            self._introspect, config.schema_cache.ttl, config.schema_cache.refresh_ahead
+        )
+        self._snapshots: dict[str, SchemaSnapshot] = {}
+        self._filtered: dict[str, tuple[SchemaSnapshot, SchemaSnapshot]] = {}
+        self.executor = Executor(
+            self.pools,
+            {name: self._checker(name) for name in self.policies},
+            config.limits,
+            {n: p.statement_timeout_ms / 1000 for n, p in self.policies.items() if p.statement_timeout_ms},
+            max_rows={n: p.max_rows for n, p in self.policies.items() if p.max_rows},
+        )
+        self.provider: Provider = provider or make_provider(config.llm)
+        self.breaker = CircuitBreaker(
+            config.llm.breaker_failures, config.llm.breaker_recovery, name=self.provider.name
+        )
+        self._pipeline: Pipeline | None = None
+        self.started_at = time.time()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.pools.open()
+        for name in self.pools.names():
+            with contextlib.suppress(PgmcpError):
+                await self.snapshot(name)
+        for name in self.pools.names():
+            SCHEMA_CACHE_AGE.set_function(functools.partial(self._cache_age, name), database=name)
+        logger.info("pgmcp ready: databases {}", ", ".join(self.pools.names()) or "(none)")
+
+    def _cache_age(self, database: str) -> float:
+        return self.schemas.age(database) or 0.0
+
+    async def close(self) -> None:
+        await self.schemas.close()
+        await self.pools.close()
+        with contextlib.suppress(Exception):
+            await self.provider.aclose()
+
+    # -- core operations -------------------------------------------------------------------
+
+    def resolve(self, database: str | None) -> str:
+        """The database a request means: the named one, or the only one configured."""
+        names = list(self.policies)
+        if database:
+            if database not in self.policies:
+                raise DatabaseNotFound(
+                    f"unknown database '{database}'; configured databases: {', '.join(names) or '(none)'}",
+                    hint="call list_databases and use one of those names",
+                )
+            return database
+        if len(names) == 1:
+            return names[0]
+        raise UsageError(
+            f"several databases are configured ({', '.join(names)}); say which one with `database`",
+            hint="call list_databases to see them",
+        )
+
+    async def _introspect(self, database: str) -> SchemaSnapshot:
+        async with self.pools.acquire(database) as conn:
+            return await introspect(conn, database)
+
+    async def snapshot(self, database: str) -> SchemaSnapshot:
+        """The full (unfiltered) snapshot; the checker uses it for star expansion and views."""
+        snap = await self.schemas.get(database)
+        self._snapshots[database] = snap
+        return snap
+
+    async def _snapshot_or_none(self, database: str) -> SchemaSnapshot | None:
+        try:
+            return await self.snapshot(database)
+        except PgmcpError as exc:
+            logger.warning("no schema for {} ({}); checking without it", database, exc)
+            return self._snapshots.get(database)
+
+    async def visible_snapshot(self, database: str) -> SchemaSnapshot:
+        """The policy-filtered snapshot: what the LLM and the user may be shown."""
+        snap = await self.snapshot(database)
+        cached = self._filtered.get(database)
+        if cached is None or cached[0] is not snap:
+            cached = (snap, filter_snapshot(snap, self.policies[database]))
+            self._filtered[database] = cached
+        return cached[1]
+
+    def _checker(self, database: str) -> Any:
+        policy = self.policies[database]
+
+        def checker(sql: str) -> Verdict:
+            return check(sql, policy, self._snapshots.get(database))
+
+        return checker
+
+    async def check(self, database: str, sql: str) -> Verdict:
+        await self._snapshot_or_none(database)
+        return self.executor.check(database, sql)
+
+    async def execute(self, database: str, sql: str) -> QueryResult:
+        await self._snapshot_or_none(database)
+        return await self.executor.execute(database, sql)
+
+    @property
+    def pipeline(self) -> Pipeline:
+        if self._pipeline is None:
+            from pgmcp.pipeline import Pipeline
+
+            self._pipeline = Pipeline.for_runtime(self)
+        return self._pipeline
+
+    # -- what the MCP tools return ---------------------------------------------------------
+
+    async def query_tool(
+        self, question: str, database: str | None, return_type: str, ctx: Context[Any, Any] | None
+    ) -> models.QueryOut:
+        from pgmcp.llm.client_provider import context_sampler, use_sampler
+
+        async def progress(fraction: float, message: str) -> None:
+            if ctx is not None:
+                await ctx.report_progress(fraction * 100, 100, message)
+
+        with contextlib.ExitStack() as stack:
+            if ctx is not None:
+                stack.enter_context(use_sampler(context_sampler(ctx)))
+            answer = await self.pipeline.query(question, database, return_type, progress=progress)
+        return answer_out(answer)
+
+    async def execute_tool(self, sql: str, database: str | None) -> models.QueryOut:
+        name = self.resolve(database)
+        return result_out(await self.execute(name, sql))
+
+    async def check_tool(self, sql: str, database: str | None) -> models.CheckOut:
+        name = self.resolve(database)
+        verdict = await self.check(name, sql)
+        return models.CheckOut(
+            database=name,
+            allowed=verdict.allowed,
+            violations=[violation_out(v) for v in verdict.violations],
+            rewritten_sql=verdict.rewritten_sql,
+            sql_to_run=verdict.executable_sql if verdict.allowed else None,
+        )
+
+    def databases_tool(self) -> models.DatabasesOut:
+        out = []
+        for db in self.config.databases:
+            status = self.pools.status(db.name)
+            state = "up" if status.up else f"down ({status.last_error or 'not connected yet'})"
+            if status.role_warnings:
+                state += "; role warnings: " + "; ".join(status.role_warnings)
+            out.append(models.DatabaseOut(
+                name=db.name, description=db.description, policy=self.policies[db.name].summary(), status=state
+            ))
+        return models.DatabasesOut(databases=out)
+
+    async def schema_tool(self, database: str | None, tables: list[str] | None) -> models.SchemaOut:
+        name = self.resolve(database)
+        desc = describe(await self.visible_snapshot(name), tables)
+        return models.SchemaOut(
+            database=name,
+            relations=desc["relations"],
+            enums=desc.get("enums", []),
+            functions=desc.get("functions", []),
+            unknown=desc.get("unknown", []),
+            age_seconds=self.schemas.age(name),
+        )
+
+    async def schema_text(self, database: str) -> str:
+        return render_text(await self.visible_snapshot(self.resolve(database)))
+
+    def policy_text(self, database: str) -> str:
+        from pgmcp.policy.describe import describe_policy
+
+        return describe_policy(self.policies[self.resolve(database)])
+
+    async def refresh_tool(self, database: str | None) -> models.RefreshOut:
+        name = self.resolve(database)
+        try:
+            snap = await self.schemas.refresh(name)
+            self._snapshots[name] = snap
+            stale, message = False, "schema refreshed"
+        except PgmcpError as exc:
+            snap = await self.snapshot(name)
+            stale, message = True, f"refresh failed, still serving the previous snapshot: {exc}"
+        return models.RefreshOut(
+            database=name, relations=len(snap.relations), functions=len(snap.functions),
+            catalog_queries=snap.catalog_queries, stale=stale, message=message,
+        )
+
+    async def health(self) -> dict[str, Any]:
+        dbs = {}
+        for name in self.pools.names():
+            status = self.pools.status(name)
+            cache = self.schemas.status(name)
+            dbs[name] = {
+                "up": status.up, "last_error": status.last_error, "role_warnings": list(status.role_warnings),
+                "schema_age_seconds": cache.age, "schema_error": cache.last_error,
+            }
+        healthy = all(d["up"] for d in dbs.values())
+        return {
+            "status": "ok" if healthy else "degraded",
+            "databases": dbs,
+            "llm": {"provider": self.provider.name, "breaker": self.breaker.state},
+            "uptime_seconds": round(time.time() - self.started_at, 1),
+        }
+
+
+def violation_out(v: Any) -> models.ViolationOut:
+    source = f"{v.source.file}:{v.source.line}" if v.source is not None and v.source.line else None
+    return models.ViolationOut(
+        rule=v.rule, name=v.name, message=v.message, line=v.line, column=v.column, policy_source=source
+    )
+
+
+def result_out(result: QueryResult, **extra: Any) -> models.QueryOut:
+    return models.QueryOut(
+        database=result.database, sql=result.sql,
+        columns=[models.ColumnOut(name=c.name, type=c.type) for c in result.columns],
+        rows=result.rows, row_count=result.row_count, truncated=result.truncated,
+        truncated_reason=result.truncated_reason, timings_ms={"execute": round(result.elapsed_ms, 3)}, **extra,
+    )
+
+
+def answer_out(answer: QueryAnswer) -> models.QueryOut:
+    extra: dict[str, Any] = {
+        "question": answer.question, "attempts": len(answer.attempts),
+        "result_check": (
+            {"confidence": answer.result_check.confidence, "explanation": answer.result_check.explanation}
+            if answer.result_check else None
+        ),
+    }
+    if answer.result is None:
+        return models.QueryOut(
+            database=answer.database, sql=answer.sql, executed=False,
+            timings_ms={k: round(v, 3) for k, v in answer.timings_ms.items()}, **extra,
+        )
+    out = result_out(answer.result, **extra)
+    out.timings_ms = {k: round(v, 3) for k, v in answer.timings_ms.items()}
+    return out
+
+
+async def gather_quietly(*aws: Any) -> None:
+    await asyncio.gather(*aws, return_exceptions=True)
