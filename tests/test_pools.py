@@ -210,3 +210,34 @@ async def test_server_restart_reconnects(pg_database: TestDatabase, roles: None)
         assert pools.status("main").up
     finally:
         await pools.close()
+
+
+SCRUB_CASES = [
+    ("connect to postgresql://u:hunter2@h/db failed", "connect to postgresql://u:***@h/db failed"),
+    ("host=h password=hunter2 dbname=x", "host=h password=*** dbname=x"),
+    ("the secret hunter2 leaked", "the secret *** leaked"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), SCRUB_CASES)
+def test_scrub(text: str, expected: str) -> None:
+    from pgmcp.db.pgerrors import scrub
+
+    assert scrub(text, ["hunter2"]) == expected
+
+
+async def test_connection_errors_never_show_the_password(pg_database: TestDatabase, roles: None) -> None:
+    from pgmcp.config import Secret
+
+    missing = db(pg_database, "gone", dbname="no_such_db", password=Secret("hunter2x"))
+    pools = await opened(missing)
+    try:
+        status = pools.status("gone")
+        assert not status.up and "does not exist" in (status.last_error or "")
+        assert "hunter2x" not in (status.last_error or "")
+        with pytest.raises(DatabaseUnavailable) as caught:
+            async with pools.acquire("gone"):
+                pass
+        assert "connection settings" in str(caught.value) and "hunter2x" not in str(caught.value)
+    finally:
+        await pools.close()
