@@ -170,7 +170,7 @@ async def test_byte_cap(make: Any) -> None:
     result = await ex.execute("main", "SELECT repeat('x', 1000) AS big FROM generate_series(1, 100)")
     assert result.truncated and "max_result_bytes (10000)" in (result.truncated_reason or "")
     assert 0 < result.row_count < 10
-    assert len(json.dumps(result.rows).encode()) <= 10_000
+    assert len(json.dumps(result.rows, separators=(",", ":"))) <= 10_000
     assert result.rows_fetched < 100
 
 

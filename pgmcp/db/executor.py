@@ -31,6 +31,9 @@ Checker = Callable[[str], Verdict]
 CLIENT_GRACE = 2.0  # seconds past statement_timeout before the client gives up on the server
 FIRST_BATCH = 10  # rows in the first cursor fetch; later batches are sized from the bytes left
 MAX_BATCH = 5000
+# Result size is measured as compact ASCII JSON: C-accelerated, and never less than the UTF-8
+# size of the same JSON written with ensure_ascii=False, so the cap errs on the safe side.
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 _CAP_IN_DETAIL = re.compile(r"row cap (\d+)")
 
 
@@ -214,7 +217,7 @@ class Executor:
                     out.truncated_reason = f"more than max_rows ({max_rows}) rows; only those are shown"
                     return out
                 row = row_to_json(record, self._options, types)
-                row_size = len(json.dumps(row, ensure_ascii=False).encode()) + 1
+                row_size = len(_ENCODER.encode(row)) + 1
                 if size + row_size > max_bytes:
                     out.truncated_reason = (
                         f"result larger than max_result_bytes ({max_bytes}); "

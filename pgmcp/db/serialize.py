@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, cast
 
 import asyncpg
 from asyncpg.pgproto.types import BitString, Box, Circle, Line, LineSegment, Path, Point, Polygon
@@ -118,11 +118,12 @@ def _point(p: tuple[float, float]) -> dict[str, JsonValue]:
 
 
 def _datetime(value: dt.datetime) -> str:
-    naive = value.replace(tzinfo=None)
-    if naive == _TS_INF:
-        return "infinity"
-    if naive == _TS_NEG_INF:
-        return "-infinity"
+    if value.year in (1, 9999):  # cheap pre-test: this runs for every timestamp of every row
+        naive = value.replace(tzinfo=None)
+        if naive == _TS_INF:
+            return "infinity"
+        if naive == _TS_NEG_INF:
+            return "-infinity"
     return value.isoformat()
 
 
@@ -161,7 +162,12 @@ _TEXT_LIKE = (
 
 def to_json(value: Any, options: SerializeOptions = SerializeOptions()) -> JsonValue:
     """One decoded PostgreSQL value as a JSON-safe value (recursing into arrays and records)."""
-    if value is None or isinstance(value, bool | int | str):
+    kind = type(value)
+    if value is None or kind is int or kind is str or kind is bool:
+        return cast(JsonValue, value)  # the common case first: runs for every value of every row
+    if kind is dt.datetime:
+        return _datetime(value)
+    if isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
         return _float(value)
