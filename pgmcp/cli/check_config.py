@@ -1,0 +1,214 @@
+"""`pgmcp check-config [--config FILE] [--connect]`: is this deployment's setup sound?
+
+Offline it loads the config and the effective policy of every database (any error names the
+file, line and key) and prints a one-line summary of each policy. With `--connect` it also
+connects to each database as pgmcp would, checks the role (superuser, BYPASSRLS, dangerous
+memberships), introspects the live schema and reports what the policy lets through there,
+and tries every row filter on its table (a filter naming a missing column would make every
+read of that table fail). Exit 0 when all is well, 1 when a check fails (an unreachable
+database, an unsafe role with `refuse_unsafe_role`, a broken row filter), 2 for usage and
+config or policy errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from pgmcp.cli.ops import (
+    EXIT_FAILED,
+    EXIT_OK,
+    connect_database,
+    database_policy,
+    error_exit,
+    load_ops_config,
+    shown_dsn,
+    shown_path,
+)
+from pgmcp.config import Config, DatabaseConfig
+from pgmcp.db.pools import quote_ident
+from pgmcp.db.privileges import check_role
+from pgmcp.errors import DatabaseError, PgmcpError
+from pgmcp.policy.checker import check
+from pgmcp.policy.compiler import CompiledPolicy
+from pgmcp.redact import redact
+from pgmcp.schema.filtered import filter_snapshot
+from pgmcp.schema.introspect import introspect
+from pgmcp.schema.snapshot import SchemaSnapshot
+
+LIST_WIDTH = 12  # names listed per category before "(+N more)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="config file (default: $PGMCP_CONFIG, ./pgmcp.yaml)")
+    parser.add_argument(
+        "--connect", action="store_true",
+        help="also connect to each database: check the role and report what the policy allows there",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_ops_config(args.config)
+        policies = {db.name: database_policy(config, db) for db in config.databases}
+    except PgmcpError as err:
+        return error_exit(err)
+    print(f"config {shown_path(str(config.path))}: ok, {len(config.databases)} database(s)")
+    failures = 0
+    for db in config.databases:
+        policy = policies[db.name]
+        files = ", ".join(shown_path(f) for f in policy.spec.files)
+        print(f"database {db.name}: policy {policy.name} ({files})")
+        print(f"  {policy_summary(policy)}")
+        if args.connect:
+            failures += asyncio.run(_check_live(config, db, policy))
+    if failures:
+        print(f"check-config: {failures} check(s) failed")
+        return EXIT_FAILED
+    print("check-config: ok")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pgmcp check-config", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def policy_summary(policy: CompiledPolicy) -> str:
+    """Statements, table patterns, hidden columns, row filters and limits on one line."""
+    spec = policy.spec
+    analyze = " (+analyze)" if spec.explain_analyze else ""
+    allow = [r.pattern for r in spec.tables if r.action == "allow"]
+    deny = [r.pattern for r in spec.tables if r.action == "deny"]
+    hidden = [r.pattern for r in spec.columns if r.action == "deny"]
+    only = [r.pattern for r in spec.columns if r.action == "allow"]
+    parts = [
+        f"statements {', '.join(sorted(spec.statements))}{analyze}",
+        f"tables allow {_names(allow)} deny {_names(deny)}",
+        f"hidden columns {_names(hidden)}" + (f" (only {_names(only)})" if only else ""),
+        f"row filters {_names([f'{f.table} ({f.condition})' for f in spec.row_filters])}",
+    ]
+    timeout = f"{spec.statement_timeout_ms / 1000:g}s" if spec.statement_timeout_ms else "config default"
+    parts.append(f"limits max_rows {spec.max_rows or 'config default'}, statement_timeout {timeout}")
+    return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class LiveReport:
+    """What a policy lets through in one live schema."""
+
+    visible: tuple[str, ...]
+    hidden_tables: tuple[str, ...]
+    hidden_columns: tuple[str, ...]
+    filtered: tuple[str, ...]  # "schema.table (condition)"
+    missing_filters: tuple[str, ...]  # row filters naming a relation the database lacks
+
+
+def live_report(snapshot: SchemaSnapshot, policy: CompiledPolicy) -> LiveReport:
+    """Compare the full snapshot with the policy-filtered one."""
+    shown = filter_snapshot(snapshot, policy)
+    visible = {r.qualified_name: r for r in shown.relations}
+    hidden_columns = []
+    for rel in snapshot.relations:
+        kept = visible.get(rel.qualified_name)
+        if kept is not None:
+            names = {c.name for c in kept.columns}
+            hidden_columns += [f"{rel.qualified_name}.{c.name}" for c in rel.columns if c.name not in names]
+    filtered = []
+    for rel in shown.relations:
+        rf = policy.row_filter(rel.schema, rel.name)
+        if rf is not None:
+            filtered.append(f"{rel.qualified_name} ({rf.condition})")
+    present = {r.qualified_name for r in snapshot.relations}
+    return LiveReport(
+        visible=tuple(visible),
+        hidden_tables=tuple(r.qualified_name for r in snapshot.relations if r.qualified_name not in visible),
+        hidden_columns=tuple(hidden_columns),
+        filtered=tuple(filtered),
+        missing_filters=tuple(sorted(policy.row_filtered_tables() - present)),
+    )
+
+
+async def _check_live(config: Config, db: DatabaseConfig, policy: CompiledPolicy) -> int:
+    """Connect, check the role and the policy on the live schema; return the number of failures."""
+    try:
+        conn = await connect_database(db)
+    except DatabaseError as err:
+        print(f"  FAIL {redact(err.message)}")
+        return 1
+    try:
+        failures = 0
+        report = await check_role(conn)
+        version = await conn.fetchval("SHOW server_version")
+        print(f"  connected to {shown_dsn(db)} as {report.current_role} (PostgreSQL {version})")
+        for warning in report.warnings:
+            if db.refuse_unsafe_role:
+                print(f"  FAIL unsafe role: {warning} (refuse_unsafe_role is set: pgmcp will not serve it)")
+            else:
+                print(f"  WARN unsafe role: {warning}")
+        if report.warnings and db.refuse_unsafe_role:
+            failures += 1
+        snapshot = await introspect(conn, db.name)
+        failures += await _print_live(conn, snapshot, policy)
+        return failures
+    except PgmcpError as err:
+        print(f"  FAIL {redact(err.message)}")
+        return 1
+    finally:
+        await conn.close()
+
+
+async def _print_live(conn: Any, snapshot: SchemaSnapshot, policy: CompiledPolicy) -> int:
+    live = live_report(snapshot, policy)
+    print(
+        f"  live schema: {len(snapshot.relations)} relation(s), {len(live.visible)} visible, "
+        f"{len(live.hidden_tables)} hidden"
+    )
+    print(f"    visible tables: {_names(list(live.visible))}")
+    print(f"    hidden tables: {_names(list(live.hidden_tables))}")
+    print(f"    hidden columns: {_names(list(live.hidden_columns))}")
+    print(f"    filtered tables: {_names(list(live.filtered))}")
+    if not live.visible:
+        print("  WARN the policy shows no relation of this database")
+    for table in live.missing_filters:
+        print(f"  WARN row filter for {table}: no such relation in this database (or not readable)")
+    failures = 0
+    for rel in snapshot.relations:
+        rf = policy.row_filter(rel.schema, rel.name)
+        if rf is None or not policy.table_visible(rel.schema, rel.name):
+            continue
+        problem = await _try_row_filter(conn, rel.schema, rel.name, snapshot, policy)
+        if problem:
+            print(f"  FAIL row filter {rel.qualified_name} ({rf.condition}): {problem}")
+            failures += 1
+    return failures
+
+
+async def _try_row_filter(
+    conn: Any, schema: str, name: str, snapshot: SchemaSnapshot, policy: CompiledPolicy
+) -> str | None:
+    """Plan (never run) a read of the filtered table: a bad condition fails here, not in use."""
+    verdict = check(f"SELECT 1 FROM {quote_ident(schema)}.{quote_ident(name)}", policy, snapshot)
+    if not verdict.allowed:
+        return verdict.reason()
+    try:
+        async with conn.transaction(readonly=True):
+            await conn.execute("SET LOCAL statement_timeout = 5000")
+            await conn.fetch(f"EXPLAIN {verdict.executable_sql}")
+    except asyncpg.PostgresError as exc:
+        return f"PostgreSQL refuses it: {exc}"
+    return None
+
+
+def _names(items: list[str]) -> str:
+    if not items:
+        return "(none)"
+    shown = ", ".join(items[:LIST_WIDTH])
+    return shown + (f" (+{len(items) - LIST_WIDTH} more)" if len(items) > LIST_WIDTH else "")
+

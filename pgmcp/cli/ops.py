@@ -1,0 +1,136 @@
+"""What the ops commands (`check-config`, `policy test`, `explain-policy`) share.
+
+Showing where a rule lives (`policies/demo.yaml:15 tables.public.*`, paths relative to the
+working directory when they are below it), loading the config with its secrets registered,
+and opening one plain read-only connection to a configured database (the ops commands run
+once and exit, so they need no pool).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import asyncpg
+
+from pgmcp.config import Config, DatabaseConfig
+from pgmcp.config_loader import find_config_path, load_config
+from pgmcp.db.pools import quote_ident
+from pgmcp.errors import DatabaseUnavailable, PgmcpError, SourceLocation, UsageError
+from pgmcp.policy.compiler import CompiledPolicy, compile_policy
+from pgmcp.policy.document import load_policy_spec
+from pgmcp.redact import redact, register_secret, register_secrets_in
+
+CONNECT_TIMEOUT = 10.0
+EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+
+
+def shown_path(file: str) -> str:
+    """`file` relative to the working directory when it lies below it, else as given."""
+    path = Path(file)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return file
+
+
+def where(source: SourceLocation | None) -> str:
+    """`policies/demo.yaml:15 tables.public.*` (empty for the engine's built-in rules)."""
+    if source is None:
+        return ""
+    line = f":{source.line}" if source.line is not None else ""
+    key = f" {source.key_path}" if source.key_path else ""
+    return f"{shown_path(source.file)}{line}{key}"
+
+
+def error_exit(err: PgmcpError) -> int:
+    """Print a pgmcp error (file, line, key and hint for documents) and return exit code 2."""
+    print(f"error: {redact(str(err))}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def load_ops_config(path: str | None) -> Config:
+    """The config named by `--config` (or `$PGMCP_CONFIG`, or ./pgmcp.yaml), secrets registered."""
+    config = load_config(find_config_path(path))
+    register_secrets_in(config)
+    return config
+
+
+def database_config(config: Config, name: str | None) -> DatabaseConfig:
+    """The database `name` of `config`; the only one when `name` is None and there is one."""
+    names = ", ".join(db.name for db in config.databases)
+    if name is None:
+        if len(config.databases) == 1:
+            return config.databases[0]
+        raise UsageError(f"the config has several databases ({names}); pick one with --database")
+    found = config.database(name)
+    if found is None:
+        raise UsageError(f"no database {name!r} in the config", hint=f"configured databases: {names}")
+    return found
+
+
+def database_policy(config: Config, db: DatabaseConfig) -> CompiledPolicy:
+    """The compiled effective policy of one configured database."""
+    base_dir = config.path.parent if config.path else Path.cwd()
+    return compile_policy(load_policy_spec(db.policies, base_dir))
+
+
+def policy_from_refs(refs: Sequence[str]) -> CompiledPolicy:
+    """One effective policy from `--policy` refs (paths from here, or shipped names)."""
+    return compile_policy(load_policy_spec(list(refs), Path.cwd()))
+
+
+def shown_dsn(db: DatabaseConfig) -> str:
+    """Where `db` lives, without its password (config loading already split it out)."""
+    if db.dsn:
+        return redact(db.dsn)
+    user = f"{db.user}@" if db.user else ""
+    port = f":{db.port}" if db.port else ""
+    return redact(f"postgresql://{user}{db.host or ''}{port}/{db.dbname or ''}")
+
+
+async def connect_database(db: DatabaseConfig) -> Any:
+    """An asyncpg connection to `db` as its configured role (SET ROLE applied).
+
+    Raises `DatabaseUnavailable` with the reason (never the password) when it cannot connect.
+    """
+    try:
+        conn = await asyncpg.connect(
+            dsn=db.dsn, host=db.host, port=db.port, user=db.user, database=db.dbname,
+            password=db.password.value or None, ssl=db.sslmode,
+            timeout=CONNECT_TIMEOUT, statement_cache_size=0,
+        )
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise DatabaseUnavailable(
+            f"cannot connect to database {db.name!r} at {shown_dsn(db)}: "
+            f"{type(exc).__name__}: {redact(str(exc))}",
+            hint="check that the server is running and the connection settings are right",
+        ) from exc
+    if db.role:
+        try:
+            await conn.execute(f"SET ROLE {quote_ident(db.role)}")
+        except asyncpg.PostgresError as exc:
+            await conn.close()
+            raise DatabaseUnavailable(
+                f"database {db.name!r}: SET ROLE {db.role} failed: {exc}",
+                hint="grant the role to the login user, or fix `role:` in the config",
+            ) from exc
+    return conn
+
+
+async def connect_dsn(dsn: str) -> Any:
+    """An asyncpg connection to a DSN given on the command line (never echoed back)."""
+    with contextlib.suppress(ValueError):
+        if password := urlsplit(dsn).password:
+            register_secret(unquote(password))
+    try:
+        return await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT, statement_cache_size=0)
+    except (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise DatabaseUnavailable(
+            f"cannot connect to --database-dsn: {type(exc).__name__}: {redact(str(exc))}",
+            hint="check that the server is running and the DSN is right",
+        ) from exc
