@@ -9,6 +9,7 @@ on it (a person or a model). Messages never contain secrets.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -150,7 +151,17 @@ class LLMUnavailable(LLMError):
 
 
 class GenerationFailed(LLMError):
+    """No usable SQL: the model's answer was unusable, or the pipeline's attempts ran out.
+
+    `attempts` holds the pipeline's `Attempt` values (each with its error) when it gave up
+    after retrying; empty otherwise.
+    """
+
     code = "generation_failed"
+
+    def __init__(self, message: str, *, hint: str | None = None, attempts: Sequence[object] = ()) -> None:
+        super().__init__(message, hint=hint)
+        self.attempts = tuple(attempts)
 
 
 class Overloaded(PgmcpError):
