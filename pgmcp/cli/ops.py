@@ -24,18 +24,21 @@ from pgmcp.errors import DatabaseUnavailable, PgmcpError, SourceLocation, UsageE
 from pgmcp.policy.compiler import CompiledPolicy, compile_policy
 from pgmcp.policy.document import load_policy_spec
 from pgmcp.redact import redact, register_secret, register_secrets_in
+from pgmcp.resources import policies_dir
 
 CONNECT_TIMEOUT = 10.0
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 
 
 def shown_path(file: str) -> str:
-    """`file` relative to the working directory when it lies below it, else as given."""
-    path = Path(file)
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return file
+    """`file` relative to the working directory when it lies below it, `<shipped>/baseline.yaml`
+    for a shipped policy elsewhere, else as given."""
+    path = Path(file).resolve()
+    if path.is_relative_to(Path.cwd().resolve()):
+        return str(path.relative_to(Path.cwd().resolve()))
+    if path.parent == policies_dir().resolve():
+        return f"<shipped>/{path.name}"
+    return file
 
 
 def where(source: SourceLocation | None) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -89,25 +90,27 @@ def compare_rows(outcome: TestOutcome, actual: Sequence[Row]) -> TestOutcome:
     Values are compared by meaning, not by Python type: 12.5 matches Decimal('12.50'), a
     YAML date matches a PostgreSQL date, anything else compares as text.
     """
-    expected = outcome.test.rows or ()
-    want = sorted((_normal_row(r) for r in expected), key=repr)
-    got = sorted((_normal_row(r) for r in actual), key=repr)
+    expected = list(outcome.test.rows or ())
     problems = list(outcome.problems)
+    want, got = Counter(map(_normal_row, expected)), Counter(map(_normal_row, actual))
     if want != got:
-        extra = [r for r in got if r not in want]
-        lacking = [r for r in want if r not in got]
-        detail = f"expected {len(want)} row(s), got {len(got)}"
+        lacking, extra = want - got, got - want
+        detail = f"expected {len(expected)} row(s), got {len(actual)}"
         if lacking:
-            detail += f"; missing {_rows_text(lacking)}"
+            detail += f"; missing {_rows_text([r for r in expected if _normal_row(r) in lacking])}"
         if extra:
-            detail += f"; unexpected {_rows_text(extra)}"
+            detail += f"; unexpected {_rows_text([r for r in actual if _normal_row(r) in extra])}"
         problems.append(detail)
     return dataclasses.replace(outcome, problems=tuple(problems), rows_checked=True)
 
 
-def _rows_text(rows: list[Row], limit: int = 3) -> str:
-    shown = ", ".join(repr(list(r)) for r in rows[:limit])
+def _rows_text(rows: Sequence[Sequence[object]], limit: int = 3) -> str:
+    shown = ", ".join(_row_text(r) for r in rows[:limit])
     return shown + (f" (+{len(rows) - limit} more)" if len(rows) > limit else "")
+
+
+def _row_text(row: Sequence[object]) -> str:
+    return "[" + ", ".join("null" if v is None else str(v) for v in row) + "]"
 
 
 def _normal_row(row: Sequence[object]) -> Row:
