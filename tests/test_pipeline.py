@@ -43,7 +43,7 @@ from pgmcp.schema.filtered import filter_snapshot
 from pgmcp.schema.introspect import introspect_dsn
 from pgmcp.schema.snapshot import SchemaSnapshot
 from tests.conftest import TestDatabase, TestServer
-from tests.fakes.llm_server import FakeLLMServer, RecordedRequest, slow, status, text
+from tests.fakes.llm_server import FakeLLMServer, RecordedRequest, malformed, slow, status, text
 from tests.schema_fixture import dsn_as
 
 KEY = "sk-pipeline-SECRET-KEY-5678"
@@ -314,6 +314,18 @@ async def test_retries_exhausted_is_generation_failed_listing_each_attempt(
     assert len(info.value.attempts) == 3
     assert len(fake.requests) == 3
     assert len(world.executed) == before  # nothing ran
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+async def test_unusable_answer_counts_as_an_attempt(
+    vendor: str, fake: FakeLLMServer, world: World, built: list[Pipeline]
+) -> None:
+    fake.script(malformed(), text("```sql\n```"), text(fenced(GOOD_SQL)))
+    answer = await build(built, vendor, fake, world, attempts=3).query(QUESTION)
+    assert [(a.sql, a.error_code) for a in answer.attempts] == [
+        (None, "generation_failed"), (None, "generation_failed"), (GOOD_SQL, None)]
+    assert "malformed" in (answer.attempts[0].error or "")
+    assert answer.result is not None and answer.result.row_count == 2
 
 
 # The checker allows these (their tables and columns are allowed); PostgreSQL refuses them.
