@@ -31,9 +31,14 @@ INSTALL_HINT = (
 
 def find_bindir() -> Path:
     """The folder holding `initdb` and `pg_ctl`, or PostgresNotFound saying how to get them."""
-    candidates: list[str] = []
     if env := os.environ.get("PGMCP_PG_BINDIR"):
-        candidates.append(env)
+        # An explicit setting is not second-guessed: a wrong one is reported, not skipped.
+        if (Path(env) / "initdb").exists() and (Path(env) / "pg_ctl").exists():
+            return Path(env)
+        raise PostgresNotFound(
+            f"PGMCP_PG_BINDIR is {env}, which holds no initdb and pg_ctl", hint=INSTALL_HINT
+        )
+    candidates: list[str] = []
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         out = subprocess.run(
             ["pg_config", "--bindir"], capture_output=True, text=True, timeout=10, check=False
@@ -87,9 +92,8 @@ class TemporaryPostgres:
         )
         if proc.returncode != 0:
             log = self.logfile.read_text(errors="replace")[-2000:] if self.logfile.exists() else ""
-            raise RuntimeError(
-                f"{args[0]} failed (exit {proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}\n{log}"
-            )
+            output = proc.stderr.strip() or proc.stdout.strip()
+            raise RuntimeError(f"{args[0]} failed (exit {proc.returncode}): {output}\n{log}")
 
     def init(self) -> None:
         self.sockdir.mkdir(mode=0o700)

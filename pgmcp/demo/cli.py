@@ -1,0 +1,128 @@
+"""`pgmcp demo [--dsn DSN] [--config FILE] [--tour] [--keep-running]`: the sample shop, served.
+
+Starts a throwaway PostgreSQL (or uses the server at `--dsn`), loads the sample shop into a
+database `shop` and serves it under policies/demo.yaml as the read-only role `pgmcp_demo`.
+In a terminal (or with `--tour`) it runs the guided tour and exits; started by an MCP host
+(stdin is not a terminal) it serves MCP on stdio, with nothing but the protocol on stdout.
+The throwaway PostgreSQL is removed on every way out: normal exit, an error, Ctrl-C (SIGINT),
+SIGTERM and SIGHUP (see `pgmcp.demo.signals`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from loguru import logger
+
+from pgmcp.config import Config, LoggingConfig
+from pgmcp.demo.environment import DEMO_DATABASE, DemoEnvironment, llm_config, with_database
+from pgmcp.demo.signals import Stopped, run_async, termination_signals
+from pgmcp.errors import PgmcpError, PostgresNotFound
+from pgmcp.logs import setup_logging
+from pgmcp.redact import redact, register_secret
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_SIGINT = 128 + signal.SIGINT
+USAGE_CODES = ("invalid_config", "invalid_document", "invalid_request", "resource_not_found")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dsn", metavar="DSN",
+        help="use this PostgreSQL server (a user that may CREATE DATABASE and CREATE ROLE) instead "
+             "of a throwaway one; the database 'shop' is created there and kept",
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", type=Path,
+        help="take the llm: settings from this config file (default: OpenAI or Anthropic when "
+             "OPENAI_API_KEY or ANTHROPIC_API_KEY is set, else the MCP host's model)",
+    )
+    parser.add_argument(
+        "--tour", action="store_true", help="run the guided tour even when stdin is not a terminal"
+    )
+    parser.add_argument(
+        "--keep-running", action="store_true",
+        help="after the tour, keep the database up until Ctrl-C (to connect with psql)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    tour = bool(args.tour or sys.stdin.isatty())
+    # The tour's own output is the point; server logs would only clutter it. Serving, the
+    # host shows stderr in its MCP log, where progress lines are useful.
+    setup_logging(LoggingConfig(level="WARNING" if tour else "INFO"))
+    if args.dsn:
+        register_secret_in_dsn(args.dsn)
+    env = DemoEnvironment(args.dsn)
+    try:
+        with termination_signals():
+            try:
+                config = env.start(llm_config(args.config))
+                if tour:
+                    return run_tour(config, env, keep_running=args.keep_running)
+                logger.info("pgmcp demo: serving MCP on stdio (database {}, policy demo)", DEMO_DATABASE)
+                run_async(serve_stdio(config))
+                return EXIT_OK
+            finally:
+                env.cleanup()
+    except PostgresNotFound as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        print(f"To run the demo, {exc.hint}.", file=sys.stderr)
+        return EXIT_USAGE
+    except PgmcpError as exc:
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE if exc.code in USAGE_CODES else EXIT_FAILED
+    except KeyboardInterrupt:
+        print("pgmcp demo: interrupted; the demo database was removed", file=sys.stderr)
+        return EXIT_SIGINT
+    except Stopped as stop:
+        print(f"pgmcp demo: stopped by signal {stop.signum}; the demo database was removed", file=sys.stderr)
+        return 128 + stop.signum
+
+
+def register_secret_in_dsn(dsn: str) -> None:
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        password = urlsplit(dsn).password
+    except ValueError:
+        return
+    if password:
+        register_secret(unquote(password))
+
+
+async def serve_stdio(config: Config) -> None:
+    from pgmcp.mcp.server import build_server
+
+    await build_server(config).run_stdio_async()
+
+
+def run_tour(config: Config, env: DemoEnvironment, *, keep_running: bool) -> int:
+    from pgmcp.demo.tour import Tour
+
+    server = env.server
+    if server is not None and server.cluster_dir is not None:
+        where = f"a throwaway cluster in {server.cluster_dir} (removed on exit)"
+    else:
+        where = "the server given with --dsn (the database 'shop' stays there)"
+    run_async(Tour(config, sys.stdout, where).run())
+    if keep_running and server is not None:
+        print(f"The database stays up: psql '{with_database(redact(server.admin_dsn), DEMO_DATABASE)}'")
+        print("Press Ctrl-C to stop it and remove it.", flush=True)
+        threading.Event().wait()  # until a signal unwinds us
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pgmcp demo", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
