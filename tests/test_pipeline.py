@@ -23,16 +23,22 @@ from pgmcp.config import DatabaseConfig, LimitsConfig, LLMConfig, LoggingConfig,
 from pgmcp.db.executor import Executor, QueryResult
 from pgmcp.db.pools import PoolSet
 from pgmcp.errors import (
+    DatabaseError,
     DatabaseNotFound,
+    DatabaseUnavailable,
     GenerationFailed,
     LLMUnavailable,
     Overloaded,
+    PermissionDenied,
+    QueryFailed,
+    QueryTimeout,
+    UndefinedObject,
     UsageError,
 )
 from pgmcp.llm import CircuitBreaker, estimate_tokens, make_provider
 from pgmcp.logs import setup_logging
 from pgmcp.metrics import LLM_CALLS_TOTAL, LLM_TOKENS_TOTAL, POLICY_REFUSALS_TOTAL
-from pgmcp.pipeline import Attempt, Pipeline, QueryAnswer
+from pgmcp.pipeline import Attempt, Pipeline, QueryAnswer, is_fixable
 from pgmcp.policy.checker import check
 from pgmcp.policy.compiler import CompiledPolicy, compile_policy
 from pgmcp.policy.document import load_policy_file
@@ -553,3 +559,23 @@ async def test_two_thousand_tables_fit_the_budget_and_keep_named_tables(
     assert "table shop.customers" in schema_part and "table shop.orders" in schema_part
     assert "(showing " in schema_part and " of 2000 tables, chosen for this question)" in schema_part
     assert "Left out to fit the prompt" in schema_part
+
+
+# --- which database errors go back to the model -------------------------------------------
+
+FIXABLE = [
+    (UndefinedObject('column "x" does not exist', sqlstate="42703"), True),
+    (QueryFailed("syntax error at or near", sqlstate="42601"), True),
+    (QueryFailed("invalid input syntax for type integer", sqlstate="22P02"), True),
+    (QueryFailed("division by zero", sqlstate="22012"), True),
+    (QueryFailed("could not serialize access", sqlstate="40001"), False),
+    (QueryFailed("no SQLSTATE"), False),
+    (QueryTimeout("cancelled by statement_timeout", sqlstate="57014"), False),
+    (DatabaseUnavailable("server closed the connection"), False),
+    (PermissionDenied("permission denied for table t", sqlstate="42501"), False),
+]
+
+
+@pytest.mark.parametrize(("error", "fixable"), FIXABLE, ids=[f"{e.code}-{e.sqlstate}" for e, _ in FIXABLE])
+def test_fixable_database_errors(error: DatabaseError, fixable: bool) -> None:
+    assert is_fixable(error) is fixable
