@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from mcp.server.mcpserver import Context
 
     from pgmcp.llm.base import Provider
-    from pgmcp.pipeline import Pipeline, QueryAnswer
+    from pgmcp.pipeline import Pipeline, QueryAnswer, ReturnType
 
 
 class Runtime:
@@ -158,16 +158,24 @@ class Runtime:
 
     @property
     def pipeline(self) -> Pipeline:
+        """The NL->SQL pipeline over this runtime's schema cache, checker and executor."""
         if self._pipeline is None:
+            from pgmcp.concurrency import Limiter
             from pgmcp.pipeline import Pipeline
 
-            self._pipeline = Pipeline.for_runtime(self)
+            self._pipeline = Pipeline(
+                self.provider, self.breaker, self.config.llm,
+                schema_for=self.visible_snapshot, check=self.check, execute=self.execute,
+                databases=list(self.policies), max_rows_for=self.executor.row_cap,
+                llm_limiter=Limiter.for_llm(self.config.llm),
+                db_limiter=Limiter.for_queries(self.config.limits),
+            )
         return self._pipeline
 
     # -- what the MCP tools return ---------------------------------------------------------
 
     async def query_tool(
-        self, question: str, database: str | None, return_type: str, ctx: Context[Any, Any] | None
+        self, question: str, database: str | None, return_type: ReturnType, ctx: Context[Any, Any] | None
     ) -> models.QueryOut:
         from pgmcp.llm.client_provider import context_sampler, use_sampler
 
@@ -204,7 +212,8 @@ class Runtime:
             if status.role_warnings:
                 state += "; role warnings: " + "; ".join(status.role_warnings)
             out.append(models.DatabaseOut(
-                name=db.name, description=db.description, policy=self.policies[db.name].summary(), status=state
+                name=db.name, description=db.description, policy=self.policies[db.name].summary(),
+                status=state,
             ))
         return models.DatabasesOut(databases=out)
 
@@ -272,7 +281,8 @@ def result_out(result: QueryResult, **extra: Any) -> models.QueryOut:
         database=result.database, sql=result.sql,
         columns=[models.ColumnOut(name=c.name, type=c.type) for c in result.columns],
         rows=result.rows, row_count=result.row_count, truncated=result.truncated,
-        truncated_reason=result.truncated_reason, timings_ms={"execute": round(result.elapsed_ms, 3)}, **extra,
+        truncated_reason=result.truncated_reason, timings_ms={"execute": round(result.elapsed_ms, 3)},
+        **extra,
     )
 
 

@@ -1,0 +1,46 @@
+"""The operational HTTP routes served beside `/mcp`: `GET /healthz` and `GET /metrics`.
+
+They only exist on the streamable HTTP transport (stdio has no HTTP). `/healthz` answers 200
+when every configured database is up and 503 when one is down ("degraded") or the server is
+still starting, with `Runtime.health()` as the JSON body, so a load balancer and a person
+read the same thing. `/metrics` is the Prometheus text exposition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from pgmcp.metrics import CONTENT_TYPE, render_prometheus
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+
+    from pgmcp.runtime import Runtime
+
+
+@dataclass
+class RuntimeSlot:
+    """Where the server's lifespan puts the running `Runtime`, for routes outside MCP."""
+
+    runtime: Runtime | None = None
+
+
+def add_ops_routes(server: MCPServer[Any], slot: RuntimeSlot) -> None:
+    """Register `/healthz` and `/metrics` on `server` (used by its streamable HTTP app)."""
+
+    # custom_route is unannotated in the SDK, hence the ignores.
+    @server.custom_route("/healthz", methods=["GET"], include_in_schema=False)  # type: ignore[untyped-decorator]
+    async def healthz(_: Request) -> Response:
+        runtime = slot.runtime
+        if runtime is None:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        health = await runtime.health()
+        return JSONResponse(health, status_code=200 if health["status"] == "ok" else 503)
+
+    @server.custom_route("/metrics", methods=["GET"], include_in_schema=False)  # type: ignore[untyped-decorator]
+    async def metrics(_: Request) -> Response:
+        return Response(render_prometheus(), headers={"content-type": CONTENT_TYPE})
