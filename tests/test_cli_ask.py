@@ -1,0 +1,143 @@
+"""`pgmcp ask` end to end: a real config file, the sample shop on the test PostgreSQL, the demo
+policy, and the real OpenAI SDK talking to the fake vendor on 127.0.0.1. Runs the command as a
+subprocess, as a user would, and checks what it prints and its exit code."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pgmcp.demo.sample_data import DEMO_ROLE, load_sample_database
+from tests.conftest import TestDatabase
+from tests.fakes.llm_server import FakeLLMServer, text
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "ask-test-password"
+GOOD_SQL = "SELECT status, count(*) AS orders FROM orders GROUP BY status ORDER BY status"
+REFUSED_SQL = "SELECT name, email FROM customers"
+
+
+@pytest.fixture(scope="module")
+def shop(pg_database: TestDatabase) -> TestDatabase:
+    load_sample_database(pg_database.dsn)
+    pg_database.run_sql(f"ALTER ROLE {DEMO_ROLE} PASSWORD '{PASSWORD}'")
+    return pg_database
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer() as server:
+        yield server
+
+
+def write_config(path: Path, shop: TestDatabase, fake: FakeLLMServer, provider: str = "openai") -> Path:
+    dsn = re.sub(r"//[^@/]*@", f"//{DEMO_ROLE}@", shop.dsn)
+    path.write_text(
+        "databases:\n"
+        "  shop:\n"
+        f"    dsn: {dsn}\n"
+        f"    password: {PASSWORD}\n"
+        "    policies: [demo]\n"
+        "llm:\n"
+        f"  provider: {provider}\n"
+        "  api_key: test-key\n"
+        f"  base_url: {fake.openai_url}\n"
+        "  timeout: 10s\n"
+        "  max_retries: 0\n"
+    )
+    return path
+
+
+def ask(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_", "PGMCP_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "pgmcp.cli.ask", *args],
+        capture_output=True, text=True, timeout=120, cwd=cwd, env=env, check=False,
+    )
+
+
+def table_rows(stdout: str) -> list[list[str]]:
+    """The data rows of the printed table (after the header rule)."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if re.fullmatch(r"[-+]+", line))
+    return [[c.strip() for c in line.split(" | ")] for line in lines[start + 1:] if " | " in line]
+
+
+def test_ask_prints_sql_verdict_and_rows(shop: TestDatabase, fake: FakeLLMServer, tmp_path: Path) -> None:
+    fake.script(text(f"```sql\n{GOOD_SQL}\n```"))
+    config = write_config(tmp_path / "pgmcp.yaml", shop, fake)
+    proc = ask("--config", str(config), "How many orders are there per status?", cwd=tmp_path)
+
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "Database: shop" in out
+    assert f"SQL:\n  {GOOD_SQL}\n" in out
+    assert "Verdict: allowed" in out
+    # The demo policy's row filter is part of what ran.
+    assert "_pgmcp_rf" in out.split("Runs as:", 1)[1]
+    expected = [
+        line.split("|") for line in shop.run_sql(
+            "SELECT status, count(*) FROM orders WHERE tenant_id = 1 GROUP BY status ORDER BY status"
+        ).split()
+    ]
+    assert table_rows(out) == expected
+    assert f"({len(expected)} rows)" in out
+    # The model saw the question and only the visible schema.
+    prompt = str(fake.requests[0].body)
+    assert "How many orders are there per status?" in prompt
+    assert "email" not in prompt
+
+
+def test_sql_only_does_not_run(shop: TestDatabase, fake: FakeLLMServer, tmp_path: Path) -> None:
+    fake.script(text(GOOD_SQL))
+    config = write_config(tmp_path / "pgmcp.yaml", shop, fake)
+    proc = ask("--config", str(config), "--database", "shop", "--sql-only", "per status?", cwd=tmp_path)
+
+    assert proc.returncode == 0, proc.stderr
+    assert "Verdict: allowed" in proc.stdout
+    assert " | " not in proc.stdout  # no table
+
+
+def test_refused_every_time_exits_1_with_the_rule(
+    shop: TestDatabase, fake: FakeLLMServer, tmp_path: Path
+) -> None:
+    fake.default = text(REFUSED_SQL)
+    config = write_config(tmp_path / "pgmcp.yaml", shop, fake)
+    proc = ask("--config", str(config), "What are the customers' e-mail addresses?", cwd=tmp_path)
+
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "refused: no acceptable SQL after 3 attempt(s)" in proc.stderr
+    assert "PGM301" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(fake.requests) == 3  # llm.attempts, each told why the last one was refused
+    assert "PGM301" in str(fake.requests[1].body)
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("client", "pgmcp ask needs a model of its own"),
+        ("missing", "does not exist"),
+        ("unknown-db", "unknown database 'nope'"),
+    ],
+)
+def test_usage_and_config_errors_exit_2(
+    setup: str, message: str, shop: TestDatabase, fake: FakeLLMServer, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "pgmcp.yaml", shop, fake, "client" if setup == "client" else "openai")
+    args = ["--config", str(tmp_path / "absent.yaml" if setup == "missing" else config)]
+    if setup == "unknown-db":
+        args += ["--database", "nope"]
+    proc = ask(*args, "anything?", cwd=tmp_path)
+
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert fake.requests == []
