@@ -296,7 +296,7 @@ def answer_out(answer: QueryAnswer) -> models.QueryOut:
     }
     if answer.result is None:
         return models.QueryOut(
-            database=answer.database, sql=answer.sql, executed=False,
+            database=answer.database, sql=answer.verdict.executable_sql, executed=False,
             timings_ms={k: round(v, 3) for k, v in answer.timings_ms.items()}, **extra,
         )
     out = result_out(answer.result, **extra)
