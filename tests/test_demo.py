@@ -1,0 +1,210 @@
+"""`pgmcp demo` as a user and as an MCP host meet it: run as a subprocess, with its own
+throwaway PostgreSQL. The tour's output is checked against the same queries run directly on
+a copy of the sample shop; the host session goes through the SDK's stdio client; every run
+must leave no cluster directory and no postgres process behind, also after a signal."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mcp.client.client import Client
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+from pgmcp.demo.sample_data import load_sample_database
+from tests.conftest import TestDatabase, TestServer
+from tests.fakes.llm_server import FakeLLMServer, text
+
+ROOT = Path(__file__).resolve().parent.parent
+TOP_UNITS_SQL = (
+    "SELECT p.name, sum(i.quantity) AS units FROM order_items i JOIN products p ON p.id = i.product_id "
+    "GROUP BY p.name ORDER BY units DESC, p.name LIMIT 5"
+)
+
+
+def demo_argv() -> list[str]:
+    """How a user starts the demo: the installed `pgmcp` script beside this Python."""
+    script = Path(sys.executable).parent / "pgmcp"
+    if (ROOT / "pgmcp" / "cli" / "main.py").exists() and script.exists():
+        return [str(script), "demo"]
+    return [sys.executable, "-m", "pgmcp.demo.cli"]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_", "PGMCP_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(extra)
+    return env
+
+
+def run_demo(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*demo_argv(), *args], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=180, env=env or clean_env(), check=False,
+    )
+
+
+def cluster_dir(output: str) -> Path:
+    match = re.search(r"(?:cluster in|PostgreSQL in) (/\S+)", output)
+    assert match, output
+    return Path(match.group(1))
+
+
+def assert_cluster_gone(path: Path) -> None:
+    assert not path.exists(), f"{path} was left behind"
+    leftovers = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if str(path) in cmdline:
+                leftovers.append(f"{proc.name}: {cmdline}")
+    assert not leftovers, leftovers
+
+
+def rows(db: TestDatabase, sql: str) -> list[list[str]]:
+    return [line.split("|") for line in db.run_sql(sql).splitlines() if line]
+
+
+def table_line(values: list[str]) -> re.Pattern[str]:
+    return re.compile(r"^\s*" + r"\s*\|\s*".join(re.escape(v) for v in values) + r"\s*$", re.M)
+
+
+@pytest.fixture(scope="module")
+def shop(pg_database: TestDatabase) -> TestDatabase:
+    """A copy of the sample shop to compute what the tour should show."""
+    load_sample_database(pg_database.dsn)
+    return pg_database
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer() as server:
+        yield server
+
+
+def test_tour_shows_each_step_with_real_results(shop: TestDatabase) -> None:
+    proc = run_demo("--tour")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+
+    assert "shop: The pgmcp sample shop" in out and "status: up" in out  # list_databases
+    assert "public.customers (table" in out and "public.product_ratings (view)" in out  # describe_schema
+    customer_columns = out.split("public.customers (table", 1)[1].splitlines()[1]
+    assert "country" in customer_columns and "email" not in customer_columns
+    top_rated = rows(shop, (
+        "SELECT p.name, p.category, round(avg(r.rating), 2), count(*) FROM products p "
+        "JOIN reviews r ON r.product_id = p.id GROUP BY p.id, p.name, p.category "
+        "HAVING count(*) >= 5 ORDER BY 3 DESC, p.name LIMIT 5"
+    ))
+    assert len(top_rated) == 5
+    for row in top_rated:
+        assert table_line(row).search(out), row
+    refusal = out.split("A query the policy refuses", 1)[1]
+    assert "PGM301 column-denied" in refusal and "public.customers.email" in refusal
+    [tenant_one] = rows(shop, "SELECT 1, count(*), sum(total) FROM orders WHERE tenant_id = 1")
+    assert table_line(tenant_one).search(out)
+    assert "_pgmcp_rf.tenant_id = 1" in out
+    assert "Skipped: no LLM provider is configured" in out
+
+    snippet = json.loads(re.search(r"^\{\n.*?^\}$", out, re.M | re.S).group(0))  # type: ignore[union-attr]
+    entry = snippet["mcpServers"]["pgmcp-demo"]
+    assert entry["args"][-1] == "demo"
+    assert Path(entry["command"]).is_absolute() and Path(entry["command"]).exists()
+    assert f"claude mcp add pgmcp-demo -- {entry['command']} " in out
+    assert_cluster_gone(cluster_dir(out))
+
+
+def test_tour_asks_in_plain_language_when_a_provider_is_configured(
+    shop: TestDatabase, fake: FakeLLMServer
+) -> None:
+    fake.script(text(f"```sql\n{TOP_UNITS_SQL}\n```"))
+    proc = run_demo("--tour", env=clean_env(OPENAI_API_KEY="test-key", OPENAI_BASE_URL=fake.openai_url))
+    assert proc.returncode == 0, proc.stderr
+
+    step = proc.stdout.split("A question in plain language", 1)[1]
+    assert "The model (openai) wrote, and the policy allowed:" in step
+    assert TOP_UNITS_SQL in step
+    for row in rows(shop, TOP_UNITS_SQL):
+        assert table_line(row).search(step), row
+    assert "email" not in str(fake.requests[0].body)  # hidden columns never reach the model
+
+
+async def test_mcp_host_lists_tools_and_runs_sql(tmp_path: Path) -> None:
+    argv = demo_argv()
+    params = StdioServerParameters(command=argv[0], args=argv[1:], env=clean_env())
+    errlog = (tmp_path / "stderr.txt").open("w+")
+    async with Client(stdio_client(params, errlog=errlog)) as client:
+        tools = {t.name for t in (await client.list_tools()).tools}
+        assert {"query", "execute_sql", "check_sql", "list_databases", "describe_schema"} <= tools
+        result = await client.call_tool("execute_sql", {"sql": "SELECT count(*) AS n FROM customers"})
+        assert not result.is_error
+        assert result.structured_content["rows"] == [[300]]
+        refused = await client.call_tool("execute_sql", {"sql": "SELECT email FROM customers"})
+        assert refused.is_error
+    errlog.close()
+    assert_cluster_gone(cluster_dir((tmp_path / "stderr.txt").read_text()))
+
+
+@pytest.mark.parametrize(("mode", "signum"), [("tour", signal.SIGINT), ("serve", signal.SIGTERM)])
+def test_signal_removes_the_cluster(mode: str, signum: int) -> None:
+    args = ["--tour", "--keep-running"] if mode == "tour" else []
+    proc = subprocess.Popen(
+        [*demo_argv(), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=clean_env(),
+    )
+    try:
+        # Wait until the demo is fully up: the tour says so on stdout, the server on stderr.
+        stream, ready = (proc.stdout, "Press Ctrl-C") if mode == "tour" else (proc.stderr, "pgmcp ready")
+        assert stream is not None
+        seen = ""
+        for line in stream:
+            seen += line
+            if ready in line:
+                break
+        path = cluster_dir(seen)
+        assert path.exists()
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signum, err
+    assert "the demo database was removed" in err
+    assert "Traceback" not in err
+    assert_cluster_gone(path)
+
+
+def test_missing_postgres_says_how_to_install() -> None:
+    # PGMCP_PG_BINDIR, when set, is the only place looked at; PATH has no PostgreSQL either.
+    env = clean_env(PGMCP_PG_BINDIR="/nonexistent", PATH=str(Path(sys.executable).parent))
+    proc = run_demo("--tour", env=env)
+    assert proc.returncode == 2
+    assert "error: PGMCP_PG_BINDIR is /nonexistent, which holds no initdb and pg_ctl" in proc.stderr
+    for hint in ("sudo apt-get install postgresql", "brew install postgresql", "--dsn"):
+        assert hint in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_dsn_uses_an_existing_server(pg_server: TestServer) -> None:
+    if pg_server.run_sql("SELECT 1 FROM pg_database WHERE datname = 'shop'").strip():
+        pytest.skip("the test server already has a database named shop")
+    try:
+        proc = run_demo("--tour", "--dsn", pg_server.admin_dsn)
+        assert proc.returncode == 0, proc.stderr
+        assert "the server given with --dsn" in proc.stdout
+        assert "PGM301" in proc.stdout
+        # Kept on the server, and served through the read-only role, never the admin user.
+        assert pg_server.run_sql("SELECT count(*) FROM customers", "shop").strip() == "300"
+    finally:
+        pg_server.run_sql("DROP DATABASE IF EXISTS shop WITH (FORCE)")
