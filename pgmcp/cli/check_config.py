@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -212,3 +213,7 @@ def _names(items: list[str]) -> str:
     shown = ", ".join(items[:LIST_WIDTH])
     return shown + (f" (+{len(items) - LIST_WIDTH} more)" if len(items) > LIST_WIDTH else "")
 
+
+
+if __name__ == "__main__":
+    sys.exit(main())

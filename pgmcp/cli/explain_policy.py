@@ -149,3 +149,7 @@ def render_text(verdict: Verdict, policy: CompiledPolicy, live_schema: bool) -> 
         else:
             lines.append("runs as written (no rewrite)")
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

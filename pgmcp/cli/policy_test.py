@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -123,3 +124,7 @@ async def _with_rows(conn: Any, outcome: TestOutcome, policy: CompiledPolicy) ->
         return TestOutcome(outcome.test, outcome.verdict, problems, rows_checked=True)
     return compare_rows(outcome, [tuple(r.values()) for r in records])
 
+
+
+if __name__ == "__main__":
+    sys.exit(main())
