@@ -8,6 +8,7 @@ with the sample shop.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -237,7 +238,7 @@ def test_shipped_policies_tests_pass(capsys: pytest.CaptureFixture[str]) -> None
         REPO, capsys,
     )
     assert code == 0, out
-    assert out.splitlines()[-1] == "24 passed, 0 failed"
+    assert re.fullmatch(r"(2[4-9]|[3-9]\d|\d{3,}) passed, 0 failed", out.splitlines()[-1]), out
 
 
 def test_shipped_demo_policy_passes_on_the_sample_shop(
@@ -245,7 +246,7 @@ def test_shipped_demo_policy_passes_on_the_sample_shop(
 ) -> None:
     code, out, _ = run(["policy", "test", "demo", "--database-dsn", shop.dsn], REPO, capsys)
     assert code == 0, out
-    assert out.splitlines()[-1] == "20 passed, 0 failed"
+    assert re.fullmatch(r"(2\d|[3-9]\d|\d{3,}) passed, 0 failed", out.splitlines()[-1]), out
 
 
 ROWS_POLICY = POLICY + """\
