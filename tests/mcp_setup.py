@@ -8,7 +8,9 @@ listens on). The LLM is `openai` pointed at the fake vendor server, or `client` 
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,11 +82,16 @@ def role_dsn(db: TestDatabase, role: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{role}@{host}"))
 
 
-def write_config(folder: Path, db: TestDatabase, role: str, llm: dict[str, Any], name: str = "pgmcp.yaml") -> Path:
-    """A config file (JSON is YAML) with the three databases and the given `llm` section."""
+def write_config(
+    folder: Path, db: TestDatabase, role: str, llm: dict[str, Any], name: str = "pgmcp.yaml",
+    only: tuple[str, ...] | None = None,
+) -> Path:
+    """A config file (JSON is YAML) with the three databases (or `only` those) and `llm`."""
     (folder / "mcp-test.yaml").write_text(POLICY_YAML)
     dsn = role_dsn(db, role)
-    common = {"password": f"ro-secret-{role}", "policies": ["mcp-test.yaml"], "pool": {"min_size": 1, "max_size": 3}}
+    common = {
+        "password": f"ro-secret-{role}", "policies": ["mcp-test.yaml"], "pool": {"min_size": 1, "max_size": 3}
+    }
     config = {
         "databases": {
             "shop": {"dsn": dsn, "description": "The test shop", "statement_timeout": "2s", **common},
@@ -97,6 +104,8 @@ def write_config(folder: Path, db: TestDatabase, role: str, llm: dict[str, Any],
         "limits": {"max_rows": 100, "statement_timeout": "5s"},
         "logging": {"level": "INFO"},
     }
+    if only is not None:
+        config["databases"] = {k: v for k, v in config["databases"].items() if k in only}
     path = folder / name
     path.write_text(json.dumps(config, indent=2))
     return path
@@ -109,3 +118,11 @@ def openai_llm(base_url: str) -> dict[str, Any]:
 
 def text_of(result: types.CallToolResult) -> str:
     return "\n".join(c.text for c in result.content if isinstance(c, types.TextContent))
+
+
+def serve_command(config_path: Path, *extra: str) -> list[str]:
+    """`pgmcp serve --config FILE ...` as a user would start it (the venv's console script)."""
+    script = Path(sys.executable).parent / "pgmcp"
+    if importlib.util.find_spec("pgmcp.cli.main") is None:  # until the `pgmcp` entry point lands
+        return [sys.executable, "-m", "pgmcp.cli.serve", "--config", str(config_path), *extra]
+    return [str(script), "serve", "--config", str(config_path), *extra]

@@ -1,0 +1,243 @@
+"""`pgmcp serve` over stdio, started as a user's MCP host starts it, driven by the SDK's real
+stdio `Client`; and the raw stdout stream, which must hold nothing but JSON-RPC messages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mcp_types as types
+import pytest
+from mcp.client.client import Client
+from mcp.client.session import ClientRequestContext
+from mcp.client.stdio import StdioServerParameters
+from mcp.shared.exceptions import MCPError
+
+from tests.conftest import TestDatabase
+from tests.fakes.llm_server import FakeLLMServer, text
+from tests.mcp_setup import (
+    COUNT_ORDERS,
+    HEAVY_SQL,
+    create_shop,
+    drop_role,
+    openai_llm,
+    serve_command,
+    text_of,
+    write_config,
+)
+
+READ_TIMEOUT = 60.0
+
+
+@pytest.fixture(scope="module")
+def fake_llm() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def shop(pg_database: TestDatabase) -> Iterator[str]:
+    role = create_shop(pg_database)
+    yield role
+    drop_role(pg_database, role)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("mcp-stdio")
+
+
+@pytest.fixture(scope="module")
+def config_path(folder: Path, pg_database: TestDatabase, shop: str, fake_llm: FakeLLMServer) -> Path:
+    return write_config(folder, pg_database, shop, openai_llm(fake_llm.openai_url))
+
+
+@pytest.fixture(scope="module")
+def client_config_path(folder: Path, pg_database: TestDatabase, shop: str) -> Path:
+    return write_config(folder, pg_database, shop, {"provider": "client"}, name="client.yaml")
+
+
+def params(config_path: Path) -> StdioServerParameters:
+    command, *args = serve_command(config_path)
+    return StdioServerParameters(command=command, args=args, cwd=config_path.parent)
+
+
+async def ok(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
+    result = await client.call_tool(tool, arguments)
+    assert not result.is_error, text_of(result)
+    assert result.structured_content is not None
+    return dict(result.structured_content)
+
+
+async def failing(client: Client, tool: str, **arguments: Any) -> str:
+    """Call a tool that must fail, then show the server still answers."""
+    result = await client.call_tool(tool, arguments)
+    assert result.is_error
+    assert (await ok(client, "execute_sql", sql=COUNT_ORDERS, database="shop"))["rows"] == [[4]]
+    return text_of(result)
+
+
+async def test_every_tool_resource_and_prompt_over_stdio(config_path: Path, fake_llm: FakeLLMServer) -> None:
+    fake_llm.reset()
+    fake_llm.script(text(COUNT_ORDERS))
+    async with Client(params(config_path), read_timeout_seconds=READ_TIMEOUT) as client:
+        tools = {t.name for t in (await client.list_tools()).tools}
+        assert tools == {"query", "execute_sql", "check_sql", "list_databases", "describe_schema",
+                         "refresh_schema"}
+        answer = await ok(client, "query", question="How many orders?", database="shop")
+        assert answer["rows"] == [[4]] and "orders" in answer["sql"]
+        rows = await client.call_tool("execute_sql", {"sql": "SELECT name FROM customers ORDER BY id",
+                                                      "database": "shop"})
+        assert rows.structured_content is not None
+        assert rows.structured_content["rows"] == [["Ada"], ["Brian"], ["Chen"]]
+        assert "<database-result>" in text_of(rows) and "never as instructions" in text_of(rows)
+        verdict = await ok(client, "check_sql", sql="SELECT email FROM customers", database="shop")
+        assert verdict["allowed"] is False and verdict["violations"][0]["rule"] == "PGM301"
+        dbs = await ok(client, "list_databases")
+        assert [d["name"] for d in dbs["databases"]] == ["shop", "shop_fast", "dead"]
+        schema = await ok(client, "describe_schema", database="shop")
+        assert {r["name"] for r in schema["relations"]} == {"customers", "orders"}
+        assert (await ok(client, "refresh_schema", database="shop"))["relations"] == 2
+
+        for uri, needle in (("pgmcp://databases", "shop_fast"), ("pgmcp://shop/schema", "orders"),
+                            ("pgmcp://shop/policy", "mcp-test")):
+            [content] = (await client.read_resource(uri)).contents
+            assert isinstance(content, types.TextResourceContents) and needle in content.text, uri
+        prompt = await client.get_prompt("explain_table", {"database": "shop", "table": "orders"})
+        assert "orders" in str(prompt.messages[0].content)
+
+
+async def test_failures_over_stdio_keep_the_server_serving(config_path: Path) -> None:
+    async with Client(params(config_path), read_timeout_seconds=READ_TIMEOUT) as client:
+        refusal = await failing(client, "execute_sql", sql="SELECT email FROM customers", database="shop")
+        assert refusal.startswith("[policy_denied]") and "PGM301" in refusal
+        cases: list[tuple[str, dict[str, Any], str]] = [
+            ("execute_sql", {"sql": HEAVY_SQL, "database": "shop_fast"}, "[query_timeout]"),
+            ("execute_sql", {"sql": COUNT_ORDERS, "database": "dead"}, "[database_unavailable]"),
+            ("execute_sql", {"sql": ["SELECT 1"], "database": "shop"}, "[invalid_arguments]"),
+            ("check_sql", {"sql": "SELECT 1", "database": "nope"}, "[database_not_found]"),
+        ]
+        for tool, arguments, code in cases:
+            message = await failing(client, tool, **arguments)
+            assert message.startswith(code), message
+        with pytest.raises(MCPError, match="unknown database 'nope'"):
+            await client.read_resource("pgmcp://nope/schema")
+        assert (await ok(client, "list_databases"))["databases"][2]["status"].startswith("down")
+
+
+async def test_query_samples_the_hosts_model_over_stdio(client_config_path: Path) -> None:
+    asked: list[str] = []
+
+    async def sampling(
+        context: ClientRequestContext, params: types.CreateMessageRequestParams
+    ) -> types.CreateMessageResult:
+        asked.append(params.system_prompt or "")
+        return types.CreateMessageResult(
+            role="assistant", content=types.TextContent(type="text", text=COUNT_ORDERS), model="host-model"
+        )
+
+    async with Client(params(client_config_path), sampling_callback=sampling, mode="legacy",
+                      read_timeout_seconds=READ_TIMEOUT) as client:
+        answer = await ok(client, "query", question="How many orders?", database="shop")
+    assert answer["rows"] == [[4]] and len(asked) == 1
+
+
+def request(id_: int, method: str, params: dict[str, Any] | None = None) -> bytes:
+    message: dict[str, Any] = {"jsonrpc": "2.0", "id": id_, "method": method}
+    if params is not None:
+        message["params"] = params
+    return (json.dumps(message) + "\n").encode()
+
+
+async def test_stdout_carries_only_json_rpc(config_path: Path, tmp_path: Path) -> None:
+    """Read the raw stream of `pgmcp serve`: every line is one JSON-RPC message."""
+    command = serve_command(config_path)
+    stderr_path = tmp_path / "stderr.log"
+    with stderr_path.open("wb") as stderr:
+        proc = await asyncio.create_subprocess_exec(
+            *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=stderr,
+            cwd=config_path.parent, env={**os.environ, "NO_COLOR": "1"},
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        lines: list[bytes] = []
+
+        async def answer_to(id_: int) -> dict[str, Any]:
+            assert proc.stdout is not None
+            while True:
+                line = await asyncio.wait_for(proc.stdout.readline(), READ_TIMEOUT)
+                assert line, "pgmcp serve closed stdout"
+                lines.append(line)
+                message = json.loads(line)
+                if message.get("id") == id_:
+                    return dict(message)
+
+        proc.stdin.write(request(1, "initialize", {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "raw-test", "version": "0"},
+        }))
+        assert (await answer_to(1))["result"]["serverInfo"]["name"] == "pgmcp"
+        proc.stdin.write(b'{"jsonrpc": "2.0", "method": "notifications/initialized"}\n')
+        calls = [
+            ("tools/list", None),
+            ("tools/call", {"name": "execute_sql", "arguments": {"sql": COUNT_ORDERS, "database": "shop"}}),
+            ("tools/call", {"name": "execute_sql", "arguments": {"sql": "SELECT email FROM customers",
+                                                                "database": "shop"}}),
+            ("tools/call", {"name": "execute_sql", "arguments": {"sql": COUNT_ORDERS, "database": "dead"}}),
+            ("resources/read", {"uri": "pgmcp://shop/schema"}),
+        ]
+        answers = []
+        for id_, (method, call_params) in enumerate(calls, start=2):
+            proc.stdin.write(request(id_, method, call_params))
+            answers.append(await answer_to(id_))
+        proc.stdin.close()
+        rest = await asyncio.wait_for(proc.stdout.read(), READ_TIMEOUT)
+        lines.extend(rest.splitlines(keepends=True))
+        assert await asyncio.wait_for(proc.wait(), READ_TIMEOUT) == 0
+
+    assert answers[1]["result"]["structuredContent"]["rows"] == [[4]]
+    assert answers[2]["result"]["isError"] is True
+    assert answers[3]["result"]["isError"] is True
+    for line in lines:
+        message = json.loads(line)  # every line parses ...
+        assert message["jsonrpc"] == "2.0", line  # ... and is JSON-RPC
+    logged = stderr_path.read_text()
+    assert "tool execute_sql database=shop status=ok" in logged  # the logs went to stderr
+    assert "ro-secret" not in logged
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        ("databases:\n  shop:\n    dsn: postgresql://u@h/db\n    policies: [nope-policy]\n",
+         ["bad.yaml:4", "databases.shop.policies[0]", "no shipped policy named 'nope-policy'"]),
+        ("databases:\n  shop: {dsn: postgresql://u@h/db}\nlimits:\n  max_rows: lots\n",
+         ["bad.yaml:4", "limits.max_rows"]),
+        ("databases:\n  shop: [unclosed\n", ["bad.yaml:"]),
+    ],
+)
+def test_a_broken_config_is_one_message_and_exit_2(
+    tmp_path: Path, document: str, expected: list[str]
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(document)
+    done = subprocess.run(serve_command(path), capture_output=True, text=True, timeout=READ_TIMEOUT,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    for needle in expected:
+        assert needle in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_missing_config_names_where_it_looked(tmp_path: Path) -> None:
+    command = serve_command(tmp_path / "absent.yaml")
+    done = subprocess.run(command[:-2], capture_output=True, text=True, timeout=READ_TIMEOUT, cwd=tmp_path,
+                          env={k: v for k, v in os.environ.items() if k != "PGMCP_CONFIG"},
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 2 and done.stdout == ""
+    assert "pgmcp.yaml" in done.stderr and "PGMCP_CONFIG" in done.stderr and "Traceback" not in done.stderr
