@@ -148,8 +148,16 @@ async def test_list_databases_describe_and_refresh(config_path: Path) -> None:
 async def test_query_with_the_openai_provider(config_path: Path, fake_llm: FakeLLMServer) -> None:
     fake_llm.reset()
     fake_llm.script(text(f"```sql\n{COUNT_ORDERS}\n```"), text("SELECT name FROM customers"))
+    steps: list[tuple[float, str | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        steps.append((progress, message))
+
     async with connect(config_path) as client:
-        answer = await call(client, "query", question="How many orders are there?", database="shop")
+        answer = await client.call_tool(
+            "query", {"question": "How many orders are there?", "database": "shop"},
+            progress_callback=on_progress,
+        )
         sql_only = await call(client, "query", question="Customer names?", database="shop", return_type="sql")
     assert not answer.is_error, text_of(answer)
     out = answer.structured_content
@@ -160,6 +168,8 @@ async def test_query_with_the_openai_provider(config_path: Path, fake_llm: FakeL
     assert sql_only.structured_content["executed"] is False
     assert sql_only.structured_content["sql"].startswith("SELECT name FROM")  # what would run:
     assert "LIMIT 50" in sql_only.structured_content["sql"]  # with the policy's row cap
+    assert steps[-1] == (100, "done") and any("writing SQL" in (m or "") for _, m in steps)
+    assert [p for p, _ in steps] == sorted(p for p, _ in steps)
     assert len(fake_llm.requests) == 2
     prompt = str(fake_llm.requests[0].body)
     assert "orders" in prompt and "email" not in prompt  # the policy-filtered schema
