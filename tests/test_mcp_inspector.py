@@ -45,7 +45,9 @@ def config_path(tmp_path_factory: pytest.TempPathFactory, pg_database: TestDatab
 def run_inspector(inspector: Path, config_path: Path, *method: str) -> Any:
     # Everything after `--` is the server command; the inspector's own --config is not ours.
     command = [str(inspector), "--cli", "--", *serve_command(config_path), *method]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT, cwd=config_path.parent)
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=RUN_TIMEOUT, cwd=config_path.parent
+    )
     assert done.returncode == 0, f"inspector failed:\n{done.stdout}\n{done.stderr}"
     return json.loads(done.stdout)
 
@@ -53,7 +55,9 @@ def run_inspector(inspector: Path, config_path: Path, *method: str) -> Any:
 def test_inspector_lists_the_tools(inspector: Path, config_path: Path) -> None:
     listed = run_inspector(inspector, config_path, "--method", "tools/list")
     names = {tool["name"] for tool in listed["tools"]}
-    assert names == {"query", "execute_sql", "check_sql", "list_databases", "describe_schema", "refresh_schema"}
+    assert names == {
+        "query", "execute_sql", "check_sql", "list_databases", "describe_schema", "refresh_schema"
+    }
     assert all(tool["annotations"]["readOnlyHint"] for tool in listed["tools"])
 
 
