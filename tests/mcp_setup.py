@@ -8,7 +8,6 @@ listens on). The LLM is `openai` pointed at the fake vendor server, or `client` 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import uuid
@@ -123,6 +122,4 @@ def text_of(result: types.CallToolResult) -> str:
 def serve_command(config_path: Path, *extra: str) -> list[str]:
     """`pgmcp serve --config FILE ...` as a user would start it (the venv's console script)."""
     script = Path(sys.executable).parent / "pgmcp"
-    if importlib.util.find_spec("pgmcp.cli.main") is None:  # until the `pgmcp` entry point lands
-        return [sys.executable, "-m", "pgmcp.cli.serve", "--config", str(config_path), *extra]
     return [str(script), "serve", "--config", str(config_path), *extra]
