@@ -54,11 +54,19 @@ def write_config(path: Path, shop: TestDatabase, fake: FakeLLMServer, provider: 
     return path
 
 
+def ask_argv() -> list[str]:
+    """How a user runs it: the installed `pgmcp` script beside this Python."""
+    script = Path(sys.executable).parent / "pgmcp"
+    if (ROOT / "pgmcp" / "cli" / "main.py").exists() and script.exists():
+        return [str(script), "ask"]
+    return [sys.executable, "-m", "pgmcp.cli.ask"]
+
+
 def ask(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_", "PGMCP_"))}
     env["PYTHONPATH"] = str(ROOT)
     return subprocess.run(
-        [sys.executable, "-m", "pgmcp.cli.ask", *args],
+        [*ask_argv(), *args],
         capture_output=True, text=True, timeout=120, cwd=cwd, env=env, check=False,
     )
 
