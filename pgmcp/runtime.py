@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from pgmcp.config import Config
+from pgmcp.config import Config, DatabaseConfig
 from pgmcp.db.executor import Executor, QueryResult
 from pgmcp.db.pools import PoolSet
 from pgmcp.errors import DatabaseNotFound, PgmcpError, UsageError
@@ -34,6 +35,7 @@ from pgmcp.schema.cache import SchemaCache
 from pgmcp.schema.filtered import describe, filter_snapshot, render_text
 from pgmcp.schema.introspect import introspect
 from pgmcp.schema.snapshot import SchemaSnapshot
+from pgmcp.stats_file import StatsWriter
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import Context
@@ -45,12 +47,13 @@ if TYPE_CHECKING:
 class Runtime:
     """Everything one pgmcp process serves, built from a `Config`."""
 
-    def __init__(self, config: Config, *, provider: Provider | None = None) -> None:
+    def __init__(
+        self, config: Config, *, provider: Provider | None = None, write_stats: bool = False
+    ) -> None:
         register_secrets_in(config)
         self.config = config
-        base_dir = config.path.parent if config.path else Path.cwd()
         self.policies: dict[str, CompiledPolicy] = {
-            db.name: compile_policy(load_policy_spec(db.policies, base_dir)) for db in config.databases
+            db.name: _policy_for(config, db) for db in config.databases
         }
         self.pools = PoolSet(
             config.databases, config.limits,
@@ -74,6 +77,9 @@ class Runtime:
         )
         self._pipeline: Pipeline | None = None
         self.started_at = time.time()
+        self._stats: StatsWriter | None = None
+        if write_stats:
+            self._stats = StatsWriter({"config": str(config.path) if config.path else None})
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -84,12 +90,16 @@ class Runtime:
                 await self.snapshot(name)
         for name in self.pools.names():
             SCHEMA_CACHE_AGE.set_function(functools.partial(self._cache_age, name), database=name)
+        if self._stats is not None:
+            self._stats.start()
         logger.info("pgmcp ready: databases {}", ", ".join(self.pools.names()) or "(none)")
 
     def _cache_age(self, database: str) -> float:
         return self.schemas.age(database) or 0.0
 
     async def close(self) -> None:
+        if self._stats is not None:
+            await self._stats.stop()
         await self.schemas.close()
         await self.pools.close()
         with contextlib.suppress(Exception):
@@ -267,6 +277,16 @@ class Runtime:
             "llm": {"provider": self.provider.name, "breaker": self.breaker.state},
             "uptime_seconds": round(time.time() - self.started_at, 1),
         }
+
+
+def _policy_for(config: Config, db: DatabaseConfig) -> CompiledPolicy:
+    """The database's compiled policy; a `search_path` in the config overrides the policy's, so
+    that the checker resolves names against exactly the path the connections are pinned to."""
+    base_dir = config.path.parent if config.path else Path.cwd()
+    spec = load_policy_spec(db.policies, base_dir)
+    if db.search_path:
+        spec = dataclasses.replace(spec, search_path=tuple(db.search_path))
+    return compile_policy(spec)
 
 
 def violation_out(v: Any) -> models.ViolationOut:

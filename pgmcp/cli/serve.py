@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(find_config_path(args.config))
         setup_logging(config.logging)
-        runtime = Runtime(config)  # compiles the policies and builds the provider: fail early
+        runtime = Runtime(config, write_stats=True)  # compiles the policies and builds the provider: fail early
     except PgmcpError as err:
         from pgmcp.cli.ops import error_exit
 
