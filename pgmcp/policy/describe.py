@@ -24,7 +24,8 @@ def describe_policy(policy: CompiledPolicy) -> str:
     lines.append(f"statements: {', '.join(sorted(spec.statements))}{analyze}")
     lines.append(f"search_path: {', '.join(spec.search_path)}")
     lines.append("tables (deny wins; relations no allow rule matches are denied):")
-    lines += [f"  {r.action:5} {r.pattern}{_where(r.source)}" for r in spec.tables] or ["  (none: every relation denied)"]
+    tables = [f"  {r.action:5} {r.pattern}{_where(r.source)}" for r in spec.tables]
+    lines += tables or ["  (none: every relation denied)"]
     lines.append("columns:")
     lines += [f"  {r.action:5} {r.pattern}{_where(r.source)}" for r in spec.columns] or ["  (no column rules)"]
     lines.append("row filters (every read of the table sees only these rows):")
