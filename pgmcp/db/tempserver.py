@@ -144,7 +144,10 @@ class TemporaryPostgres:
 
     def cleanup(self) -> None:
         """Stop the server (immediately) and remove every file it had. Safe to call twice."""
-        if self._started:
+        # A postmaster.pid means a server may be running even if start() never returned
+        # (interrupted during `pg_ctl start`): stop it too.
+        if self._started or (self.datadir / "postmaster.pid").exists():
+            self._started = True
             with contextlib.suppress(Exception):
                 self.stop("immediate")
         shutil.rmtree(self.base, ignore_errors=True)
