@@ -38,6 +38,10 @@ def check(sql: str, policy: CompiledPolicy, snapshot: SchemaSnapshot | None = No
     """Judge one statement. Never raises on bad SQL: every problem is a violation."""
     try:
         return _check(sql, policy, snapshot, recheck=False)
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, SqlglotError) as err:
+        # An analysis step met a tree shape it does not handle: refuse, never pass.
+        message = f"the query could not be analysed ({type(err).__name__}); simplify it"
+        return Verdict(sql, False, (violation("PGM003", message),))
     except RecursionError:
         return Verdict(
             sql,
@@ -121,6 +125,4 @@ def _verdict(
     relations: tuple[str, ...] = (),
     functions: tuple[str, ...] = (),
 ) -> Verdict:
-    return Verdict(
-        parsed.sql, not violations, tuple(violations), None, kind, relations, functions, tuple(trace)
-    )
+    return Verdict(parsed.sql, not violations, tuple(violations), None, kind, relations, functions, tuple(trace))

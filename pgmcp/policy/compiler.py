@@ -121,9 +121,7 @@ class CompiledPolicy:
         elif any(r.action == "allow" for r in self.spec.columns):
             allow = _first(self.spec.columns, qualified, "allow")
             if allow is None:
-                decision = Decision(
-                    False, f"not in the column allow list of policy {self.name}", None, "PGM301"
-                )
+                decision = Decision(False, f"not in the column allow list of policy {self.name}", None, "PGM301")
             else:
                 decision = Decision(True, "allowed by a column rule", allow.source, "", True)
         else:
@@ -158,9 +156,7 @@ class CompiledPolicy:
 
     def _decide_function(self, schema: str | None, name: str) -> Decision:
         if self.functions.is_dangerous(name):
-            return Decision(
-                False, "it is in pgmcp's built-in dangerous set and can never be allowed", None, "PGM401"
-            )
+            return Decision(False, "it is in pgmcp's built-in dangerous set and can never be allowed", None, "PGM401")
         builtin = schema in (None, "pg_catalog") and self.functions.is_safe(name)
         # An unqualified call resolves in pg_catalog first, then along the search path.
         forms = (

@@ -79,25 +79,26 @@ def resolve_relations(
             real[id(table)] = table
     refs: list[RelationRef] = []
     unresolved: list[Unresolved] = []
-    # The cross-check: a Table the scope walk never saw (the target of a data-modifying CTE,
-    # a table in a place sqlglot does not scope) must not slip through unchecked.
+    # The cross-check: a Table the scope walk never saw must not slip through unchecked. Writes
+    # and INTO targets were refused before this stage; what remains (tables inside a
+    # parenthesised join, which sqlglot does not scope) is a CTE reference if an enclosing
+    # WITH defines the name, and otherwise a relation read, resolved and checked as such.
     for table in tree.find_all(exp.Table):
         if isinstance(table.this, exp.Func) or table.args.get("rows_from"):
             continue
         if id(table) not in accounted:
-            unresolved.append(
-                Unresolved(table, "the table reference is outside any query scope pgmcp can check")
-            )
-            continue
+            accounted.add(id(table))
+            cte = not table.args.get("db") and table.name in _enclosing_cte_names(table)
+            if cte and isinstance(table.this, exp.Identifier):
+                continue
+            real[id(table)] = table
         if id(table) not in real:
             continue
         if not isinstance(table.this, exp.Identifier):
             unresolved.append(Unresolved(table, "the relation reference has an unsupported shape"))
             continue
         if table.args.get("catalog"):
-            unresolved.append(
-                Unresolved(table, "cross-database references (db.schema.table) are not supported")
-            )
+            unresolved.append(Unresolved(table, "cross-database references (db.schema.table) are not supported"))
             continue
         ref = _resolve(table, search_path, snapshot)
         if isinstance(ref, Unresolved):
@@ -105,6 +106,17 @@ def resolve_relations(
         else:
             refs.append(ref)
     return refs, unresolved
+
+
+def _enclosing_cte_names(node: exp.Expr) -> set[str]:
+    names: set[str] = set()
+    parent = node.parent
+    while parent is not None:
+        with_ = parent.args.get("with_") if isinstance(parent, exp.Query) else None
+        if isinstance(with_, exp.With):
+            names.update(cte.alias for cte in with_.expressions)
+        parent = parent.parent
+    return names
 
 
 def _is_cte_reference(table: exp.Table, scope: Scope) -> bool:

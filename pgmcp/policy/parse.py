@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from loguru import logger
 from sqlglot import exp
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import ParseError, SqlglotError, TokenError
@@ -24,7 +23,9 @@ from pgmcp.policy.rules import violation
 from pgmcp.policy.verdict import Violation
 
 MAX_PAREN_DEPTH = 100  # PostgreSQL's own parser gives up far later; real queries stay far below
-MAX_TREE_DEPTH = 400  # keeps sqlglot's recursive generator and optimizer well inside the stack
+MAX_TREE_DEPTH = 400
+# sqlglot's parser backtracks exponentially on nested ARRAY[...] (18 levels: seconds).
+MAX_BRACKET_DEPTH = 10  # keeps sqlglot's recursive generator and optimizer well inside the stack
 
 _DIALECT = Postgres()
 RESERVED_PREFIX = "_pgmcp_"
@@ -32,20 +33,22 @@ RESERVED_PREFIX = "_pgmcp_"
 _captured: ContextVar[list[str] | None] = ContextVar("pgmcp_sqlglot_log", default=None)
 
 
-class _SqlglotLogHandler(logging.Handler):
-    """Keeps sqlglot's WARNINGs off stderr: they go into the verdict trace and loguru's debug log."""
+class _SqlglotLogCapture(logging.Filter):
+    """While a statement is being checked, sqlglot's WARNINGs go into its verdict's trace, not stderr.
 
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
+    A filter on the logger (not a handler): logging setup may replace the logger's handlers,
+    but filters stay, and a record they reject reaches no handler at all.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
         sink = _captured.get()
-        if sink is not None:
-            sink.append(message)
-        logger.debug("sqlglot: {}", message)
+        if sink is None:
+            return True
+        sink.append(record.getMessage())
+        return False
 
 
-_sqlglot_logger = logging.getLogger("sqlglot")
-_sqlglot_logger.addHandler(_SqlglotLogHandler())
-_sqlglot_logger.propagate = False
+logging.getLogger("sqlglot").addFilter(_SqlglotLogCapture())
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,10 @@ def _parse_into(parsed: Parsed, allow_reserved: bool) -> None:
     except (ParseError, TokenError, SqlglotError) as err:
         parsed.violations.append(violation("PGM001", f"the SQL could not be parsed: {_short(err)}"))
         return
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as err:
+        # sqlglot's own bugs on odd input (seen: a TypeError in a JSONB operator builder).
+        parsed.violations.append(violation("PGM001", f"the SQL could not be parsed ({type(err).__name__})"))
+        return
     # A comment after the last ';' yields an extra Semicolon node: it is not a statement.
     statements = [t for t in trees if t is not None and not isinstance(t, exp.Semicolon)]
     if len(statements) != 1:
@@ -144,9 +151,7 @@ def _parse_into(parsed: Parsed, allow_reserved: bool) -> None:
     tree = statements[0]
     if _tree_depth(tree) > MAX_TREE_DEPTH:
         parsed.violations.append(
-            violation(
-                "PGM006", f"the statement is nested more than {MAX_TREE_DEPTH} levels deep; flatten the query"
-            )
+            violation("PGM006", f"the statement is nested more than {MAX_TREE_DEPTH} levels deep; flatten the query")
         )
         return
     parsed.tree = tree
@@ -204,7 +209,7 @@ def _peel_explain(parsed: Parsed, first: Token) -> bool:
 
 def _check_tokens(parsed: Parsed, tokens: list[Token], allow_reserved: bool) -> bool:
     ok = True
-    depth = 0
+    depth = brackets = 0
     for i, tok in enumerate(tokens):
         kind = tok.token_type
         if kind == TokenType.L_PAREN:
@@ -220,6 +225,19 @@ def _check_tokens(parsed: Parsed, tokens: list[Token], allow_reserved: bool) -> 
                 return False
         elif kind == TokenType.R_PAREN:
             depth -= 1
+        elif kind == TokenType.L_BRACKET:
+            brackets += 1
+            if brackets > MAX_BRACKET_DEPTH:
+                parsed.violations.append(
+                    violation(
+                        "PGM006",
+                        f"brackets nest more than {MAX_BRACKET_DEPTH} levels deep; flatten the query",
+                        *_at(parsed, tok),
+                    )
+                )
+                return False
+        elif kind == TokenType.R_BRACKET:
+            brackets -= 1
         elif kind == TokenType.AMP and i > 0:
             prev = tokens[i - 1]
             if (

@@ -44,9 +44,7 @@ def column_violations(
         if tables:
             restricted = [t for t in tables if policy.columns_restricted(*t)]
             if item.column is not None:
-                restricted = [
-                    t for t in restricted if not policy.column_decision(t[0], t[1], item.column).allowed
-                ]
+                restricted = [t for t in restricted if not policy.column_decision(t[0], t[1], item.column).allowed]
             if not restricted:
                 continue
         code = "PGM303" if item.kind == "whole_row" else "PGM302"

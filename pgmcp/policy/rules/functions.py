@@ -19,9 +19,7 @@ def function_violations(
         decision = policy.function_decision(ref.schema, ref.name)
         shown = f"{ref.schema}.{ref.name}" if ref.schema else ref.name
         if decision.allowed:
-            trace.append(
-                TraceEntry("PGM4xx", "function", "allow", f"{shown}: {decision.reason}", decision.source)
-            )
+            trace.append(TraceEntry("PGM4xx", "function", "allow", f"{shown}: {decision.reason}", decision.source))
             continue
         where = parsed.position(ref.start) if ref.start is not None else parsed.node_position(ref.node)
         how = " (attribute notation calls it)" if isinstance(ref.node, exp.Dot) else ""

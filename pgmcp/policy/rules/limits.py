@@ -48,11 +48,7 @@ def rewrite(
                 return (
                     tree,
                     False,
-                    [
-                        violation(
-                            "PGM502", f"row filter of {rf.table} does not parse: {err}", source=rf.source
-                        )
-                    ],
+                    [violation("PGM502", f"row filter of {rf.table} does not parse: {err}", source=rf.source)],
                 )
             if schema != ref.schema:
                 # Without a snapshot the reference might resolve to another schema at run time.
@@ -69,9 +65,7 @@ def rewrite(
                         )
                     ],
                 )
-            trace.append(
-                TraceEntry("PGM502", "row-filter", "rewrite", f"{rf.table}: {rf.condition}", rf.source)
-            )
+            trace.append(TraceEntry("PGM502", "row-filter", "rewrite", f"{rf.table}: {rf.condition}", rf.source))
     changed = False
     try:
         if filters:

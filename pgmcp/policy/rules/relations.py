@@ -37,9 +37,7 @@ def relation_violations(
             qualified = f"{schema}.{ref.name}"
             decision = policy.table_decision(schema, ref.name)
             if not decision.allowed:
-                hint = (
-                    "query another table" if decision.code == "PGM201" else "query a table the policy allows"
-                )
+                hint = "query another table" if decision.code == "PGM201" else "query a table the policy allows"
                 out.append(
                     violation(
                         decision.code,
@@ -50,9 +48,7 @@ def relation_violations(
                 )
                 trace.append(TraceEntry(decision.code, "table", "deny", qualified, decision.source))
                 continue
-            trace.append(
-                TraceEntry("PGM2xx", "table", "allow", f"{qualified}: {decision.reason}", decision.source)
-            )
+            trace.append(TraceEntry("PGM2xx", "table", "allow", f"{qualified}: {decision.reason}", decision.source))
             info = snapshot.relation(schema, ref.name) if snapshot is not None else None
             if info is None:
                 continue

@@ -61,8 +61,7 @@ def root_kind(parsed: Parsed, policy: CompiledPolicy) -> list[Violation]:
             out.append(
                 violation(
                     "PGM003",
-                    f"{keyword} statements cannot be checked and are refused; "
-                    "only SELECT queries are accepted",
+                    f"{keyword} statements cannot be checked and are refused; only SELECT queries are accepted",
                 )
             )
         elif isinstance(tree, WRITE_NODES):
@@ -70,8 +69,7 @@ def root_kind(parsed: Parsed, policy: CompiledPolicy) -> list[Violation]:
             out.append(
                 violation(
                     "PGM101",
-                    f"{kind} statements are not allowed by policy {policy.name}; "
-                    "only SELECT queries are accepted",
+                    f"{kind} statements are not allowed by policy {policy.name}; only SELECT queries are accepted",
                     source=policy.spec.statements_source,
                 )
             )
