@@ -42,7 +42,7 @@ from pgmcp.errors import (
 from pgmcp.llm.base import Completion, Prompt, Provider, shorten
 from pgmcp.llm.breaker import CircuitBreaker
 from pgmcp.llm.extract import extract_sql
-from pgmcp.logs import request_scope
+from pgmcp.logs import current_request_id, request_scope
 from pgmcp.metrics import LLM_CALLS_TOTAL, LLM_LATENCY, LLM_TOKENS_TOTAL, POLICY_REFUSALS_TOTAL
 from pgmcp.policy.verdict import Verdict
 from pgmcp.prompt import build_prompt
@@ -169,7 +169,7 @@ class Pipeline:
             raise UsageError(f"return_type must be 'result' or 'sql', not {return_type!r}")
         if not question.strip():
             raise UsageError("the question is empty", hint="ask a question about the data")
-        with request_scope() as request_id:
+        with request_scope(current_request_id()) as request_id:  # join the caller's request, if any
             run = _Run(question, progress)
             started = time.perf_counter()
             try:
