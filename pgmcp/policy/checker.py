@@ -61,7 +61,9 @@ def _check(sql: str, policy: CompiledPolicy, snapshot: SchemaSnapshot | None, *,
     if any(v.rule not in ("PGM105", "PGM106") for v in violations):
         return _verdict(parsed, violations, trace, kind)
     try:
-        normalize_identifiers(tree, dialect="postgres")
+        if any(isinstance(node, exp.With) for node in parsed.flagged):
+            # CTE names are matched by text in sqlglot's scopes: fold them as PostgreSQL does.
+            normalize_identifiers(tree, dialect="postgres")
         refs, unresolved = resolve_relations(tree, policy.search_path, snapshot)
     except SqlglotError as err:
         violations.append(violation("PGM003", f"the query's scopes cannot be analysed: {err}"))

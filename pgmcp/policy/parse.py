@@ -10,7 +10,7 @@ parsed and judged like any other.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import threading
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -28,6 +28,59 @@ MAX_TREE_DEPTH = 400
 MAX_BRACKET_DEPTH = 10  # keeps sqlglot's recursive generator and optimizer well inside the stack
 
 _DIALECT = Postgres()
+
+# Statement nodes that must not appear anywhere in a read query.
+WRITE_NODES: tuple[type[exp.Expr], ...] = (
+    exp.DML,
+    exp.DDL,
+    exp.Drop,
+    exp.Alter,
+    exp.Command,
+    exp.Transaction,
+    exp.Commit,
+    exp.Rollback,
+    exp.Set,
+    exp.Grant,
+    exp.Revoke,
+    exp.TruncateTable,
+    exp.Comment,
+    exp.Analyze,
+    exp.Use,
+    exp.Refresh,
+    exp.Cache,
+    exp.Uncache,
+    exp.LoadData,
+    exp.Describe,
+    exp.Pragma,
+    exp.Kill,
+    exp.Show,
+    exp.Execute,
+    exp.Declare,
+    exp.Install,
+    exp.Attach,
+    exp.Detach,
+    exp.Export,
+)
+FLAGGED_NODES: tuple[type[exp.Expr], ...] = (exp.Into, exp.Lock, exp.With, *WRITE_NODES)
+
+_local = threading.local()
+
+
+def _tokenize(text: str) -> list[Token]:
+    # One tokenizer and one parser per thread: building them costs more than a short query.
+    tokenizer = getattr(_local, "tokenizer", None)
+    if tokenizer is None:
+        tokenizer = _local.tokenizer = _DIALECT.tokenizer_class(dialect=_DIALECT)
+    return list(tokenizer.tokenize(text))
+
+
+def _parse(tokens: list[Token], text: str) -> list[exp.Expr | None]:
+    parser = getattr(_local, "parser", None)
+    if parser is None:
+        parser = _local.parser = _DIALECT.parser()
+    return list(parser.parse(tokens, text))
+
+
 RESERVED_PREFIX = "_pgmcp_"
 
 _captured: ContextVar[list[str] | None] = ContextVar("pgmcp_sqlglot_log", default=None)
@@ -74,6 +127,7 @@ class Parsed:
     explain: Explain | None = None
     tree: exp.Expr | None = None
     violations: list[Violation] = field(default_factory=list)
+    flagged: list[exp.Expr] = field(default_factory=list)  # write/INTO/lock nodes, in tree order
     log: list[str] = field(default_factory=list)
 
     def position(self, start: int | None) -> tuple[int | None, int | None]:
@@ -114,7 +168,7 @@ def parse_statement(sql: str, *, allow_reserved: bool = False) -> Parsed:
 
 def _parse_into(parsed: Parsed, allow_reserved: bool) -> None:
     try:
-        tokens = _DIALECT.tokenize(parsed.sql)
+        tokens = _tokenize(parsed.sql)
     except (TokenError, SqlglotError) as err:
         parsed.violations.append(violation("PGM001", f"the SQL could not be tokenized: {_short(err)}"))
         return
@@ -122,14 +176,14 @@ def _parse_into(parsed: Parsed, allow_reserved: bool) -> None:
         if not _peel_explain(parsed, tokens[0]):
             return
         try:
-            tokens = _DIALECT.tokenize(parsed.body)
+            tokens = _tokenize(parsed.body)
         except (TokenError, SqlglotError) as err:
             parsed.violations.append(violation("PGM001", f"the SQL could not be tokenized: {_short(err)}"))
             return
     if not _check_tokens(parsed, tokens, allow_reserved):
         return
     try:
-        trees = _DIALECT.parser().parse(tokens, parsed.body)
+        trees = _parse(tokens, parsed.body)
     except (ParseError, TokenError, SqlglotError) as err:
         parsed.violations.append(violation("PGM001", f"the SQL could not be parsed: {_short(err)}"))
         return
@@ -149,19 +203,21 @@ def _parse_into(parsed: Parsed, allow_reserved: bool) -> None:
         )
         return
     tree = statements[0]
-    if _tree_depth(tree) > MAX_TREE_DEPTH:
+    # A node takes at least one token, give or take a few wrappers: short input is never deep.
+    if len(tokens) * 4 > MAX_TREE_DEPTH and _tree_depth(tree) > MAX_TREE_DEPTH:
         parsed.violations.append(
             violation("PGM006", f"the statement is nested more than {MAX_TREE_DEPTH} levels deep; flatten the query")
         )
         return
     parsed.tree = tree
+    parsed.flagged = list(tree.find_all(*FLAGGED_NODES))
 
 
 def _peel_explain(parsed: Parsed, first: Token) -> bool:
     """Split `EXPLAIN [ (options) | ANALYZE VERBOSE ]` off; the rest becomes the body."""
     rest_at = first.end + 1
     try:
-        tokens = _DIALECT.tokenize(parsed.sql[rest_at:])
+        tokens = _tokenize(parsed.sql[rest_at:])
     except (TokenError, SqlglotError) as err:
         parsed.violations.append(violation("PGM001", f"the SQL could not be tokenized: {_short(err)}"))
         return False
@@ -275,6 +331,7 @@ def _at(parsed: Parsed, tok: Token) -> tuple[int | None, int | None]:
 
 
 def _tree_depth(tree: exp.Expr) -> int:
+    """The depth of `tree` (iterative), stopping as soon as it passes MAX_TREE_DEPTH."""
     deepest = 0
     stack: list[tuple[exp.Expr, int]] = [(tree, 1)]
     while stack:
@@ -283,16 +340,8 @@ def _tree_depth(tree: exp.Expr) -> int:
             deepest = depth
             if deepest > MAX_TREE_DEPTH:
                 return deepest
-        stack.extend((child, depth + 1) for child in _children(node))
+        stack.extend((child, depth + 1) for child in node.iter_expressions())
     return deepest
-
-
-def _children(node: exp.Expr) -> Iterator[exp.Expr]:
-    for value in node.args.values():
-        if isinstance(value, exp.Expr):
-            yield value
-        elif isinstance(value, list):
-            yield from (v for v in value if isinstance(v, exp.Expr))
 
 
 def _short(err: Exception) -> str:

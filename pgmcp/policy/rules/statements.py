@@ -10,44 +10,11 @@ from __future__ import annotations
 from sqlglot import exp
 
 from pgmcp.policy.compiler import CompiledPolicy
-from pgmcp.policy.parse import Parsed
+from pgmcp.policy.parse import WRITE_NODES, Parsed
 from pgmcp.policy.rules import violation
 from pgmcp.policy.verdict import Violation
 
 ALLOWED_ROOTS = (exp.Select, exp.SetOperation, exp.Subquery, exp.Values)
-
-# Statement nodes that must not appear anywhere in a read query.
-WRITE_NODES: tuple[type[exp.Expr], ...] = (
-    exp.DML,
-    exp.DDL,
-    exp.Drop,
-    exp.Alter,
-    exp.Command,
-    exp.Transaction,
-    exp.Commit,
-    exp.Rollback,
-    exp.Set,
-    exp.Grant,
-    exp.Revoke,
-    exp.TruncateTable,
-    exp.Comment,
-    exp.Analyze,
-    exp.Use,
-    exp.Refresh,
-    exp.Cache,
-    exp.Uncache,
-    exp.LoadData,
-    exp.Describe,
-    exp.Pragma,
-    exp.Kill,
-    exp.Show,
-    exp.Execute,
-    exp.Declare,
-    exp.Install,
-    exp.Attach,
-    exp.Detach,
-    exp.Export,
-)
 
 
 def root_kind(parsed: Parsed, policy: CompiledPolicy) -> list[Violation]:
@@ -118,7 +85,9 @@ def writes_in_tree(parsed: Parsed) -> list[Violation]:
     tree = parsed.tree
     assert tree is not None
     out: list[Violation] = []
-    for node in tree.walk():
+    for node in parsed.flagged:
+        if isinstance(node, exp.With):
+            continue
         if isinstance(node, exp.Into):
             out.append(
                 violation(
