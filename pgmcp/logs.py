@@ -155,11 +155,16 @@ def setup_logging(config: LoggingConfig, *, stream: TextIO | None = None) -> Non
     _audit_path = Path(config.audit_file) if config.audit_file else None
 
 
+def audit_enabled() -> bool:
+    """Whether `logging.audit_file` is configured (so decisions are worth collecting)."""
+    return _audit_path is not None
+
+
 def audit(event: dict[str, Any]) -> None:
     """Append one decision to the audit log (a JSON line), if `logging.audit_file` is configured.
 
-    Expected keys: who (client/user), database, question, sql, allowed, rules, reason. The
-    timestamp and the current request id are added; every string is redacted.
+    `pgmcp.audit` builds the events (who asked, database, SQL given and run, verdict, outcome).
+    The timestamp and the current request id are added; every string is redacted.
     """
     path = _audit_path
     if path is None:

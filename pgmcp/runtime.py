@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
+from pgmcp.audit import record_execution, record_verdict
 from pgmcp.config import Config, DatabaseConfig
 from pgmcp.db.executor import Executor, QueryResult
 from pgmcp.db.pools import PoolSet
-from pgmcp.errors import DatabaseNotFound, PgmcpError, UsageError
+from pgmcp.errors import DatabaseError, DatabaseNotFound, Overloaded, PgmcpError, UsageError
 from pgmcp.llm.breaker import CircuitBreaker
 from pgmcp.llm.factory import make_provider
 from pgmcp.mcp import models
@@ -154,7 +155,11 @@ class Runtime:
         policy = self.policies[database]
 
         def checker(sql: str) -> Verdict:
-            return check(sql, policy, self._snapshots.get(database))
+            # Every verdict (check_sql, execute_sql, each pipeline attempt) is made here.
+            started = time.perf_counter()
+            verdict = check(sql, policy, self._snapshots.get(database))
+            record_verdict(database, sql, verdict, (time.perf_counter() - started) * 1000)
+            return verdict
 
         return checker
 
@@ -163,8 +168,18 @@ class Runtime:
         return self.executor.check(database, sql)
 
     async def execute(self, database: str, sql: str) -> QueryResult:
+        """Check and run `sql`; the outcome (rows or error code) is logged and noted for the audit."""
         await self._snapshot_or_none(database)
-        return await self.executor.execute(database, sql)
+        started = time.perf_counter()
+        try:
+            result = await self.executor.execute(database, sql)
+        except (DatabaseError, Overloaded) as exc:  # raised only after the policy allowed the SQL
+            record_execution(database, sql, sql_run=None, row_count=None, truncated=None, error_code=exc.code,
+                             elapsed_ms=(time.perf_counter() - started) * 1000)
+            raise
+        record_execution(database, sql, sql_run=result.sql, row_count=result.row_count,
+                         truncated=result.truncated, error_code=None, elapsed_ms=result.elapsed_ms)
+        return result
 
     @property
     def pipeline(self) -> Pipeline:

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
 from collections.abc import Sequence
 
+from pgmcp.audit import CLI, audit_scope
 from pgmcp.cli.table import render_table
-from pgmcp.config import Config, LoggingConfig
+from pgmcp.config import Config
 from pgmcp.config_loader import find_config_path, load_config
 from pgmcp.errors import (
     ConfigError,
@@ -50,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(find_config_path(args.config))
     except PgmcpError as exc:
         return _error(exc, EXIT_USAGE)
-    setup_logging(config.logging if args.verbose else LoggingConfig(level="WARNING"))
+    # Quiet unless --verbose, but keep the format and the audit file: asking is a decision too.
+    setup_logging(config.logging if args.verbose else dataclasses.replace(config.logging, level="WARNING"))
     if config.llm.provider == "client":
         return _error(UsageError(
             "pgmcp ask needs a model of its own: llm.provider is 'client' (the MCP host's model), "
@@ -72,9 +75,14 @@ async def _ask(config: Config, args: argparse.Namespace) -> int:
         return _error(exc, EXIT_USAGE)
     try:
         await runtime.start()
-        answer = await runtime.pipeline.query(
-            args.question, args.database, "sql" if args.sql_only else "result"
-        )
+        with audit_scope(CLI, "ask", args.question) as scope:
+            try:
+                answer = await runtime.pipeline.query(
+                    args.question, args.database, "sql" if args.sql_only else "result"
+                )
+            except PgmcpError as exc:
+                scope.error_code = exc.code
+                raise
     except GenerationFailed as exc:
         print(f"refused: {redact(exc.message)}", file=sys.stderr)
         if exc.hint:

@@ -9,6 +9,7 @@ way the server keeps serving.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
@@ -22,6 +23,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent
 from pydantic import BaseModel
 
+from pgmcp.audit import Caller, audit_scope
 from pgmcp.errors import DatabaseUnavailable, PgmcpError, PolicyDenied, QueryTimeout
 from pgmcp.logs import request_scope
 from pgmcp.mcp import models
@@ -32,6 +34,8 @@ P = ParamSpec("P")
 # The database label when the request names no configured database: never the caller's text,
 # which would let a client grow the metric's label set without bound.
 UNKNOWN_DATABASE = "unknown"
+# The tools whose calls are policy decisions, each written to the audit log (when configured).
+AUDITED_TOOLS = frozenset({"query", "execute_sql", "check_sql"})
 RESULT_OPEN = "<database-result>"
 RESULT_CLOSE = "</database-result>"
 
@@ -49,12 +53,20 @@ def tool_call(
 
         @functools.wraps(fn)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> CallToolResult:
-            with request_scope() as rid:
+            with request_scope() as rid, contextlib.ExitStack() as stack:
                 named = kwargs.get("database")
-                database = resolve(kwargs.get("ctx"), named if isinstance(named, str) else None)
+                ctx = kwargs.get("ctx")
+                database = resolve(ctx, named if isinstance(named, str) else None)
                 database = database or UNKNOWN_DATABASE
+                question = kwargs.get("question")
+                caller = caller_of(ctx)
+                scope = stack.enter_context(audit_scope(
+                    caller, tool, question if isinstance(question, str) else None
+                )) if tool in AUDITED_TOOLS else None
                 started = time.perf_counter()
                 status = "error"
+                logger.debug("tool {} called", tool, stage="start", client=caller.client,
+                             transport=caller.transport)
                 try:
                     out = await fn(*args, **kwargs)
                     status = "ok"
@@ -64,14 +76,20 @@ def tool_call(
                     return error_result(str(exc))
                 except PolicyDenied as exc:
                     status = "refused"
+                    if scope is not None:
+                        scope.error_code = exc.code
                     for rule in _refusal_rules(exc):
                         POLICY_REFUSALS_TOTAL.inc(database=database, rule=rule)
                     return error_result(refusal_text(exc))
                 except PgmcpError as exc:
                     status = _status_of(exc)
+                    if scope is not None:
+                        scope.error_code = exc.code
                     return error_result(f"[{exc.code}] {exc}")
                 except Exception:
                     status = "internal_error"
+                    if scope is not None:
+                        scope.error_code = status
                     logger.exception("internal error in tool {}", tool)
                     return error_result(
                         "[internal_error] pgmcp failed unexpectedly; the server log has the details "
@@ -89,6 +107,21 @@ def tool_call(
         return wrapper
 
     return decorate
+
+
+def caller_of(ctx: Any) -> Caller:
+    """Who is calling: the client's name and version from its `initialize`, and the transport
+    (an HTTP request is attached to the request context on streamable HTTP, none on stdio)."""
+    try:
+        context = ctx.request_context
+        transport = "http" if context.request is not None else "stdio"
+        params = context.session.client_params
+    except Exception:  # no MCP context (direct calls in tests) or outside a request
+        return Caller()
+    info = params.client_info if params is not None else None
+    if info is None:
+        return Caller("unknown", None, transport)
+    return Caller(str(info.name), str(info.version) if info.version else None, transport)
 
 
 def _status_of(exc: PgmcpError) -> str:
