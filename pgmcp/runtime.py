@@ -26,7 +26,7 @@ from pgmcp.errors import DatabaseError, DatabaseNotFound, Overloaded, PgmcpError
 from pgmcp.llm.breaker import CircuitBreaker
 from pgmcp.llm.factory import make_provider
 from pgmcp.mcp import models
-from pgmcp.metrics import SCHEMA_CACHE_AGE
+from pgmcp.metrics import DB_ACTIVE_CONNECTIONS, SCHEMA_CACHE_AGE
 from pgmcp.policy.checker import check
 from pgmcp.policy.compiler import CompiledPolicy, compile_policy
 from pgmcp.policy.document import load_policy_spec
@@ -91,6 +91,7 @@ class Runtime:
                 await self.snapshot(name)
         for name in self.pools.names():
             SCHEMA_CACHE_AGE.set_function(functools.partial(self._cache_age, name), database=name)
+            DB_ACTIVE_CONNECTIONS.set(0, database=name)
         if self._stats is not None:
             self._stats.start()
         logger.info("pgmcp ready: databases {}", ", ".join(self.pools.names()) or "(none)")

@@ -18,7 +18,16 @@ import pytest
 from mcp.client.client import Client
 
 from tests.conftest import TestDatabase
-from tests.mcp_setup import COUNT_ORDERS, create_shop, drop_role, serve_command, text_of, write_config
+from tests.fakes.llm_server import FakeLLMServer, status, text
+from tests.mcp_setup import (
+    COUNT_ORDERS,
+    create_shop,
+    drop_role,
+    openai_llm,
+    serve_command,
+    text_of,
+    write_config,
+)
 
 STARTUP_DEADLINE = 60.0
 OK_SAMPLE = re.compile(
@@ -140,3 +149,65 @@ async def test_healthz_is_200_when_every_database_is_up(
     status, _, body = await asyncio.to_thread(get, server.base + "/healthz")
     assert status == 200, body
     assert json.loads(body)["status"] == "ok"
+
+
+def sample(body: str, name: str, labels: str = "") -> float | None:
+    """The value of one sample in a Prometheus text body (`labels` as rendered), or None."""
+    found = re.search(rf"^{re.escape(name + labels)} (\S+)$", body, re.M)
+    return float(found.group(1)) if found else None
+
+
+async def test_metrics_and_health_follow_llm_calls_refusals_and_the_breaker(
+    tmp_path: Path, pg_database: TestDatabase, shop: str, serve: list[HttpServer]
+) -> None:
+    with FakeLLMServer() as fake:
+        llm = {**openai_llm(fake.openai_url), "breaker_failures": 2, "breaker_recovery": "10m"}
+        server = start(serve, write_config(tmp_path, pg_database, shop, llm, only=("shop", "dead")))
+        _, _, body = await asyncio.to_thread(get, server.base + "/healthz")
+        assert json.loads(body)["llm"] == {"provider": "openai", "breaker": "closed"}
+
+        # The model's first SQL is refused (PGM301), its second runs; then the vendor rejects
+        # the key twice, which opens the breaker, so the last question never reaches it.
+        fake.script(text("SELECT email FROM customers"), text(COUNT_ORDERS), status(401), status(401))
+        async with Client(server.base + "/mcp") as client:
+            answer = await client.call_tool("query", {"question": "How many orders?", "database": "shop"})
+            assert not answer.is_error, text_of(answer)
+            assert answer.structured_content is not None and answer.structured_content["attempts"] == 2
+            refused = await client.call_tool("execute_sql", {"sql": "SELECT email FROM customers",
+                                                             "database": "shop"})
+            assert refused.is_error
+            for expected in ("[llm_unavailable]", "[llm_unavailable]", "circuit open"):
+                failed = await client.call_tool("query", {"question": "How many?", "database": "shop"})
+                assert failed.is_error and expected in text_of(failed), text_of(failed)
+        assert len(fake.requests) == 4
+
+        _, _, body = await asyncio.to_thread(get, server.base + "/metrics")
+        expected_samples = [
+            ("pgmcp_requests_total", '{tool="query",database="shop",status="ok"}', 1),
+            ("pgmcp_requests_total", '{tool="query",database="shop",status="error"}', 3),
+            ("pgmcp_requests_total", '{tool="execute_sql",database="shop",status="refused"}', 1),
+            ("pgmcp_llm_calls_total", '{provider="openai",operation="generate",status="ok"}', 2),
+            ("pgmcp_llm_calls_total", '{provider="openai",operation="generate",status="unavailable"}', 2),
+            ("pgmcp_llm_calls_total", '{provider="openai",operation="generate",status="circuit_open"}', 1),
+            ("pgmcp_llm_tokens_total", '{provider="openai",direction="input"}', 22),
+            ("pgmcp_llm_tokens_total", '{provider="openai",direction="output"}', 14),
+            ("pgmcp_llm_latency_seconds_count", '{provider="openai"}', 4),
+            # one refusal from the pipeline's first attempt, one from execute_sql
+            ("pgmcp_policy_refusals_total", '{database="shop",rule="PGM301"}', 2),
+            ("pgmcp_db_query_duration_seconds_count", '{database="shop"}', 1),
+            ("pgmcp_request_duration_seconds_count", '{tool="query"}', 4),
+            ("pgmcp_db_active_connections", '{database="shop"}', 0),
+        ]
+        for name, labels, value in expected_samples:
+            assert sample(body, name, labels) == value, (name, labels, sample(body, name, labels))
+        cache_age = sample(body, "pgmcp_schema_cache_age_seconds", '{database="shop"}')
+        assert cache_age is not None and cache_age >= 0
+
+        status_code, _, body = await asyncio.to_thread(get, server.base + "/healthz")
+        health = json.loads(body)
+        assert status_code == 503 and health["status"] == "degraded"
+        assert health["llm"] == {"provider": "openai", "breaker": "open"}
+        assert set(health["databases"]) == {"shop", "dead"}
+        assert health["databases"]["shop"]["up"] is True and health["databases"]["shop"]["schema_age_seconds"] >= 0
+        assert health["databases"]["dead"]["up"] is False and health["databases"]["dead"]["schema_age_seconds"] is None
+        assert "sk-test-mcp" not in body

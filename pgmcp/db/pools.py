@@ -31,6 +31,7 @@ from pgmcp.db.pgerrors import ErrorContext, is_connection_lost, scrub, translate
 from pgmcp.db.privileges import check_role
 from pgmcp.db.serialize import install_codecs
 from pgmcp.errors import DatabaseNotFound, DatabaseUnavailable, UnsafeRole
+from pgmcp.metrics import DB_ACTIVE_CONNECTIONS
 
 CONNECT_TIMEOUT = 10.0  # seconds for one connection attempt
 RETRY_INITIAL, RETRY_MAX = 1.0, 30.0  # background reconnect backoff (seconds)
@@ -300,6 +301,7 @@ class PoolSet:
             await self._lost(db, exc)
             raise translate(exc, self.error_context(name)) from exc
         db.up, db.last_error = True, None
+        DB_ACTIVE_CONNECTIONS.inc(database=name)
         try:
             yield conn
         except BaseException as exc:
@@ -307,6 +309,7 @@ class PoolSet:
                 await self._lost(db, exc)
             raise
         finally:
+            DB_ACTIVE_CONNECTIONS.dec(database=name)
             try:
                 await pool.release(conn)
             except Exception as exc:  # the pool has terminated that connection already
