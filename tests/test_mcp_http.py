@@ -162,7 +162,11 @@ async def test_metrics_and_health_follow_llm_calls_refusals_and_the_breaker(
 ) -> None:
     with FakeLLMServer() as fake:
         llm = {**openai_llm(fake.openai_url), "breaker_failures": 2, "breaker_recovery": "10m"}
-        server = start(serve, write_config(tmp_path, pg_database, shop, llm, only=("shop", "dead")))
+        config_path = write_config(tmp_path, pg_database, shop, llm, only=("shop", "dead"))
+        config = json.loads(config_path.read_text())
+        config["logging"]["audit_file"] = "audit.jsonl"
+        config_path.write_text(json.dumps(config))
+        server = start(serve, config_path)
         _, _, body = await asyncio.to_thread(get, server.base + "/healthz")
         assert json.loads(body)["llm"] == {"provider": "openai", "breaker": "closed"}
 
@@ -211,3 +215,12 @@ async def test_metrics_and_health_follow_llm_calls_refusals_and_the_breaker(
         assert health["databases"]["shop"]["up"] is True and health["databases"]["shop"]["schema_age_seconds"] >= 0
         assert health["databases"]["dead"]["up"] is False and health["databases"]["dead"]["schema_age_seconds"] is None
         assert "sk-test-mcp" not in body
+
+    # The audit trail names the transport and the client: the refused attempt and the answer of
+    # the first question, the refused execute_sql, and the three questions no SQL came of.
+    audit = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert {(e["transport"], e["client"]["name"] != "unknown") for e in audit} == {("http", True)}
+    assert [(e["tool"], e["allowed"], e["error_code"]) for e in audit] == [
+        ("query", False, "policy_denied"), ("query", True, None), ("execute_sql", False, "policy_denied"),
+        ("query", None, "llm_unavailable"), ("query", None, "llm_unavailable"), ("query", None, "llm_unavailable"),
+    ]
