@@ -53,6 +53,8 @@ def check(sql: str, policy: CompiledPolicy, snapshot: SchemaSnapshot | None = No
 def _check(sql: str, policy: CompiledPolicy, snapshot: SchemaSnapshot | None, *, recheck: bool) -> Verdict:
     parsed = parse_statement(sql, allow_reserved=recheck)
     trace = [TraceEntry("PGM003", "sqlglot", "info", line) for line in parsed.log]
+    if parsed.leading is not None:
+        return _verdict(parsed, root_kind(parsed, policy), trace, "explain" if parsed.explain else None)
     if parsed.tree is None:
         return _verdict(parsed, parsed.violations, trace)
     tree = parsed.tree

@@ -63,6 +63,28 @@ WRITE_NODES: tuple[type[exp.Expr], ...] = (
 )
 FLAGGED_NODES: tuple[type[exp.Expr], ...] = (exp.Into, exp.Lock, exp.With, *WRITE_NODES)
 
+# The first tokens of every statement a policy can allow. Only these (and the few leading
+# words below that sqlglot itself misreads) go on to the parser; the root allow-list is
+# applied again to the parsed tree.
+QUERY_STARTS = frozenset({TokenType.SELECT, TokenType.WITH, TokenType.VALUES, TokenType.TABLE, TokenType.L_PAREN})
+# Statements refused from their first token, unparsed (most of what is not a query). Other
+# first tokens (SET, LISTEN, CHECKPOINT, unknown words...) are parsed and refused by the root
+# allow-list, which keeps their refusal codes as sqlglot classifies them.
+WRITE_STARTS = frozenset({
+    TokenType.ALTER, TokenType.ANALYZE, TokenType.BEGIN, TokenType.COMMENT, TokenType.COMMIT,
+    TokenType.COPY, TokenType.CREATE, TokenType.DELETE, TokenType.DROP, TokenType.END,
+    TokenType.GRANT, TokenType.INSERT, TokenType.MERGE, TokenType.REVOKE, TokenType.ROLLBACK,
+    TokenType.TRUNCATE, TokenType.UPDATE,
+})  # fmt: skip
+# Leading tokens sqlglot turns into an opaque `Command` (DO, CALL, VACUUM, EXECUTE, LOCK...),
+# in the parser's own order: a statement parser for the token type would win over the fallback.
+OPAQUE_STARTS = frozenset(Postgres.Tokenizer.COMMANDS - set(Postgres.Parser.STATEMENT_PARSERS))
+# Words that may follow CREATE/ALTER/DROP/COMMENT before the object kind, for the message.
+_KIND_MODIFIERS = frozenset({
+    "OR", "REPLACE", "TEMP", "TEMPORARY", "UNLOGGED", "UNIQUE", "MATERIALIZED", "GLOBAL", "LOCAL",
+    "RECURSIVE", "TRUSTED", "PROCEDURAL", "ON", "FOREIGN", "DEFAULT", "TEXT", "EVENT", "ACCESS", "CONSTRAINT",
+})  # fmt: skip
+
 _local = threading.local()
 
 
@@ -113,6 +135,17 @@ class Explain:
     options: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Leading:
+    """A statement refused from its first token(s), before parsing: what it is, for the message.
+
+    `opaque` marks the statements sqlglot only knows as an uncheckable `Command`.
+    """
+
+    words: str
+    opaque: bool
+
+
 @dataclass
 class Parsed:
     """One statement after parsing. `tree` is None when `violations` stopped it.
@@ -126,6 +159,7 @@ class Parsed:
     offset: int = 0
     explain: Explain | None = None
     tree: exp.Expr | None = None
+    leading: Leading | None = None  # set (and `tree` None) when refused before parsing
     violations: list[Violation] = field(default_factory=list)
     flagged: list[exp.Expr] = field(default_factory=list)  # write/INTO/lock nodes, in tree order
     log: list[str] = field(default_factory=list)
@@ -182,6 +216,8 @@ def _parse_into(parsed: Parsed, allow_reserved: bool) -> None:
             return
     if not _check_tokens(parsed, tokens, allow_reserved):
         return
+    if tokens and tokens[0].token_type not in QUERY_STARTS and not _leading(parsed, tokens):
+        return
     try:
         trees = _parse(tokens, parsed.body)
     except (ParseError, TokenError, SqlglotError) as err:
@@ -211,6 +247,50 @@ def _parse_into(parsed: Parsed, allow_reserved: bool) -> None:
         return
     parsed.tree = tree
     parsed.flagged = list(tree.find_all(*FLAGGED_NODES))
+
+
+def _leading(parsed: Parsed, tokens: list[Token]) -> bool:
+    """Refuse a write, DDL or opaque command from its first token; False when refused.
+
+    An allow-list with a shortcut: whatever is not refused here is parsed and judged in full.
+    """
+    first = tokens[0]
+    opaque = first.token_type in OPAQUE_STARTS
+    if not opaque and first.token_type not in WRITE_STARTS:
+        return True
+    count = _statement_count(parsed.body, tokens)
+    if count > 1:
+        parsed.violations.append(
+            violation("PGM002", f"expected exactly one statement, got {count} statements; send one at a time")
+        )
+        return False
+    words = [first.text.upper()]
+    if first.token_type in (TokenType.CREATE, TokenType.ALTER, TokenType.DROP, TokenType.COMMENT):
+        for tok in tokens[1:5]:
+            word = tok.text.upper()
+            if tok.token_type == TokenType.IDENTIFIER or not word.isalpha() or len(word) > 20:
+                break
+            words.append(word)
+            if word not in _KIND_MODIFIERS:
+                break
+    parsed.leading = Leading(" ".join(words), opaque)
+    return False
+
+
+def _statement_count(body: str, tokens: list[Token]) -> int:
+    """Statements in `tokens` as sqlglot's parser splits them: at every `;`, empty ones dropped."""
+    if ";" not in body:
+        return 1 if tokens else 0
+    count = 0
+    pending = False
+    for tok in tokens:
+        if tok.token_type == TokenType.SEMICOLON:
+            if pending:
+                count += 1
+            pending = False
+        else:
+            pending = True
+    return count + 1 if pending else count
 
 
 def _peel_explain(parsed: Parsed, first: Token) -> bool:
@@ -264,6 +344,16 @@ def _peel_explain(parsed: Parsed, first: Token) -> bool:
 
 
 def _check_tokens(parsed: Parsed, tokens: list[Token], allow_reserved: bool) -> bool:
+    # Each check below needs a character in the text: a token's text is part of it (a quoted
+    # identifier's only loses quote doubling), so text without any needs no walk over tokens.
+    body = parsed.body
+    if (
+        body.count("(") <= MAX_PAREN_DEPTH
+        and body.count("[") <= MAX_BRACKET_DEPTH
+        and "&" not in body
+        and (allow_reserved or RESERVED_PREFIX not in body.lower())
+    ):
+        return True
     ok = True
     depth = brackets = 0
     for i, tok in enumerate(tokens):

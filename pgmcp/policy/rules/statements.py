@@ -18,11 +18,31 @@ ALLOWED_ROOTS = (exp.Select, exp.SetOperation, exp.Subquery, exp.Values)
 
 
 def root_kind(parsed: Parsed, policy: CompiledPolicy) -> list[Violation]:
-    """PGM101/PGM003/PGM105/PGM106 for the root and the EXPLAIN prefix."""
+    """PGM101/PGM003/PGM105/PGM106 for the root (or the leading keyword) and the EXPLAIN prefix."""
     tree = parsed.tree
-    assert tree is not None
+    leading = parsed.leading
     out: list[Violation] = []
-    if not isinstance(tree, ALLOWED_ROOTS):
+    if leading is not None:
+        # Refused from its first token(s), unparsed: the same codes the parsed roots get.
+        if leading.opaque:
+            out.append(
+                violation(
+                    "PGM003",
+                    f"{leading.words} statements cannot be checked and are refused; only SELECT queries are accepted",
+                )
+            )
+        else:
+            out.append(
+                violation(
+                    "PGM101",
+                    f"{leading.words} statements are not allowed by policy {policy.name}; "
+                    "only SELECT queries are accepted",
+                    source=policy.spec.statements_source,
+                )
+            )
+    elif tree is None:
+        raise ValueError("root_kind needs a parsed tree or a leading keyword")
+    elif not isinstance(tree, ALLOWED_ROOTS):
         if isinstance(tree, exp.Command):
             keyword = str(tree.this).upper()
             out.append(
