@@ -63,10 +63,11 @@ def _check(sql: str, policy: CompiledPolicy, snapshot: SchemaSnapshot | None, *,
     if any(v.rule not in ("PGM105", "PGM106") for v in violations):
         return _verdict(parsed, violations, trace, kind)
     try:
-        if any(isinstance(node, exp.With) for node in parsed.flagged):
+        has_ctes = any(isinstance(node, exp.With) for node in parsed.flagged)
+        if has_ctes:
             # CTE names are matched by text in sqlglot's scopes: fold them as PostgreSQL does.
             normalize_identifiers(tree, dialect="postgres")
-        refs, unresolved = resolve_relations(tree, policy.search_path, snapshot)
+        refs, unresolved = resolve_relations(tree, policy.search_path, snapshot, has_ctes=has_ctes)
     except SqlglotError as err:
         violations.append(violation("PGM003", f"the query's scopes cannot be analysed: {err}"))
         return _verdict(parsed, violations, trace, kind)

@@ -64,12 +64,16 @@ def fold(ident: exp.Expr | str | None) -> str:
 
 
 def resolve_relations(
-    tree: exp.Expr, search_path: tuple[str, ...], snapshot: SchemaSnapshot | None
+    tree: exp.Expr, search_path: tuple[str, ...], snapshot: SchemaSnapshot | None, *, has_ctes: bool = True
 ) -> tuple[list[RelationRef], list[Unresolved]]:
-    """Resolve every physical relation reference in `tree` and write its schema into the tree."""
+    """Resolve every physical relation reference in `tree` and write its schema into the tree.
+
+    `has_ctes=False` (the tree holds no `With`) skips sqlglot's scope walk: it only tells CTE
+    references from relations, and without a CTE every table reference is a relation.
+    """
     real: dict[int, exp.Table] = {}
     accounted: set[int] = set()
-    for scope in traverse_scope(tree):
+    for scope in traverse_scope(tree) if has_ctes else ():
         for table in scope.tables:
             if id(table) in accounted:
                 continue
@@ -214,7 +218,7 @@ SYNTAX_CLASSES: dict[str, str | None] = {
 def function_refs(tree: exp.Expr, text: str) -> list[FunctionRef]:
     """Every function call in `tree` (parsed from `text`), with its spelled name."""
     out: list[FunctionRef] = []
-    for node in tree.walk():
+    for node in tree.find_all(exp.Func, exp.Dot):  # filtered inside sqlglot (compiled with sqlglotc)
         if isinstance(node, exp.Func):
             ref = _function_ref(node, text)
             if ref is not None:

@@ -103,6 +103,11 @@ def _parse(tokens: list[Token], text: str) -> list[exp.Expr | None]:
     return list(parser.parse(tokens, text))
 
 
+def parse_text(text: str) -> list[exp.Expr | None]:
+    """Tokenize and parse `text` with this thread's postgres tokenizer and parser (raises SqlglotError)."""
+    return _parse(_tokenize(text), text)
+
+
 RESERVED_PREFIX = "_pgmcp_"
 
 _captured: ContextVar[list[str] | None] = ContextVar("pgmcp_sqlglot_log", default=None)

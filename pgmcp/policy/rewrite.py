@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from pgmcp.errors import PolicyDenied
+from pgmcp.policy.parse import parse_text
 
 FENCE_ALIAS = "_pgmcp_rf"
 CAP_ALIAS = "_pgmcp_capped"
@@ -42,9 +42,12 @@ def to_sql(tree: exp.Expression) -> str:
     """
     text = _generate(tree)
     try:
-        again = _generate(sqlglot.parse_one(text, read="postgres"))
+        trees = [t for t in parse_text(text) if t is not None]
     except SqlglotError as err:
         raise PolicyDenied(f"the rewritten query does not parse again: {err}") from err
+    if len(trees) != 1:
+        raise PolicyDenied(f"the rewritten query parses as {len(trees)} statements")
+    again = _generate(trees[0])
     if again != text:
         raise PolicyDenied("the rewritten query does not survive a round trip through the parser")
     return text
@@ -164,16 +167,19 @@ def is_pgmcp_fence(subquery: exp.Expression) -> bool:
     return fence_table(subquery) is not None
 
 
-def apply_row_cap(tree: exp.Expression, max_rows: int) -> tuple[exp.Expression, bool]:
+def apply_row_cap(tree: exp.Expression, max_rows: int, *, copy: bool = True) -> tuple[exp.Expression, bool]:
     """Return (copy of `tree` returning at most `max_rows` rows, whether anything changed).
 
     A missing LIMIT is added, a larger literal LIMIT or FETCH FIRST is lowered, a smaller one
     kept. LIMIT ALL, LIMIT NULL, parameters, expressions and FETCH ... WITH TIES cannot be
     compared, so the query is wrapped: `SELECT * FROM (<query>) AS _pgmcp_capped LIMIT n`.
+    `copy=False` changes `tree` itself (for a caller that owns it and drops the original).
     """
     if isinstance(tree, exp.Subquery) and _only_this(tree):
-        return apply_row_cap(tree.this, max_rows)
-    out = tree.copy()
+        return apply_row_cap(tree.this, max_rows, copy=copy)
+    if not row_cap_needed(tree, max_rows):
+        return (tree.copy() if copy else tree), False
+    out = tree.copy() if copy else tree
     if not isinstance(out, (exp.Select, exp.SetOperation)):
         return _wrap(out, max_rows), True
     limit = out.args.get("limit")
@@ -204,6 +210,26 @@ def apply_row_cap(tree: exp.Expression, max_rows: int) -> tuple[exp.Expression, 
         limit.set("count", exp.Literal.number(max_rows))
         return out, True
     return _wrap(out, max_rows), True
+
+
+def row_cap_needed(tree: exp.Expression, max_rows: int) -> bool:
+    """Whether `apply_row_cap` would change `tree` (without copying it)."""
+    if isinstance(tree, exp.Subquery) and _only_this(tree):
+        return row_cap_needed(tree.this, max_rows)
+    if not isinstance(tree, (exp.Select, exp.SetOperation)):
+        return True
+    limit = tree.args.get("limit")
+    if isinstance(limit, exp.Limit):
+        current = _literal_int(limit.expression)
+        return current is None or current > max_rows
+    if isinstance(limit, exp.Fetch):
+        options = limit.args.get("limit_options")
+        if isinstance(options, exp.LimitOptions) and (options.args.get("with_ties") or options.args.get("percent")):
+            return True
+        count_node = limit.args.get("count")
+        current = 1 if count_node is None else _literal_int(count_node)
+        return current is None or current > max_rows
+    return True
 
 
 def _literal_int(node: object) -> int | None:

@@ -18,7 +18,7 @@ from pgmcp.errors import PolicyDenied
 from pgmcp.policy.compiler import CompiledPolicy
 from pgmcp.policy.names import RelationRef
 from pgmcp.policy.parse import Parsed
-from pgmcp.policy.rewrite import apply_row_cap, apply_row_filters, is_pgmcp_fence
+from pgmcp.policy.rewrite import apply_row_cap, apply_row_filters, is_pgmcp_fence, row_cap_needed
 from pgmcp.policy.rules import violation
 from pgmcp.policy.verdict import TraceEntry, Violation
 
@@ -74,7 +74,8 @@ def rewrite(
     except PolicyDenied as err:
         return tree, False, [violation("PGM502", f"{err.message}; query the table from a plain FROM clause")]
     if policy.max_rows is not None:
-        tree, capped = apply_row_cap(cast(exp.Expression, tree), policy.max_rows)
+        # The checker owns `tree` (parsed for this call, or the filtered copy): no second copy.
+        tree, capped = apply_row_cap(cast(exp.Expression, tree), policy.max_rows, copy=False)
         if capped:
             changed = True
             trace.append(
@@ -105,7 +106,7 @@ def verify_rewritten(
                     *parsed.node_position(ref.node),
                 )
             )
-    if policy.max_rows is not None and apply_row_cap(cast(exp.Expression, tree), policy.max_rows)[1]:
+    if policy.max_rows is not None and row_cap_needed(cast(exp.Expression, tree), policy.max_rows):
         out.append(violation("PGM502", "the rewritten query does not enforce the row cap"))
     return out
 
