@@ -4,12 +4,14 @@ Labels come from PostgreSQL's grammar (libpg_query), so they are an independent 
 statement labelled select_into, select_locking, select_dml_cte, explain or other:* may be
 allowed, and at least 97% of the plain SELECTs that call no dangerous function must be. The
 refused SELECTs are printed grouped by rule (run with -s) so false refusals can be worked down.
+The time the checking took is printed too, never asserted (bench/bench_checker.py measures it).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -34,8 +36,10 @@ def test_pg_regress_corpus() -> None:
     leaks: list[str] = []
     selects = allowed = 0
     refused: dict[str, list[str]] = defaultdict(list)
-    for row in rows:
-        verdict = check(row["sql"], policy)
+    started = time.perf_counter()
+    verdicts = [check(row["sql"], policy) for row in rows]
+    seconds = time.perf_counter() - started
+    for row, verdict in zip(rows, verdicts, strict=True):
         label = row["label"]
         if (label in MUST_REFUSE or label.startswith("other:")) and verdict.allowed:
             leaks.append(f"{label}: {row['sql'][:200]}")
@@ -47,6 +51,7 @@ def test_pg_regress_corpus() -> None:
                 first = verdict.violations[0]
                 refused[first.rule].append(f"{row['file']}#{row['index']}: {first.message[:120]}")
     rate = allowed / selects
+    print(f"\nchecked {len(rows)} statements in {seconds:.2f} s ({len(rows) / seconds:.0f}/s)")
     print(f"\nmust-refuse statements allowed: {len(leaks)}")
     print(f"plain SELECTs allowed: {allowed}/{selects} = {rate:.2%}")
     for rule, items in sorted(refused.items(), key=lambda kv: -len(kv[1])):

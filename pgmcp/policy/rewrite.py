@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from sqlglot import exp
+from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import SqlglotError
 
 from pgmcp.errors import PolicyDenied
@@ -34,27 +35,32 @@ _FENCE_FORBIDDEN_ARGS = (
 )
 
 
-def to_sql(tree: exp.Expression) -> str:
+def to_sql(tree: exp.Expression, *, copy: bool = True) -> str:
     """Generate PostgreSQL text for `tree` and prove it re-parses to the same text.
 
     Function names are kept as written (`normalize_functions=False`: the default would turn
-    `"pg_sleep"` into `"PG_SLEEP"`, another function) and comments are dropped.
+    `"pg_sleep"` into `"PG_SLEEP"`, another function) and comments are dropped. sqlglot's
+    generator may change the tree it renders; `copy=False` lets it change `tree` (for a
+    caller that drops it) instead of rendering a deep copy.
     """
-    text = _generate(tree)
+    text = _generate(tree, copy=copy)
     try:
         trees = [t for t in parse_text(text) if t is not None]
     except SqlglotError as err:
         raise PolicyDenied(f"the rewritten query does not parse again: {err}") from err
     if len(trees) != 1:
         raise PolicyDenied(f"the rewritten query parses as {len(trees)} statements")
-    again = _generate(trees[0])
+    again = _generate(trees[0], copy=False)  # parsed just here, dropped after
     if again != text:
         raise PolicyDenied("the rewritten query does not survive a round trip through the parser")
     return text
 
 
-def _generate(tree: exp.Expr) -> str:
-    return tree.sql(dialect="postgres", normalize_functions=False, comments=False)
+_POSTGRES = Postgres()
+
+
+def _generate(tree: exp.Expr, *, copy: bool = True) -> str:
+    return _POSTGRES.generate(tree, copy=copy, normalize_functions=False, comments=False)
 
 
 def filtered_key(table: exp.Table) -> tuple[str, str] | None:
