@@ -63,6 +63,14 @@ class AuditScope:
     question: str | None = None
     error_code: str | None = None
     decisions: list[_Decision] = field(default_factory=list)
+    paused: bool = False
+
+    def pause(self) -> None:
+        """The call stops to let the client answer (MCP protocol 2026-07-28) and will be replayed
+        from the start: keep only the decisions whose SQL ran or failed in the database (they
+        happened); verdicts alone are made again by the replay and written by its last round."""
+        self.paused = True
+        self.decisions = [d for d in self.decisions if d.executed or d.error_code is not None]
 
     def decision(self, database: str, sql: str) -> _Decision:
         # A check followed by the execution of the same text is the same decision.
@@ -91,7 +99,7 @@ def audit_scope(caller: Caller, tool: str, question: str | None = None) -> Itera
     finally:
         _scope.reset(token)
         if audit_enabled():
-            pending: list[_Decision | None] = [*scope.decisions] or [None]
+            pending: list[_Decision | None] = [*scope.decisions] or ([] if scope.paused else [None])
             for decision in pending:
                 _write(scope, decision)
 

@@ -164,6 +164,21 @@ class GenerationFailed(LLMError):
         self.attempts = tuple(attempts)
 
 
+class RequestSuspended(Exception):
+    """The request stops here to be resumed: the MCP client must answer first (sampling on
+    protocol 2026-07-28) and then calls again. Deliberately not a `PgmcpError`, and never
+    swallowed: nothing may treat it as a failure (retry, breaker count, skipped result check);
+    it unwinds to the MCP layer, which turns it into the client's next round."""
+
+
+class SamplingReplayFailed(LLMError):
+    """A multi-round sampling exchange (MCP protocol 2026-07-28) cannot go on: a replayed round
+    rebuilt a different request than the one the client answered, or it needed more rounds
+    than allowed. Neither says anything about the client's model, so the breaker ignores it."""
+
+    code = "sampling_replay_failed"
+
+
 class Overloaded(PgmcpError):
     code = "overloaded"
 

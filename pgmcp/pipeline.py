@@ -36,6 +36,7 @@ from pgmcp.errors import (
     Overloaded,
     PgmcpError,
     QueryFailed,
+    RequestSuspended,
     UndefinedObject,
     UsageError,
 )
@@ -318,6 +319,8 @@ class Pipeline:
             except PgmcpError as exc:
                 logger.warning("result check skipped: {}: {}", exc.code, exc.message, stage="result_check")
                 return None
+            except RequestSuspended:
+                raise  # the judge's answer comes in the client's next round
             except Exception as exc:  # the answer stands whatever goes wrong in the judge
                 logger.opt(exception=exc).warning("result check failed", stage="result_check")
                 return None

@@ -203,7 +203,8 @@ class Runtime:
     async def query_tool(
         self, question: str, database: str | None, return_type: ReturnType, ctx: Context[Any, Any] | None
     ) -> models.QueryOut:
-        from pgmcp.llm.client_provider import context_sampler, use_sampler
+        from pgmcp.llm.client_provider import use_sampler
+        from pgmcp.mcp.sampling import sampler_for
 
         async def progress(fraction: float, message: str) -> None:
             if ctx is not None:
@@ -211,7 +212,10 @@ class Runtime:
 
         with contextlib.ExitStack() as stack:
             if ctx is not None:
-                stack.enter_context(use_sampler(context_sampler(ctx)))
+                # Every sample the pipeline can take: its attempts, one after a fixable database
+                # error, the result check. On protocol 2026-07-28 each is one more round.
+                samples = self.config.llm.attempts + 2
+                stack.enter_context(use_sampler(sampler_for(ctx, samples)))
             answer = await self.pipeline.query(question, database, return_type, progress=progress)
         return answer_out(answer)
 

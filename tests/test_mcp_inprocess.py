@@ -1,7 +1,8 @@
 """The MCP server end to end, in process: the SDK's real `Client(build_server(config))` against
 the test PostgreSQL and the fake OpenAI endpoint. Every tool, resource and prompt; refusals,
 timeouts, a dead database and malformed arguments come back as readable errors, and the
-server keeps serving after each one."""
+server keeps serving after each one. (`query` with the `client` provider, sampling the
+client's own model on both protocols, is in test_mcp_sampling.py.)"""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from typing import Any
 import mcp_types as types
 import pytest
 from mcp.client.client import Client
-from mcp.client.session import ClientRequestContext
 from mcp.shared.exceptions import MCPError
 
 from pgmcp.config_loader import load_config
@@ -43,13 +43,6 @@ def shop(pg_database: TestDatabase) -> Iterator[str]:
 def config_path(tmp_path_factory: pytest.TempPathFactory, pg_database: TestDatabase, shop: str,
                 fake_llm: FakeLLMServer) -> Path:
     return write_config(tmp_path_factory.mktemp("mcp"), pg_database, shop, openai_llm(fake_llm.openai_url))
-
-
-@pytest.fixture(scope="module")
-def client_config_path(
-    tmp_path_factory: pytest.TempPathFactory, pg_database: TestDatabase, shop: str
-) -> Path:
-    return write_config(tmp_path_factory.mktemp("mcp-client"), pg_database, shop, {"provider": "client"})
 
 
 @asynccontextmanager
@@ -272,39 +265,3 @@ async def test_refusals_are_counted_by_rule(config_path: Path) -> None:
         result = await call(client, "execute_sql", sql="SELECT name, email FROM customers", database="shop")
     assert result.is_error
     assert POLICY_REFUSALS_TOTAL.value(database="shop", rule="PGM301") == before + 1
-
-
-async def test_query_samples_the_clients_model(client_config_path: Path) -> None:
-    seen: list[types.CreateMessageRequestParams] = []
-
-    async def sampling(
-        context: ClientRequestContext, params: types.CreateMessageRequestParams
-    ) -> types.CreateMessageResult:
-        seen.append(params)
-        return types.CreateMessageResult(
-            role="assistant", content=types.TextContent(type="text", text=COUNT_ORDERS), model="host-model"
-        )
-
-    async with connect(client_config_path, sampling_callback=sampling, mode="legacy") as client:
-        result = await call(client, "query", question="How many orders?", database="shop")
-        assert not result.is_error, text_of(result)
-        assert result.structured_content is not None and result.structured_content["rows"] == [[4]]
-        await assert_serving(client)
-    [params] = seen
-    assert params.system_prompt and "orders" in params.system_prompt + str(params.messages)
-
-
-async def test_query_with_the_client_provider_on_the_modern_protocol_explains_why_it_cannot(
-    client_config_path: Path,
-) -> None:
-    async def sampling(
-        context: ClientRequestContext, params: types.CreateMessageRequestParams
-    ) -> types.CreateMessageResult:
-        raise AssertionError("the modern protocol cannot carry sampling during a tool call")
-
-    async with connect(client_config_path, sampling_callback=sampling) as client:
-        result = await call(client, "query", question="How many orders?", database="shop")
-        assert result.is_error
-        message = text_of(result)
-        assert "[llm_unavailable]" in message and "openai or anthropic" in message, message
-        await assert_serving(client)

@@ -22,6 +22,7 @@ from pgmcp.llm.base import Completion, Prompt, shorten
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import Context
+    from mcp_types import CreateMessageRequest, CreateMessageResult
 
 NO_SAMPLING = (
     "the connected MCP client does not support sampling; configure llm.provider openai or anthropic"
@@ -85,12 +86,54 @@ class ClientSamplingProvider:
         return Completion(text=text, model=model or "client", latency_ms=latency_ms)
 
 
+def sampling_request(system: str, messages: list[tuple[str, str]], max_tokens: int) -> CreateMessageRequest:
+    """The `sampling/createMessage` request for a prompt: the same on every protocol version, and
+    a pure function of its arguments (multi-round sampling relies on that to replay rounds)."""
+    import mcp_types as types
+
+    return types.CreateMessageRequest(
+        params=types.CreateMessageRequestParams(
+            messages=[
+                types.SamplingMessage(
+                    role="assistant" if role == "assistant" else "user",
+                    content=types.TextContent(type="text", text=text),
+                )
+                for role, text in messages
+            ],
+            system_prompt=system,
+            max_tokens=max_tokens,
+            include_context="none",
+        )
+    )
+
+
+def sampled_text(result: CreateMessageResult) -> tuple[str, str | None]:
+    """The text and model name of a sampling answer; `GenerationFailed` when it is not text."""
+    import mcp_types as types
+
+    content = result.content
+    if not isinstance(content, types.TextContent):
+        raise GenerationFailed(
+            f"the MCP client's model answered with {content.type} content instead of text"
+        )
+    return content.text, result.model or None
+
+
+def check_sampling_capability(ctx: Context[Any, Any]) -> None:
+    """`LLMUnavailable(NO_SAMPLING)` unless the client declared the sampling capability."""
+    capabilities = ctx.client_capabilities
+    if capabilities is None or capabilities.sampling is None:
+        raise LLMUnavailable(NO_SAMPLING)
+
+
 def context_sampler(ctx: Context[Any, Any]) -> Sampler:
-    """A `Sampler` that sends `sampling/createMessage` to the client behind an MCP tool call.
+    """A `Sampler` that sends `sampling/createMessage` to the client behind an MCP tool call,
+    in the middle of the call (protocol versions up to 2025-11-25).
 
     Raises `LLMUnavailable` (when called) if the client did not declare the sampling
     capability, if the connection cannot carry a server-to-client request in the middle of
-    a tool call (protocol 2026-07-28 has no such back-channel), or if the client errs.
+    a tool call (protocol 2026-07-28 has no such back-channel: `pgmcp.mcp.sampling` asks
+    across rounds instead), or if the client errs.
     """
 
     async def sample(
@@ -100,28 +143,13 @@ def context_sampler(ctx: Context[Any, Any]) -> Sampler:
         from mcp.shared.exceptions import MCPError
         from mcp.shared.message import ServerMessageMetadata
 
-        capabilities = ctx.client_capabilities
-        if capabilities is None or capabilities.sampling is None:
-            raise LLMUnavailable(NO_SAMPLING)
+        check_sampling_capability(ctx)
         if not ctx.session.can_send_request:
             raise LLMUnavailable(
                 f"this MCP connection (protocol {ctx.protocol_version}) cannot send a sampling "
                 "request during a tool call; configure llm.provider openai or anthropic"
             )
-        request = types.CreateMessageRequest(
-            params=types.CreateMessageRequestParams(
-                messages=[
-                    types.SamplingMessage(
-                        role="assistant" if role == "assistant" else "user",
-                        content=types.TextContent(type="text", text=text),
-                    )
-                    for role, text in messages
-                ],
-                system_prompt=system,
-                max_tokens=max_tokens,
-                include_context="none",
-            )
-        )
+        request = sampling_request(system, messages, max_tokens)
         try:
             # send_request rather than session.create_message: the latter is marked deprecated
             # (sampling is deprecated from protocol 2026-07-28) and warns on every call.
@@ -138,11 +166,6 @@ def context_sampler(ctx: Context[Any, Any]) -> Sampler:
             raise LLMUnavailable(
                 f"the MCP client refused the sampling request: {shorten(exc.error.message)}"
             ) from exc
-        content = result.content
-        if not isinstance(content, types.TextContent):
-            raise GenerationFailed(
-                f"the MCP client's model answered with {content.type} content instead of text"
-            )
-        return content.text, result.model or None
+        return sampled_text(result)
 
     return sample

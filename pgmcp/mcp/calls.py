@@ -20,16 +20,19 @@ from typing import Any, ParamSpec
 from loguru import logger
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import CallToolResult, TextContent
+from mcp_types import CallToolResult, InputRequiredResult, TextContent
 from pydantic import BaseModel
 
 from pgmcp.audit import Caller, audit_scope
 from pgmcp.errors import DatabaseUnavailable, PgmcpError, PolicyDenied, QueryTimeout
 from pgmcp.logs import request_scope
 from pgmcp.mcp import models
+from pgmcp.mcp.sampling import SamplingRequired
 from pgmcp.metrics import DB_QUERY_DURATION, POLICY_REFUSALS_TOTAL, REQUEST_DURATION, REQUESTS_TOTAL
 
 P = ParamSpec("P")
+# What a tool call answers: its result, or (protocol 2026-07-28) a request for the client's input.
+ToolResult = CallToolResult | InputRequiredResult
 
 # The database label when the request names no configured database: never the caller's text,
 # which would let a client grow the metric's label set without bound.
@@ -42,17 +45,19 @@ RESULT_CLOSE = "</database-result>"
 
 def tool_call(
     resolve: Callable[[Any, str | None], str | None],
-) -> Callable[[Callable[P, Awaitable[BaseModel]]], Callable[P, Awaitable[CallToolResult]]]:
+) -> Callable[[Callable[P, Awaitable[BaseModel]]], Callable[P, Awaitable[ToolResult]]]:
     """Decorate a tool returning a typed model: `resolve(ctx, database_argument)` names the
     database for metrics. The decorated tool returns the `CallToolResult` itself, so that its
     text (rows fenced as data; errors starting with their code) is exactly what pgmcp wrote,
-    while the SDK still validates the structured content against the model."""
+    while the SDK still validates the structured content against the model. On protocol
+    2026-07-28 a call that needs the client's model first returns `InputRequiredResult`
+    (`pgmcp.mcp.sampling`), and the client calls again with the answer."""
 
-    def decorate(fn: Callable[P, Awaitable[BaseModel]]) -> Callable[P, Awaitable[CallToolResult]]:
+    def decorate(fn: Callable[P, Awaitable[BaseModel]]) -> Callable[P, Awaitable[ToolResult]]:
         tool = fn.__name__
 
         @functools.wraps(fn)
-        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> CallToolResult:
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> ToolResult:
             with request_scope() as rid, contextlib.ExitStack() as stack:
                 named = kwargs.get("database")
                 ctx = kwargs.get("ctx")
@@ -72,6 +77,12 @@ def tool_call(
                     status = "ok"
                     _observe_result(out)
                     return untrusted_result(out) if isinstance(out, models.QueryOut) else typed_result(out)
+                except SamplingRequired as exc:
+                    # Not an outcome: the client answers a sampling request and calls again.
+                    status = "input_required"
+                    if scope is not None:
+                        scope.pause()
+                    return exc.result
                 except ToolError as exc:
                     return error_result(str(exc))
                 except PolicyDenied as exc:
