@@ -147,6 +147,27 @@ async def test_query_samples_the_hosts_model_over_stdio(client_config_path: Path
     assert answer["rows"] == [[4]] and len(asked) == 1
 
 
+async def test_query_samples_the_hosts_model_over_stdio_on_the_modern_protocol(client_config_path: Path) -> None:
+    """The default client mode settles on protocol 2026-07-28: each sample is one round of the call."""
+    answers = iter(["SELECT name, email FROM customers", COUNT_ORDERS])
+    asked: list[str] = []
+
+    async def sampling(
+        context: ClientRequestContext, params: types.CreateMessageRequestParams
+    ) -> types.CreateMessageResult:
+        asked.append("\n".join(m.content.text for m in params.messages if isinstance(m.content, types.TextContent)))
+        return types.CreateMessageResult(
+            role="assistant", content=types.TextContent(type="text", text=next(answers)), model="host-model"
+        )
+
+    async with Client(params(client_config_path), sampling_callback=sampling,
+                      read_timeout_seconds=READ_TIMEOUT) as client:
+        assert client.session.protocol_version == "2026-07-28"
+        answer = await ok(client, "query", question="How many orders?", database="shop")
+    assert answer["rows"] == [[4]] and answer["attempts"] == 2
+    assert len(asked) == 2 and "PGM301" in asked[1], asked
+
+
 def request(id_: int, method: str, params: dict[str, Any] | None = None) -> bytes:
     message: dict[str, Any] = {"jsonrpc": "2.0", "id": id_, "method": method}
     if params is not None:
