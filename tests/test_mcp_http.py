@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import mcp_types as types
 import pytest
 from mcp.client.client import Client
 
@@ -224,3 +225,27 @@ async def test_metrics_and_health_follow_llm_calls_refusals_and_the_breaker(
         ("query", False, "policy_denied"), ("query", True, None), ("execute_sql", False, "policy_denied"),
         ("query", None, "llm_unavailable"), ("query", None, "llm_unavailable"), ("query", None, "llm_unavailable"),
     ]
+
+
+async def test_query_samples_the_clients_model_across_http_rounds(
+    tmp_path: Path, pg_database: TestDatabase, shop: str, serve: list[HttpServer]
+) -> None:
+    """Streamable HTTP on protocol 2026-07-28: every round is its own HTTP request, and the
+    earlier answers come back sealed in the request state."""
+    config_path = write_config(tmp_path, pg_database, shop, {"provider": "client"}, only=("shop",))
+    server = start(serve, config_path)
+    answers = iter(["SELECT name, email FROM customers", COUNT_ORDERS])
+    asked: list[types.CreateMessageRequestParams] = []
+
+    async def sampling(context: object, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+        asked.append(params)
+        return types.CreateMessageResult(
+            role="assistant", content=types.TextContent(type="text", text=next(answers)), model="host-model"
+        )
+
+    async with Client(server.base + "/mcp", sampling_callback=sampling) as client:
+        assert client.session.protocol_version == "2026-07-28"
+        result = await client.call_tool("query", {"question": "How many orders?"})
+    assert not result.is_error, text_of(result)
+    assert result.structured_content is not None and result.structured_content["rows"] == [[4]]
+    assert len(asked) == 2 and "PGM301" in str(asked[1].messages)
