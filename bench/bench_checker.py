@@ -14,8 +14,9 @@ same environment. Over the same statements, in the same process, this times:
   .sql file per regression file (statements joined with ";\n\n"), each file read, split by
   `pgmcp.policy.splitter` and judged by `check_sql.judge` with the permissive policy, against
   `sqlglot.parse` and `pglast.parse_sql` of the statements the split gives; it also counts
-  the statements that do not split back identically (a statement ending in a `--` comment
-  swallows the `;` that follows it).
+  the statements that do not split back identically (BEGIN ATOMIC routine bodies, which the
+  corpus cut at each `;`, are one statement for psql; a statement ending in a `--` comment
+  would swallow the `;` that follows it).
 
 The machine is shared, so the timings are interleaved: the statements are cut into blocks and
 each block is run by every contender in turn (the order rotating per block), for `--rounds`
