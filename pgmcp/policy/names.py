@@ -212,7 +212,12 @@ SYNTAX_CLASSES: dict[str, str | None] = {
     "Struct": None,
     "Interval": None,
     "Coalesce": "coalesce",
+    "MatchAgainst": None,  # the @@ text-search operator
+    "JSONArrayAgg": "json_agg",
 }
+
+
+OPERATOR_CLASSES = (exp.Connector, exp.Binary, exp.Unary, exp.Predicate)
 
 
 def function_refs(tree: exp.Expr, text: str) -> list[FunctionRef]:
@@ -249,6 +254,10 @@ def _function_ref(node: exp.Func, text: str) -> FunctionRef | None:
             return FunctionRef(node, schema, spelled[1:-1].replace('""', '"'), start)
         if _plain(spelled):
             return FunctionRef(node, schema, spelled.lower(), start)
+    if isinstance(node, OPERATOR_CLASSES):
+        # Operator syntax (AND, OR, ^, ?, @>, ->...) parsed into a typed node without a name
+        # token: an operator, not a function call the user named.
+        return None
     cls = type(node).__name__
     if cls in SYNTAX_CLASSES:
         mapped = SYNTAX_CLASSES[cls]
