@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from pgmcp.db.tempserver import TemporaryPostgres, find_bindir
@@ -30,3 +32,11 @@ def test_missing_binaries_say_how_to_install(monkeypatch: pytest.MonkeyPatch, tm
         find_bindir()
     assert "apt-get install postgresql" in str(info.value)
     assert "--dsn" in str(info.value)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="runuser is only needed when running as root")
+def test_runs_as_root_without_sbin_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A root shell whose PATH lacks /usr/sbin (where runuser lives) must still work.
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    with TemporaryPostgres() as pg:
+        assert pg.run_sql("SELECT 2").strip() == "2"

@@ -57,6 +57,18 @@ def find_bindir() -> Path:
     raise PostgresNotFound("PostgreSQL's server binaries (initdb, pg_ctl) were not found", hint=INSTALL_HINT)
 
 
+def _find_runuser() -> str:
+    """`runuser` (util-linux), which lives in /usr/sbin: not always on a user's PATH."""
+    for candidate in (shutil.which("runuser"), "/usr/sbin/runuser", "/sbin/runuser"):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    raise PostgresNotFound(
+        "running as root, pgmcp starts PostgreSQL as the postgres user through runuser, which was not found",
+        hint="install util-linux (it provides runuser), run pgmcp as an ordinary user, "
+        "or point it at an existing server with --dsn",
+    )
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -75,8 +87,18 @@ class TemporaryPostgres:
         self.logfile = self.base / "server.log"
         self.superuser = "postgres"
         self._run_as: str | None = "postgres" if os.geteuid() == 0 else None
+        self._runuser = _find_runuser() if self._run_as else ""
         if self._run_as is None:
             self.superuser = pwd.getpwuid(os.geteuid()).pw_name
+        else:
+            try:
+                pwd.getpwnam(self._run_as)
+            except KeyError:
+                raise PostgresNotFound(
+                    "PostgreSQL refuses to run as root, and there is no 'postgres' system user to run it as",
+                    hint="create one (`useradd --system postgres`; Debian's postgresql package does), "
+                    "run pgmcp as an ordinary user, or point it at an existing server with --dsn",
+                ) from None
         self._started = False
         atexit.register(self.cleanup)
 
@@ -84,7 +106,7 @@ class TemporaryPostgres:
 
     def _cmd(self, *args: str) -> list[str]:
         argv = [str(self.bindir / args[0]), *args[1:]]
-        return ["runuser", "-u", self._run_as, "--", *argv] if self._run_as else argv
+        return [self._runuser, "-u", self._run_as, "--", *argv] if self._run_as else argv
 
     def _run(self, *args: str, timeout: float = 120) -> None:
         proc = subprocess.run(
