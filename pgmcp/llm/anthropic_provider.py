@@ -1,8 +1,9 @@
 """Anthropic's Messages API (and compatible gateways via `base_url`).
 
 The SDK is imported when the provider is built, not when pgmcp is imported. Its exceptions
-are translated here, once: cannot reach a usable model -> `LLMUnavailable`; reached it but
-the answer is unusable -> `GenerationFailed`. Messages never include the API key.
+are translated once, at this boundary (by `pgmcp.llm.vendor_sdk`, shared with the other SDK):
+cannot reach a usable model -> `LLMUnavailable`; reached it but the answer is unusable ->
+`GenerationFailed`. Messages never include the API key.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ from loguru import logger
 
 from pgmcp.config import LLMConfig
 from pgmcp.errors import GenerationFailed, LLMUnavailable
-from pgmcp.llm.base import Completion, Prompt, redact, shorten
+from pgmcp.llm.base import Completion, Prompt, shorten
+from pgmcp.llm.vendor_sdk import Vendor, completion, raise_translated
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
     from anthropic.types import MessageParam
 
 DEFAULT_MODEL = "claude-sonnet-4-5"
+ANTHROPIC = Vendor("Anthropic", "ANTHROPIC_API_KEY", "api.anthropic.com", has_api_message=True)
 
 
 class AnthropicProvider:
@@ -75,48 +78,8 @@ class AnthropicProvider:
                 messages=messages,
                 max_tokens=self._config.max_tokens,
             )
-        except anthropic.AuthenticationError as exc:
-            raise LLMUnavailable(
-                f"Anthropic rejected the credentials (HTTP {exc.status_code}): check your API key "
-                "(ANTHROPIC_API_KEY or llm.api_key)"
-            ) from None  # the SDK error echoes the rejected key: do not chain it
-        except anthropic.PermissionDeniedError as exc:
-            raise LLMUnavailable(
-                f"Anthropic refused access to model {self._model!r} (HTTP 403): check your API "
-                "key's permissions and the model name"
-            ) from exc
-        except anthropic.APITimeoutError as exc:
-            raise LLMUnavailable(
-                f"Anthropic did not answer within {self._config.timeout:g}s "
-                f"({self._config.max_retries} retries)",
-                hint="raise llm.timeout or try again later",
-            ) from exc
-        except anthropic.APIConnectionError as exc:
-            where = self._config.base_url or "api.anthropic.com"
-            raise LLMUnavailable(f"cannot reach Anthropic at {where}: {shorten(exc.message)}") from exc
-        except anthropic.RateLimitError as exc:
-            raise LLMUnavailable(
-                f"Anthropic rate limit (HTTP 429) after {self._config.max_retries} retries",
-                hint="wait and try again, or lower llm.max_concurrency",
-            ) from exc
-        except anthropic.APIStatusError as exc:
-            # 529 "overloaded" and every 5xx: the service, not the request, is at fault.
-            if exc.status_code >= 500:
-                raise LLMUnavailable(
-                    f"Anthropic server error (HTTP {exc.status_code}) after "
-                    f"{self._config.max_retries} retries"
-                ) from exc
-            detail = redact(shorten(exc.api_message or exc.message), self._key)
-            raise GenerationFailed(
-                f"Anthropic refused the request (HTTP {exc.status_code}): {detail}",
-                hint="check llm.model and llm.max_tokens",
-            ) from exc
-        except (anthropic.APIResponseValidationError, json.JSONDecodeError) as exc:
-            raise GenerationFailed("Anthropic returned a malformed response") from exc
-        except anthropic.AnthropicError as exc:
-            raise GenerationFailed(
-                f"Anthropic call failed: {redact(shorten(str(exc)), self._key)}"
-            ) from exc
+        except (anthropic.AnthropicError, json.JSONDecodeError) as exc:
+            raise_translated(exc, anthropic, ANTHROPIC, self._config, self._model, self._key)
         latency_ms = (time.perf_counter() - started) * 1000
         return _to_completion(response, self._model, latency_ms)
 
@@ -133,17 +96,7 @@ def _to_completion(response: Any, requested_model: str, latency_ms: float) -> Co
     )
     if not text.strip():
         raise GenerationFailed("Anthropic returned an empty answer")
-    usage = getattr(response, "usage", None)
-    model = getattr(response, "model", None)
     logger.debug("anthropic answered in {:.0f} ms", latency_ms)
-    return Completion(
-        text=text,
-        model=model if isinstance(model, str) and model else requested_model,
-        input_tokens=_int_or_none(getattr(usage, "input_tokens", None)),
-        output_tokens=_int_or_none(getattr(usage, "output_tokens", None)),
-        latency_ms=latency_ms,
+    return completion(
+        text, response, requested_model, latency_ms, input_tokens="input_tokens", output_tokens="output_tokens"
     )
-
-
-def _int_or_none(value: object) -> int | None:
-    return value if isinstance(value, int) else None
