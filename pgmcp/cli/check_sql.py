@@ -12,7 +12,6 @@ any is denied, 2 for a usage, config or internal error.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,21 +22,15 @@ from pgmcp.cli.ops import (
     EXIT_ERROR,
     EXIT_FAILED,
     EXIT_OK,
-    connect_database,
-    database_config,
-    database_policy,
     error_exit,
-    load_ops_config,
-    policy_from_refs,
+    policy_and_schema,
 )
-from pgmcp.config import DatabaseConfig
-from pgmcp.errors import DatabaseError, PgmcpError, UsageError
+from pgmcp.errors import PgmcpError, UsageError
 from pgmcp.policy.checker import check
 from pgmcp.policy.compiler import CompiledPolicy
 from pgmcp.policy.rules import violation
 from pgmcp.policy.splitter import split_statements
 from pgmcp.policy.verdict import Verdict
-from pgmcp.redact import redact
 from pgmcp.schema.snapshot import SchemaSnapshot
 
 STDIN = "<stdin>"
@@ -66,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         sources = read_sources(args.paths)
-        policy, snapshot = _policy_and_schema(args)
+        policy, snapshot = policy_and_schema(args, baseline_by_default=True)
     except PgmcpError as err:
         return error_exit(err)
     report = judge(sources, policy, snapshot)
@@ -124,39 +117,6 @@ def _read(path: Path) -> Source:
         raise UsageError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except OSError as exc:
         raise UsageError(f"{path}: cannot read it: {exc.strerror}") from exc
-
-
-def _policy_and_schema(args: argparse.Namespace) -> tuple[CompiledPolicy, SchemaSnapshot | None]:
-    if args.policy and (args.config or args.database):
-        raise UsageError("give either --policy or --config/--database, not both")
-    if args.database and not args.config:
-        raise UsageError("--database needs --config (the file that defines the database)")
-    if not args.config:
-        return policy_from_refs(args.policy), None  # no refs: the shipped baseline
-    config = load_ops_config(args.config)
-    db = database_config(config, args.database)
-    policy = database_policy(config, db)
-    if args.offline:
-        return policy, None
-    return policy, asyncio.run(live_schema(db))
-
-
-async def live_schema(db: DatabaseConfig) -> SchemaSnapshot | None:
-    """The live schema of `db`, or None (with a note on stderr) when it cannot be read."""
-    from pgmcp.schema.introspect import introspect  # the driver is only needed here
-
-    try:
-        conn = await connect_database(db)
-    except DatabaseError as err:
-        print(f"note: judging without the live schema: {redact(err.message)}", file=sys.stderr)
-        return None
-    try:
-        return await introspect(conn, db.name)
-    except DatabaseError as err:
-        print(f"note: judging without the live schema: {redact(err.message)}", file=sys.stderr)
-        return None
-    finally:
-        await conn.close()
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ after rewriting. With `--config` the live schema is used when the database is re
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import Sequence
@@ -19,23 +18,15 @@ from typing import Any
 from pgmcp.cli.ops import (
     EXIT_FAILED,
     EXIT_OK,
-    connect_database,
-    database_config,
-    database_policy,
     error_exit,
-    load_ops_config,
-    policy_from_refs,
+    policy_and_schema,
     shown_path,
     where,
 )
-from pgmcp.config import DatabaseConfig
-from pgmcp.errors import DatabaseError, PgmcpError, SourceLocation, UsageError
+from pgmcp.errors import PgmcpError, SourceLocation
 from pgmcp.policy.checker import check
 from pgmcp.policy.compiler import CompiledPolicy
 from pgmcp.policy.verdict import Verdict
-from pgmcp.redact import redact
-from pgmcp.schema.introspect import introspect
-from pgmcp.schema.snapshot import SchemaSnapshot
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         sql = sys.stdin.read() if args.sql == "-" else args.sql
-        policy, snapshot = _policy_and_schema(args)
+        policy, snapshot = policy_and_schema(
+            args, baseline_by_default=False, notice="warning", schema_errors_fatal=True
+        )
     except PgmcpError as err:
         return error_exit(err)
     verdict = check(sql, policy, snapshot)
@@ -68,31 +61,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pgmcp explain-policy", description=__doc__)
     add_arguments(parser)
     return run(parser.parse_args(argv))
-
-
-def _policy_and_schema(args: argparse.Namespace) -> tuple[CompiledPolicy, SchemaSnapshot | None]:
-    if args.policy and (args.config or args.database):
-        raise UsageError("give either --policy or --config/--database, not both")
-    if args.policy:
-        return policy_from_refs(args.policy), None
-    config = load_ops_config(args.config)
-    db = database_config(config, args.database)
-    policy = database_policy(config, db)
-    if args.offline:
-        return policy, None
-    return policy, asyncio.run(_live_schema(db))
-
-
-async def _live_schema(db: DatabaseConfig) -> SchemaSnapshot | None:
-    try:
-        conn = await connect_database(db)
-    except DatabaseError as err:
-        print(f"warning: judging without the live schema: {redact(err.message)}", file=sys.stderr)
-        return None
-    try:
-        return await introspect(conn, db.name)
-    finally:
-        await conn.close()
 
 
 def _source(source: SourceLocation | None) -> dict[str, Any] | None:

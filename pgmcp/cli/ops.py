@@ -1,13 +1,16 @@
-"""What the ops commands (`check-config`, `policy test`, `explain-policy`) share.
+"""What the ops commands (`check-config`, `policy test`, `explain-policy`, `check-sql`) share.
 
 Showing where a rule lives (`policies/demo.yaml:15 tables.public.*`, paths relative to the
 working directory when they are below it), loading the config with its secrets registered,
+the policy and optional live schema that `--config/--database/--policy/--offline` select,
 and opening one plain read-only connection to a configured database (the ops commands run
 once and exit, so they need no pool).
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import contextlib
 import sys
 from collections.abc import Sequence
@@ -20,11 +23,12 @@ import asyncpg
 from pgmcp.config import Config, DatabaseConfig
 from pgmcp.config_loader import find_config_path, load_config
 from pgmcp.db.pools import quote_ident
-from pgmcp.errors import DatabaseUnavailable, PgmcpError, SourceLocation, UsageError
+from pgmcp.errors import DatabaseError, DatabaseUnavailable, PgmcpError, SourceLocation, UsageError
 from pgmcp.policy.compiler import CompiledPolicy, compile_policy
 from pgmcp.policy.document import load_policy_spec
 from pgmcp.redact import redact, register_secret, register_secrets_in
 from pgmcp.resources import policies_dir
+from pgmcp.schema.snapshot import SchemaSnapshot
 
 CONNECT_TIMEOUT = 10.0
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
@@ -85,6 +89,58 @@ def database_policy(config: Config, db: DatabaseConfig) -> CompiledPolicy:
 def policy_from_refs(refs: Sequence[str]) -> CompiledPolicy:
     """One effective policy from `--policy` refs (paths from here, or shipped names)."""
     return compile_policy(load_policy_spec(list(refs), Path.cwd()))
+
+
+def policy_and_schema(
+    args: argparse.Namespace, *, baseline_by_default: bool, notice: str = "note", schema_errors_fatal: bool = False
+) -> tuple[CompiledPolicy, SchemaSnapshot | None]:
+    """The policy and live schema selected by `--policy` or `--config/--database`, and `--offline`.
+
+    `--policy` refs give a policy and no schema. Otherwise the config (`--config`, else
+    `$PGMCP_CONFIG` or ./pgmcp.yaml) names the database whose policy applies, and its live
+    schema is read unless `--offline` (see `live_schema` for `notice` and `schema_errors_fatal`).
+    With `baseline_by_default` (check-sql) no `--config` means the `--policy` refs or, without
+    any, the shipped baseline, and `--database` needs `--config`.
+    """
+    if args.policy and (args.config or args.database):
+        raise UsageError("give either --policy or --config/--database, not both")
+    if baseline_by_default:
+        if args.database and not args.config:
+            raise UsageError("--database needs --config (the file that defines the database)")
+        if not args.config:
+            return policy_from_refs(args.policy), None  # no refs: the shipped baseline
+    elif args.policy:
+        return policy_from_refs(args.policy), None
+    config = load_ops_config(args.config)
+    db = database_config(config, args.database)
+    policy = database_policy(config, db)
+    if args.offline:
+        return policy, None
+    return policy, asyncio.run(live_schema(db, notice=notice, schema_errors_fatal=schema_errors_fatal))
+
+
+async def live_schema(
+    db: DatabaseConfig, *, notice: str = "note", schema_errors_fatal: bool = False
+) -> SchemaSnapshot | None:
+    """The live schema of `db`, or None (with `<notice>: judging without the live schema` on
+    stderr) when it cannot be read; with `schema_errors_fatal` only a failed connection falls
+    back, and an error reading the catalogs is raised."""
+    from pgmcp.schema.introspect import introspect  # the catalog queries are only needed here
+
+    try:
+        conn = await connect_database(db)
+    except DatabaseError as err:
+        print(f"{notice}: judging without the live schema: {redact(err.message)}", file=sys.stderr)
+        return None
+    try:
+        return await introspect(conn, db.name)
+    except DatabaseError as err:
+        if schema_errors_fatal:
+            raise
+        print(f"{notice}: judging without the live schema: {redact(err.message)}", file=sys.stderr)
+        return None
+    finally:
+        await conn.close()
 
 
 def shown_dsn(db: DatabaseConfig) -> str:
