@@ -192,28 +192,13 @@ def apply_row_cap(tree: exp.Expression, max_rows: int, *, copy: bool = True) -> 
     if limit is None:
         out.set("limit", exp.Limit(expression=exp.Literal.number(max_rows)))
         return out, True
-    if isinstance(limit, exp.Limit):
-        current = _literal_int(limit.expression)
+    if isinstance(limit, (exp.Limit, exp.Fetch)):
+        current = _literal_count(limit)
         if current is None:
             return _wrap(out, max_rows), True
         if current <= max_rows:
             return out, False
-        limit.set("expression", exp.Literal.number(max_rows))
-        return out, True
-    if isinstance(limit, exp.Fetch):
-        options = limit.args.get("limit_options")
-        ties = isinstance(options, exp.LimitOptions) and (
-            options.args.get("with_ties") or options.args.get("percent")
-        )
-        if ties:
-            return _wrap(out, max_rows), True
-        count_node = limit.args.get("count")
-        current = 1 if count_node is None else _literal_int(count_node)
-        if current is None:
-            return _wrap(out, max_rows), True
-        if current <= max_rows:
-            return out, False
-        limit.set("count", exp.Literal.number(max_rows))
+        limit.set("expression" if isinstance(limit, exp.Limit) else "count", exp.Literal.number(max_rows))
         return out, True
     return _wrap(out, max_rows), True
 
@@ -225,17 +210,22 @@ def row_cap_needed(tree: exp.Expression, max_rows: int) -> bool:
     if not isinstance(tree, (exp.Select, exp.SetOperation)):
         return True
     limit = tree.args.get("limit")
-    if isinstance(limit, exp.Limit):
-        current = _literal_int(limit.expression)
-        return current is None or current > max_rows
-    if isinstance(limit, exp.Fetch):
-        options = limit.args.get("limit_options")
-        if isinstance(options, exp.LimitOptions) and (options.args.get("with_ties") or options.args.get("percent")):
-            return True
-        count_node = limit.args.get("count")
-        current = 1 if count_node is None else _literal_int(count_node)
+    if isinstance(limit, (exp.Limit, exp.Fetch)):
+        current = _literal_count(limit)
         return current is None or current > max_rows
     return True
+
+
+def _literal_count(limit: exp.Limit | exp.Fetch) -> int | None:
+    """The rows a LIMIT or FETCH FIRST allows when it is a literal count; None when it cannot be
+    compared (LIMIT ALL, LIMIT NULL, parameters, expressions, FETCH ... WITH TIES or PERCENT)."""
+    if isinstance(limit, exp.Limit):
+        return _literal_int(limit.expression)
+    options = limit.args.get("limit_options")
+    if isinstance(options, exp.LimitOptions) and (options.args.get("with_ties") or options.args.get("percent")):
+        return None
+    count_node = limit.args.get("count")
+    return 1 if count_node is None else _literal_int(count_node)  # FETCH FIRST ROW ONLY: one row
 
 
 def _literal_int(node: object) -> int | None:
