@@ -4,13 +4,15 @@ Lookup, first hit wins:
 1. `$PGMCP_SHARE_DIR/<kind>` when that variable is set (packagers, tests);
 2. `pgmcp/data/<kind>` inside the installed package (wheels copy the folders there);
 3. `<kind>` at the top of the source tree, next to the `pgmcp/` package folder (a checkout
-   or an editable install, `pip install -e .`).
+   or an editable install, `pip install -e .`);
+4. `<prefix>/share/pgmcp/<kind>`, where a wheel installs them (`data-files` in pyproject.toml).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -31,6 +33,7 @@ def _candidates(kind: str) -> list[Path]:
         found.append(Path(override) / kind)
     found.append(_PACKAGE_DIR / "data" / kind)
     found.append(_PACKAGE_DIR.parent / kind)
+    found.append(Path(sys.prefix) / "share" / "pgmcp" / kind)
     return found
 
 
