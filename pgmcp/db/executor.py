@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -34,7 +33,6 @@ MAX_BATCH = 5000
 # Result size is measured as compact ASCII JSON: C-accelerated, and never less than the UTF-8
 # size of the same JSON written with ensure_ascii=False, so the cap errs on the safe side.
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
-_CAP_IN_DETAIL = re.compile(r"row cap (\d+)")
 
 
 @dataclass(frozen=True)
@@ -158,12 +156,9 @@ class Executor:
 
     def _policy_cap_reached(self, database: str, verdict: Verdict, rows: int) -> str | None:
         """Say so when the policy's own LIMIT rewrite (PGM501) may have cut the result."""
-        for entry in verdict.trace:
-            if entry.rule == "PGM501":
-                found = _CAP_IN_DETAIL.search(entry.detail)
-                cap = int(found.group(1)) if found else self._max_rows.get(database)
-                if cap is not None and rows >= cap:
-                    return f"the policy's row cap (LIMIT {cap}) was reached; there may be more rows"
+        cap = verdict.row_cap
+        if cap is not None and rows >= cap:
+            return f"the policy's row cap (LIMIT {cap}) was reached; there may be more rows"
         return None
 
     @contextlib.asynccontextmanager

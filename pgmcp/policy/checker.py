@@ -119,7 +119,8 @@ def _rechecked(
     if not again.allowed:
         problems = [violation("PGM502", f"the rewritten query failed its re-check: {again.reason()}")]
         return _verdict(parsed, problems, trace, kind, relations, functions)
-    return Verdict(parsed.sql, True, (), rewritten, kind, relations, functions, tuple(trace))
+    capped = policy.max_rows if any(entry.rule == "PGM501" for entry in trace) else None
+    return Verdict(parsed.sql, True, (), rewritten, kind, relations, functions, tuple(trace), row_cap=capped)
 
 
 def _verdict(

@@ -69,6 +69,9 @@ class Verdict:
     relations: tuple[str, ...] = ()  # resolved schema.name of every relation read
     functions: tuple[str, ...] = ()  # resolved schema.name of every function called
     trace: tuple[TraceEntry, ...] = field(default=(), compare=False)
+    # The policy's row cap when the checker wrote it into the SQL (PGM501): a result of exactly
+    # this many rows may have been cut.
+    row_cap: int | None = None
 
     @property
     def executable_sql(self) -> str:
