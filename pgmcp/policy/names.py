@@ -50,6 +50,9 @@ class FunctionRef:
     schema: str | None
     name: str
     start: int | None  # offset of the name in the parsed text
+    # Written as a quoted identifier ("coalesce"(...)): a real function call even where the
+    # unquoted word is SQL syntax.
+    quoted: bool = False
 
 
 def fold(ident: exp.Expr | str | None) -> str:
@@ -271,12 +274,12 @@ def _function_ref(node: exp.Func, text: str) -> FunctionRef | None:
     if isinstance(node, exp.Anonymous):
         this = node.this
         if isinstance(this, exp.Identifier):
-            return FunctionRef(node, schema, fold(this), start)
+            return FunctionRef(node, schema, fold(this), start, quoted=bool(this.args.get("quoted")))
         return _keyword_or_call(node, schema, str(this).lower(), start)
     if start is not None and "end" in meta:
         spelled = text[int(start) : int(meta["end"]) + 1]
         if spelled.startswith('"') and spelled.endswith('"') and len(spelled) > 1:
-            return FunctionRef(node, schema, spelled[1:-1].replace('""', '"'), start)
+            return FunctionRef(node, schema, spelled[1:-1].replace('""', '"'), start, quoted=True)
         if _plain(spelled):
             if isinstance(node, exp.Second) and isinstance(node.parent, (exp.Interval, exp.IntervalSpan)):
                 return None  # interval '1.5' second(2): the field's precision, not a call

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from pgmcp.policy.compiler import CompiledPolicy
+from pgmcp.policy.functions import pg_catalog_functions
 from pgmcp.policy.names import FunctionRef, fold
 from pgmcp.policy.parse import Parsed
 from pgmcp.policy.rules import violation
@@ -15,9 +16,15 @@ def function_violations(
     parsed: Parsed, refs: list[FunctionRef], policy: CompiledPolicy, trace: list[TraceEntry]
 ) -> list[Violation]:
     out: list[Violation] = []
+    builtins = pg_catalog_functions()
     for ref in refs:
-        decision = policy.function_decision(ref.schema, ref.name)
-        shown = f"{ref.schema}.{ref.name}" if ref.schema else ref.name
+        schema = ref.schema
+        if ref.quoted and schema is None and ref.name not in builtins and policy.search_path:
+            # "coalesce"(...) is no SQL syntax and pg_catalog has no such function: PostgreSQL
+            # calls whatever the search path finds, so it is judged as that schema's function.
+            schema = policy.search_path[0]
+        decision = policy.function_decision(schema, ref.name)
+        shown = f"{schema}.{ref.name}" if schema else ref.name
         if decision.allowed:
             trace.append(TraceEntry("PGM4xx", "function", "allow", f"{shown}: {decision.reason}", decision.source))
             continue
