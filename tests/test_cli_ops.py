@@ -308,7 +308,7 @@ def test_explain_policy_text(tmp_path: Path) -> None:
     assert "policy ops-test (p.yaml, " in out
     assert "allow   PGM2xx table: public.orders" in out
     assert 'at p.yaml:5 tables["public.*"]' in out
-    assert "rewrite PGM502 row-filter: public.orders: tenant_id = 1" in out
+    assert "rewrite PGM5xx row-filter: public.orders: tenant_id = 1" in out
     assert 'at p.yaml:10 row_filters["public.orders"]' in out
     assert "at p.yaml:11 limits.max_rows" in out
     assert "verdict: allowed" in out
@@ -338,7 +338,7 @@ def test_explain_policy_json_with_live_schema(
     data = json.loads(out)
     assert code == 0 and data["allowed"] is True
     rewrite = [t for t in data["trace"] if t["effect"] == "rewrite"]
-    assert [t["rule"] for t in rewrite] == ["PGM502", "PGM501"]
+    assert [t["rule"] for t in rewrite] == ["PGM5xx", "PGM501"]
     assert rewrite[0]["source"]["key"] == 'row_filters["public.orders"]'
     assert "_pgmcp_rf.tenant_id = 1" in data["rewritten_sql"]
     assert data["executable_sql"] == data["rewritten_sql"]

@@ -65,7 +65,7 @@ def rewrite(
                         )
                     ],
                 )
-            trace.append(TraceEntry("PGM502", "row-filter", "rewrite", f"{rf.table}: {rf.condition}", rf.source))
+            trace.append(TraceEntry("PGM5xx", "row-filter", "rewrite", f"{rf.table}: {rf.condition}", rf.source))
     changed = False
     try:
         if filters:
