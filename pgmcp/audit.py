@@ -87,6 +87,7 @@ def shorten(text: str, limit: int = 200) -> str:
 
 
 _scope: ContextVar[AuditScope | None] = ContextVar("pgmcp_audit_scope", default=None)
+_repeated: ContextVar[bool] = ContextVar("pgmcp_repeated_decisions", default=False)
 
 
 @contextlib.contextmanager
@@ -104,12 +105,23 @@ def audit_scope(caller: Caller, tool: str, question: str | None = None) -> Itera
                 _write(scope, decision)
 
 
+@contextlib.contextmanager
+def repeated_decisions(repeated: bool = True) -> Iterator[None]:
+    """Inside the block (when `repeated`), verdicts repeat ones an earlier round of this call
+    logged (MCP protocol 2026-07-28 replays the call): kept for the audit line, not logged again."""
+    token = _repeated.set(repeated)
+    try:
+        yield
+    finally:
+        _repeated.reset(token)
+
+
 def record_verdict(database: str, sql: str, verdict: Verdict, elapsed_ms: float) -> None:
     """Note the policy's verdict on `sql` (log it; keep it for the audit line)."""
     rules = [v.rule for v in verdict.violations]
     decision = _current_decision(database, sql)
-    if decision.allowed is not None:
-        pass  # the executor's re-check of SQL already judged in this request: logged once
+    if decision.allowed is not None or _repeated.get():
+        pass  # judged already (the executor's re-check, or an earlier round): logged once
     elif verdict.allowed:
         rewritten = verdict.rewritten_sql is not None and verdict.rewritten_sql != sql
         logger.info("policy allowed the SQL for {}{}", database, " (rewritten)" if rewritten else "",

@@ -144,6 +144,9 @@ class PolicyDenied(PgmcpError):
 
 class LLMError(PgmcpError):
     code = "llm_error"
+    # Set when the failure comes from an answer given in an earlier round of a resumed MCP call
+    # (protocol 2026-07-28): it was counted and logged when it first happened.
+    replayed = False
 
 
 class LLMUnavailable(LLMError):

@@ -26,12 +26,14 @@ from typing import TYPE_CHECKING, Literal
 from loguru import logger
 
 from pgmcp.answer import Attempt, QueryAnswer
+from pgmcp.audit import repeated_decisions
 from pgmcp.concurrency import Limiter
 from pgmcp.config import LLMConfig
 from pgmcp.errors import (
     DatabaseError,
     DatabaseNotFound,
     GenerationFailed,
+    LLMError,
     LLMUnavailable,
     Overloaded,
     PgmcpError,
@@ -92,6 +94,10 @@ class _Run:
         self.attempts[-1] = dataclasses.replace(
             self.attempts[-1], error_code=error.code, error=str(error)
         )
+
+
+def _replayed(exc: BaseException) -> bool:
+    return isinstance(exc, LLMError) and exc.replayed
 
 
 def is_fixable(error: DatabaseError) -> bool:
@@ -232,27 +238,32 @@ class Pipeline:
             logger.debug("prompt for attempt {}: {} chars", number, prompt.chars, stage="generate")
             await run.report(0.1 + 0.1 * min(number - 1, 4), f"writing SQL (attempt {number})")
             text = ""
+            replayed = False  # an answer from an earlier round: counted and logged there
             with run.timed("generate"):
                 try:
-                    text = (await self._complete(prompt, "generate")).text
+                    completion = await self._complete(prompt, "generate")
+                    text, replayed = completion.text, completion.replayed
                     sql = extract_sql(text)
                 except GenerationFailed as exc:  # reached the model, but no SQL came back
                     run.attempts.append(Attempt(number, None, text, exc.code, str(exc)))
-                    logger.info("attempt {} gave no SQL: {}", number, exc.message, stage="generate")
+                    if not (replayed or exc.replayed):
+                        logger.info("attempt {} gave no SQL: {}", number, exc.message, stage="generate")
                     continue
-            with run.timed("check"):
+            with run.timed("check"), repeated_decisions(replayed):
                 verdict = await self._check(db, sql)
             if verdict.allowed:
                 run.attempts.append(Attempt(number, sql, text))
-                logger.info("attempt {} allowed", number, stage="check", verdict="allowed",
-                            relations=list(verdict.relations))
+                if not replayed:
+                    logger.info("attempt {} allowed", number, stage="check", verdict="allowed",
+                                relations=list(verdict.relations))
                 return sql, verdict
-            for violation in verdict.violations:
-                POLICY_REFUSALS_TOTAL.inc(database=db, rule=violation.rule)
             reason = verdict.reason()
             run.attempts.append(Attempt(number, sql, text, "policy_denied", reason))
-            logger.info("attempt {} refused: {}", number, reason, stage="check", verdict="refused",
-                        rules=[v.rule for v in verdict.violations])
+            if not replayed:
+                for violation in verdict.violations:
+                    POLICY_REFUSALS_TOTAL.inc(database=db, rule=violation.rule)
+                logger.info("attempt {} refused: {}", number, reason, stage="check", verdict="refused",
+                            rules=[v.rule for v in verdict.violations])
             feedback = (sql, f"Refused by the policy: {reason}")
         raise self._exhausted(run)
 
@@ -261,7 +272,9 @@ class Pipeline:
 
         The breaker is asked first, so that while it is open a request is refused at once
         rather than after waiting for a slot; `Overloaded` from the limiter passes through the
-        breaker without counting as a provider failure.
+        breaker without counting as a provider failure. A call that stops for the client's next
+        round (`RequestSuspended`) has not happened yet, and an answer (or unusable answer)
+        replayed from an earlier round happened then: neither is counted or logged.
         """
         provider = self._provider.name
         called = False
@@ -272,13 +285,22 @@ class Pipeline:
                 called = True
                 started = time.perf_counter()
                 try:
-                    return await self._provider.complete(prompt)
-                finally:
+                    completion = await self._provider.complete(prompt)
+                except RequestSuspended:
+                    raise
+                except BaseException as exc:
+                    if not _replayed(exc):
+                        LLM_LATENCY.observe(time.perf_counter() - started, provider=provider)
+                    raise
+                if not completion.replayed:
                     LLM_LATENCY.observe(time.perf_counter() - started, provider=provider)
+                return completion
 
         try:
             completion = await self._breaker.call(limited)
         except PgmcpError as exc:
+            if _replayed(exc):
+                raise
             if not called:
                 status = "overloaded" if isinstance(exc, Overloaded) else "circuit_open"
             else:
@@ -287,6 +309,8 @@ class Pipeline:
             logger.info("{} call failed: {}: {}", provider, exc.code, exc.message, stage=operation,
                         breaker=self._breaker.state)
             raise
+        if completion.replayed:
+            return completion
         LLM_CALLS_TOTAL.inc(provider=provider, operation=operation, status="ok")
         for direction, tokens in (("input", completion.input_tokens), ("output", completion.output_tokens)):
             if tokens:

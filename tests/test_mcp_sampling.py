@@ -22,7 +22,14 @@ from mcp.client.session import ClientRequestContext
 
 from pgmcp.config_loader import load_config
 from pgmcp.mcp.server import build_server
-from pgmcp.metrics import REQUESTS_TOTAL
+from pgmcp.metrics import (
+    DB_QUERY_DURATION,
+    LLM_CALLS_TOTAL,
+    LLM_LATENCY,
+    LLM_TOKENS_TOTAL,
+    POLICY_REFUSALS_TOTAL,
+    REQUESTS_TOTAL,
+)
 from tests.conftest import TestDatabase
 from tests.mcp_setup import COUNT_ORDERS, create_shop, drop_role, text_of, write_config
 
@@ -161,3 +168,59 @@ async def test_a_request_that_changes_between_rounds_is_not_given_the_old_answer
     assert result.is_error
     message = text_of(result)
     assert message.startswith("[sampling_replay_failed]") and "changed between rounds" in message, message
+
+
+# The counters and histograms that count what the pipeline did with each sample. Replayed rounds
+# (protocol 2026-07-28) see the earlier rounds' answers again, but what they did happened once.
+COUNTED = (LLM_CALLS_TOTAL, LLM_TOKENS_TOTAL, LLM_LATENCY, POLICY_REFUSALS_TOTAL, DB_QUERY_DURATION)
+REPLAY_CASES = [
+    Case("a refusal fed back", ("SELECT name, email FROM customers", COUNT_ORDERS), 2),
+    Case("an answer without SQL", ("```sql\n```", COUNT_ORDERS), 2),
+    Case("an empty answer", ("  ", COUNT_ORDERS), 2),
+    Case("a database error fed back", ("SELECT count(*) / 0 AS n FROM orders", COUNT_ORDERS), 2),
+]
+
+
+def counted() -> dict[tuple[str, tuple[tuple[str, Any], ...]], float]:
+    """Every label set of the `COUNTED` metrics: a counter's value, a histogram's count."""
+    out: dict[tuple[str, tuple[tuple[str, Any], ...]], float] = {}
+    for metric in COUNTED:
+        for entry in metric.snapshot():
+            out[metric.name, tuple(sorted(entry["labels"].items()))] = entry.get("value", entry.get("count", 0))
+    return out
+
+
+def delta(before: dict[Any, float], after: dict[Any, float]) -> dict[Any, float]:
+    return {key: value - before.get(key, 0) for key, value in after.items() if value != before.get(key, 0)}
+
+
+async def counted_query(config: Path, mode: str, answers: tuple[str, ...]) -> dict[Any, float]:
+    before = counted()
+    async with Client(build_server(load_config(config)), sampling_callback=ScriptedModel(*answers),
+                      mode=mode) as client:
+        result = await client.call_tool("query", {"question": "How many orders are there?"})
+    assert not result.is_error, text_of(result)
+    assert result.structured_content is not None and result.structured_content["rows"] == [[4]]
+    return delta(before, counted())
+
+
+@pytest.mark.parametrize("case", REPLAY_CASES, ids=[c.name for c in REPLAY_CASES])
+async def test_replayed_rounds_count_each_sample_once(client_config: Path, case: Case) -> None:
+    legacy = await counted_query(client_config, "legacy", case.answers)
+    modern = await counted_query(client_config, "auto", case.answers)
+    assert modern == legacy
+    calls = {k: v for k, v in legacy.items() if k[0] == LLM_CALLS_TOTAL.name}
+    assert sum(calls.values()) == len(case.answers), calls
+    assert legacy[LLM_LATENCY.name, (("provider", "client"),)] == len(case.answers)
+    refusals = sum(v for k, v in legacy.items() if k[0] == POLICY_REFUSALS_TOTAL.name)
+    assert refusals == (1 if case.name == "a refusal fed back" else 0)
+
+
+async def test_a_replayed_result_check_is_counted_once(judged_config: Path) -> None:
+    answers = (COUNT_ORDERS, JUDGEMENT)
+    legacy = await counted_query(judged_config, "legacy", answers)
+    modern = await counted_query(judged_config, "auto", answers)
+    assert modern == legacy
+    ok = (("operation", "result_check"), ("provider", "client"), ("status", "ok"))
+    assert legacy[LLM_CALLS_TOTAL.name, ok] == 1
+    assert legacy[LLM_LATENCY.name, (("provider", "client"),)] == 2

@@ -41,11 +41,15 @@ class Prompt:
 
 @dataclass(frozen=True)
 class Completion:
+    """A model's answer. `replayed`: the answer was given in an earlier round of a resumed MCP
+    call (protocol 2026-07-28 replays the call each round), so it was counted and logged then."""
+
     text: str
     model: str
     input_tokens: int | None = None
     output_tokens: int | None = None
     latency_ms: float = 0.0
+    replayed: bool = False
 
 
 @runtime_checkable

@@ -14,7 +14,7 @@ import contextvars
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pgmcp.config import LLMConfig
 from pgmcp.errors import GenerationFailed, LLMError, LLMUnavailable
@@ -35,6 +35,20 @@ class Sampler(Protocol):
     async def __call__(
         self, system: str, messages: list[tuple[str, str]], max_tokens: int
     ) -> tuple[str, str | None]: ...
+
+
+@runtime_checkable
+class ReplayingSampler(Sampler, Protocol):
+    """A `Sampler` that may answer from an earlier round of a resumed call (`pgmcp.mcp.sampling`)."""
+
+    @property
+    def replayed(self) -> bool:
+        """Whether the answer of the last call (or its failure) was given in an earlier round."""
+        ...
+
+
+def _replayed(sampler: Sampler) -> bool:
+    return isinstance(sampler, ReplayingSampler) and sampler.replayed
 
 
 _current_sampler: contextvars.ContextVar[Sampler | None] = contextvars.ContextVar(
@@ -80,10 +94,16 @@ class ClientSamplingProvider:
                 f"the MCP client's model did not answer within {self._config.timeout:g}s",
                 hint="raise llm.timeout",
             ) from exc
+        except GenerationFailed as exc:  # an unusable answer: say whether it is an old one
+            exc.replayed = _replayed(sampler)
+            raise
         latency_ms = (time.perf_counter() - started) * 1000
+        replayed = _replayed(sampler)
         if not text.strip():
-            raise GenerationFailed("the MCP client's model returned an empty answer")
-        return Completion(text=text, model=model or "client", latency_ms=latency_ms)
+            empty = GenerationFailed("the MCP client's model returned an empty answer")
+            empty.replayed = replayed
+            raise empty
+        return Completion(text=text, model=model or "client", latency_ms=latency_ms, replayed=replayed)
 
 
 def sampling_request(system: str, messages: list[tuple[str, str]], max_tokens: int) -> CreateMessageRequest:

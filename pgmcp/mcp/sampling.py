@@ -17,6 +17,10 @@ rather than feed an answer to the wrong question. Replayed rounds only read the 
 (read-only transactions). The answers ride `request_state`, which the SDK's request-state
 boundary seals (AES-GCM, bound to the tool, its arguments and this server; it expires), so a
 client sees and can alter nothing in it.
+
+An answer handed out again says so (`ReplaySampler.replayed`, then `Completion.replayed` or
+`LLMError.replayed`), so the pipeline counts and logs each sample once, in the round where the
+client's answer arrived: the LLM and refusal metrics read as on the older protocols.
 """
 
 from __future__ import annotations
@@ -112,6 +116,13 @@ class ReplaySampler:
         self._asked = state.asked
         self._responses = ctx.input_responses or {}
         self._answers: list[_Answer] = []  # the answers this round used, carried to the next
+        self._replayed = False
+
+    @property
+    def replayed(self) -> bool:
+        """Whether the last answer handed out was given in an earlier round: the pipeline
+        counted and logged it then, so this round must not do so again."""
+        return self._replayed
 
     @property
     def samples_used(self) -> int:
@@ -123,7 +134,8 @@ class ReplaySampler:
         request = sampling_request(system, messages, max_tokens)
         q = request_digest(request)
         k = len(self._answers)
-        if k < len(self._recorded):
+        self._replayed = k < len(self._recorded)
+        if self._replayed:
             answer = self._recorded[k]
             if answer.q != q:
                 raise self._mismatch(k)
