@@ -240,7 +240,16 @@ def _is_projection(node: exp.Expr, scope: Scope) -> bool:
 
 
 def _is_output_alias(node: exp.Column, scope: Scope) -> bool:
-    order = node.find_ancestor(exp.Order, exp.Window, exp.Select)
+    # PostgreSQL reads an ORDER BY item as an output column only when the whole sort key is
+    # the bare name (parentheses aside); inside any expression (`name || ''`, `-length(name)`,
+    # `name COLLATE "C"`) the name is the input column, even when an output alias shadows it.
+    key: exp.Expr = node
+    while isinstance(key.parent, exp.Paren):
+        key = key.parent
+    ordered = key.parent
+    if not (isinstance(ordered, exp.Ordered) and key.arg_key == "this"):
+        return False
+    order = ordered.parent
     query = scope.expression
     return (
         isinstance(order, exp.Order)

@@ -44,7 +44,14 @@ _FROM_VISIBLE = "pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
 
 RELATIONS = f"""
 SELECT c.oid, n.nspname, c.relname, c.relkind::text AS relkind, d.description,
-       c.reltuples::float8 AS reltuples
+       c.reltuples::float8 AS reltuples,
+       ARRAY(WITH RECURSIVE up(oid, depth) AS (
+               SELECT i.inhparent, 1 FROM pg_inherits i WHERE i.inhrelid = c.oid
+               UNION
+               SELECT i.inhparent, up.depth + 1 FROM pg_inherits i JOIN up ON i.inhrelid = up.oid)
+             SELECT ARRAY[pn.nspname::text, pc.relname::text]
+             FROM up JOIN pg_class pc ON pc.oid = up.oid JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+             ORDER BY up.depth, pn.nspname, pc.relname) AS ancestors
 FROM {_FROM_VISIBLE}
 LEFT JOIN pg_description d
   ON d.objoid = c.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0
@@ -248,9 +255,16 @@ def _build_relations(
                 foreign_keys=tuple(fkeys.get(oid, ())), indexes=tuple(idx.get(oid, ())),
                 row_estimate=int(r["reltuples"]) if has_rows else None,
                 depends_on=tuple(deps.get(oid, {})), depends_on_columns=tuple(dep_cols.get(oid, ())),
+                inherits_from=_ancestors(r["ancestors"]),
             )
         )
     return tuple(out)
+
+
+def _ancestors(rows: list[list[str]] | None) -> tuple[tuple[str, str], ...]:
+    # One (schema, name) per ancestor, nearest first; a table reached twice (multiple
+    # inheritance) is named once.
+    return tuple(dict.fromkeys((row[0], row[1]) for row in rows or ()))
 
 
 def _function(r: Row) -> FunctionInfo:

@@ -60,6 +60,9 @@ class RelationInfo:
     depends_on: tuple[tuple[str, str], ...] = ()
     # For views: the (schema, table, column) triples they read.
     depends_on_columns: tuple[tuple[str, str, str], ...] = ()
+    # For inheritance children and partitions: every ancestor (schema, name), parents first.
+    # A scan of an ancestor returns this relation's rows, so they are the ancestor's rows too.
+    inherits_from: tuple[tuple[str, str], ...] = ()
 
     @property
     def qualified_name(self) -> str:

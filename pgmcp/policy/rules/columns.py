@@ -13,6 +13,7 @@ from sqlglot import exp
 
 from pgmcp.policy.columns import column_reads
 from pgmcp.policy.compiler import CompiledPolicy
+from pgmcp.policy.lineage import TableKey, ancestors
 from pgmcp.policy.parse import Parsed
 from pgmcp.policy.rules import violation
 from pgmcp.policy.verdict import Violation
@@ -28,6 +29,10 @@ def column_violations(
     out: list[Violation] = []
     for ref in sorted(reads.reads):
         decision = policy.column_decision(ref.schema, ref.table, ref.column)
+        # An inherited column is the ancestor's column: its rules follow it into children.
+        for anc in ancestors(snapshot, ref.schema, ref.table):
+            if decision.allowed and _has_column(snapshot, anc, ref.column):
+                decision = policy.column_decision(anc[0], anc[1], ref.column)
         if not decision.allowed:
             out.append(
                 violation(
@@ -42,9 +47,13 @@ def column_violations(
     for item in reads.unprovable:
         tables = item.tables
         if tables:
-            restricted = [t for t in tables if policy.columns_restricted(*t)]
+            restricted = [t for t in tables if _restricted(policy, snapshot, t)]
             if item.column is not None:
-                restricted = [t for t in restricted if not policy.column_decision(t[0], t[1], item.column).allowed]
+                restricted = [
+                    t for t in restricted
+                    if not all(policy.column_decision(s, n, item.column).allowed
+                               for s, n in (t, *ancestors(snapshot, *t)))
+                ]
             if not restricted:
                 continue
         code = "PGM303" if item.kind == "whole_row" else "PGM302"
@@ -57,3 +66,12 @@ def column_violations(
             )
         )
     return out
+
+
+def _restricted(policy: CompiledPolicy, snapshot: SchemaSnapshot | None, table: TableKey) -> bool:
+    return any(policy.columns_restricted(*t) for t in (table, *ancestors(snapshot, *table)))
+
+
+def _has_column(snapshot: SchemaSnapshot | None, table: TableKey, column: str) -> bool:
+    info = snapshot.relation(*table) if snapshot is not None else None
+    return info is None or info.column(column) is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pgmcp.policy.compiler import CompiledPolicy
+from pgmcp.policy.lineage import ancestors, view_reads
 from pgmcp.policy.names import RelationRef, Unresolved
 from pgmcp.policy.parse import Parsed
 from pgmcp.policy.rules import violation
@@ -49,7 +50,9 @@ def relation_violations(
                 trace.append(TraceEntry(decision.code, "table", "deny", qualified, decision.source))
                 continue
             trace.append(TraceEntry("PGM2xx", "table", "allow", f"{qualified}: {decision.reason}", decision.source))
-            info = snapshot.relation(schema, ref.name) if snapshot is not None else None
+            if snapshot is None:
+                continue
+            info = snapshot.relation(schema, ref.name)
             if info is None:
                 continue
             if info.kind == "foreign_table" and not decision.explicit:
@@ -62,17 +65,58 @@ def relation_violations(
                     )
                 )
             if info.kind in ("view", "materialized_view") and not decision.explicit:
-                for dep_schema, dep_name in info.depends_on:
-                    dep = policy.table_decision(dep_schema, dep_name)
-                    if not dep.allowed:
-                        out.append(
-                            violation(
-                                "PGM204",
-                                f"view {qualified} reads {dep_schema}.{dep_name}, which is {dep.reason}; "
-                                "query the underlying allowed tables instead (or allow the view "
-                                "by its exact name)",
-                                *where,
-                                source=dep.source,
-                            )
-                        )
+                out += _view_violations(snapshot, policy, schema, ref.name, where)
+            if not decision.explicit:
+                out += _child_violations(snapshot, policy, schema, ref.name, where)
+    return out
+
+
+def _view_violations(
+    snapshot: SchemaSnapshot, policy: CompiledPolicy, schema: str, name: str, where: tuple[int | None, int | None]
+) -> list[Violation]:
+    """PGM204: a view is as protected as everything it reads (through nested views too): a denied
+    relation, a row-filtered one (the filter applies to the table, not to views over it) or a
+    denied column (under whatever name the view gives it, or only in its WHERE)."""
+    out: list[Violation] = []
+    qualified = f"{schema}.{name}"
+    hint = "query the underlying allowed tables instead (or allow the view by its exact name)"
+    reads = view_reads(snapshot, schema, name)
+    for dep_schema, dep_name in reads.tables:
+        dep = policy.table_decision(dep_schema, dep_name)
+        if not dep.allowed:
+            why = f"which is {dep.reason}"
+            source = dep.source
+        elif (rf := policy.row_filter(dep_schema, dep_name)) is not None:
+            why = "whose row filter applies only where the table itself is read"
+            source = rf.source
+        else:
+            continue
+        out.append(violation("PGM204", f"view {qualified} reads {dep_schema}.{dep_name}, {why}; {hint}",
+                             *where, source=source))
+    for col_schema, col_table, column in reads.columns:
+        col = policy.column_decision(col_schema, col_table, column)
+        if not col.allowed and policy.table_visible(col_schema, col_table):
+            out.append(violation("PGM204", f"view {qualified} reads column {col_schema}.{col_table}.{column}, "
+                                 f"which is {col.reason}; {hint}", *where, source=col.source))
+    return out
+
+
+def _child_violations(
+    snapshot: SchemaSnapshot, policy: CompiledPolicy, schema: str, name: str, where: tuple[int | None, int | None]
+) -> list[Violation]:
+    """An inheritance child or partition holds its ancestors' rows: a denied ancestor denies it
+    (PGM201), and a row-filtered ancestor's filter cannot be bypassed by naming the child (PGM502)."""
+    out: list[Violation] = []
+    qualified = f"{schema}.{name}"
+    own_filter = policy.row_filter(schema, name) is not None
+    for anc_schema, anc_name in ancestors(snapshot, schema, name):
+        anc = policy.table_decision(anc_schema, anc_name)
+        if not anc.allowed:
+            out.append(violation("PGM201", f"table {qualified} inherits from (or is a partition of) "
+                                 f"{anc_schema}.{anc_name}, which is {anc.reason}; its rows are "
+                                 f"{anc_schema}.{anc_name}'s rows; query another table", *where, source=anc.source))
+        elif not own_filter and (rf := policy.row_filter(anc_schema, anc_name)) is not None:
+            out.append(violation("PGM502", f"table {qualified} inherits from (or is a partition of) the row-filtered "
+                                 f"{anc_schema}.{anc_name}; query {anc_schema}.{anc_name}, whose filter "
+                                 f"covers {qualified}'s rows", *where, source=rf.source))
     return out
