@@ -150,3 +150,49 @@ async def test_safe_neighbours_stay_allowed(
 def test_order_by_alias_holes_need_no_snapshot(sql: str) -> None:
     verdict = check(sql, POLICY)
     assert not verdict.allowed and "PGM301" in [v.rule for v in verdict.violations], verdict.reason()
+
+
+# Tried in the same session and refused already (kept as regressions; no snapshot needed).
+REFUSED = [
+    ("SELECT (u).password_hash FROM users u", "PGM403"),
+    ("SELECT password_hash(u) FROM users u", "PGM403"),
+    ("SELECT (json_populate_record(null::users, '{}')).password_hash", "PGM403"),
+    ("SELECT to_jsonb(u) -> 'ssn' FROM users u", "PGM303"),
+    ("SELECT x FROM users u, LATERAL jsonb_each_text(to_jsonb(u)) x", "PGM303"),
+    ("SELECT (SELECT u FROM orders LIMIT 1) FROM users u", "PGM303"),
+    ("SELECT count(DISTINCT u) FROM users u", "PGM303"),
+    ("SELECT u.id FROM users u ORDER BY u", "PGM303"),
+    ("SELECT id FROM users JOIN (SELECT 'hash1' AS password_hash) p USING (password_hash)", "PGM301"),
+    ("SELECT count(*) AS password_hash FROM users GROUP BY password_hash", "PGM301"),
+    ("SELECT DISTINCT ON (password_hash) name AS password_hash FROM users", "PGM301"),
+    ("SELECT name AS password_hash, rank() OVER (ORDER BY password_hash) FROM users", "PGM301"),
+    ("SELECT string_agg(name, ',' ORDER BY password_hash) FROM users", "PGM301"),
+    ("SELECT id FROM users OFFSET (SELECT length(password_hash) FROM users LIMIT 1)", "PGM301"),
+    ("SELECT id FROM users GROUP BY CUBE(id, password_hash)", "PGM301"),
+    ("SELECT x.* FROM users u, LATERAL (SELECT password_hash AS p) x", "PGM301"),
+    ("SELECT * FROM (VALUES ((SELECT ssn FROM users LIMIT 1))) v(x)", "PGM301"),
+    ("SELECT id FROM users FETCH FIRST (SELECT count(*) FROM secrets) ROWS ONLY", "PGM201"),
+    ("SELECT xmlelement(name x, (SELECT api_key FROM secrets))", "PGM201"),
+    ("SELECT 1 INTERSECT TABLE secrets", "PGM201"),
+    ("SELECT tenant_id, count(*) FROM (orders) GROUP BY 1", "PGM502"),
+    ("SELECT tenant_id, count(*) FROM shop.public.orders GROUP BY 1", "PGM203"),
+    ("SELECT st_area(pg_sleep(1)::int)", "PGM401"),
+    ("SELECT interval '1' second(pg_sleep(1))", "PGM401"),
+    ("SELECT json_object_agg(k, pg_notify('a', 'b')) FROM (SELECT 1 k) s", "PGM401"),
+    ("SELECT ARRAY[1].pg_sleep", "PGM401"),
+    ("SELECT count(*) FILTER (WHERE set_config('a.b', 'c', false) IS NULL) FROM users", "PGM401"),
+    ("SELECT * FROM unnest(ARRAY[1]) WITH ORDINALITY, pg_sleep_for('1s')", "PGM401"),
+    ("EXPLAIN (ANALYZE false, ANALYZE true) SELECT 1", "PGM106"),
+    ("EXPLAIN (ANALYZE no) SELECT 1", "PGM106"),
+    ("EXPLAIN VERBOSE ANALYZE SELECT id FROM users", "PGM106"),
+    ("(SELECT id FROM users) FOR UPDATE", "PGM104"),
+    ("SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE", "PGM003"),
+    ("SELECT 1 \\; DELETE FROM users", "PGM001"),
+]
+
+
+@pytest.mark.parametrize(("sql", "rule"), REFUSED)
+def test_tried_attack_stays_refused(sql: str, rule: str) -> None:
+    verdict = check(sql, POLICY)
+    assert not verdict.allowed, f"allowed: {sql}"
+    assert rule in [v.rule for v in verdict.violations], verdict.reason()
