@@ -7,6 +7,10 @@ rejects multi-statement text), inside `BEGIN READ ONLY` with the hardening re-ap
 ever leave the server, and reading stops as soon as the JSON size passes `max_result_bytes`.
 The transaction is always rolled back, which also undoes any session-level `set_config` the
 statement may have made.
+
+Round trips per statement: `BEGIN READ ONLY` and the `SET LOCAL`s are one simple-protocol
+execute of pgmcp's own text (never the user's SQL); then Parse/Describe of the unnamed
+statement, Bind, one Execute per batch, `ROLLBACK`, and the pool's reset on release.
 """
 
 from __future__ import annotations
@@ -184,7 +188,9 @@ class Executor:
         try:
             async with asyncio.timeout(timeout + CLIENT_GRACE):
                 await conn.execute("BEGIN READ ONLY;\n" + self._pools.local_settings_sql(database, timeout))
-                stmt = await conn.prepare(sql)
+                # The unnamed statement (name ""): a named one (asyncpg's default) is closed on the
+                # server when garbage-collected, which costs the next execution a round trip.
+                stmt = await conn.prepare(sql, name="")
                 attrs = stmt.get_attributes()
                 columns = tuple(Column(a.name, a.type.name) for a in attrs)
                 cursor = await stmt.cursor()
