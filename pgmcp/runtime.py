@@ -169,8 +169,15 @@ class Runtime:
         return self.executor.check(database, sql)
 
     async def execute(self, database: str, sql: str) -> QueryResult:
-        """Check and run `sql`; the outcome (rows or error code) is logged and noted for the audit."""
-        await self._snapshot_or_none(database)
+        """Check and run `sql`; the outcome (rows or error code) is logged and noted for the audit.
+
+        Nothing runs without a schema snapshot: without one the checker cannot see views over
+        protected tables, inheritance children or what `*` expands to. The cache keeps serving
+        the last snapshot when a refresh fails, so this only refuses a database that was never
+        introspected (down since startup, or a role that cannot read the catalogs).
+        """
+        if database in self.policies:
+            await self.snapshot(database)
         started = time.perf_counter()
         try:
             result = await self.executor.execute(database, sql)
