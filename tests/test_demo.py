@@ -206,5 +206,24 @@ def test_dsn_uses_an_existing_server(pg_server: TestServer) -> None:
         assert "PGM301" in proc.stdout
         # Kept on the server, and served through the read-only role, never the admin user.
         assert pg_server.run_sql("SELECT count(*) FROM customers", "shop").strip() == "300"
+        # Stopped by a signal, the demo says the database stays (nothing is removed from --dsn).
+        kept = subprocess.Popen(
+            [*demo_argv(), "--tour", "--keep-running", "--dsn", pg_server.admin_dsn],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env(),
+        )
+        try:
+            assert kept.stdout is not None
+            for line in kept.stdout:
+                if "Press Ctrl-C" in line:
+                    assert "stays on that server" in line
+                    break
+            kept.send_signal(signal.SIGTERM)
+            _, err = kept.communicate(timeout=60)
+        finally:
+            if kept.poll() is None:
+                kept.kill()
+        assert "the database 'shop' stays on the --dsn server" in err
+        assert "removed" not in err
+        assert pg_server.run_sql("SELECT count(*) FROM customers", "shop").strip() == "300"
     finally:
         pg_server.run_sql("DROP DATABASE IF EXISTS shop WITH (FORCE)")

@@ -78,11 +78,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE if exc.code in USAGE_CODES else EXIT_FAILED
     except KeyboardInterrupt:
-        print("pgmcp demo: interrupted; the demo database was removed", file=sys.stderr)
+        print(f"pgmcp demo: interrupted; {_what_remains(args.dsn)}", file=sys.stderr)
         return EXIT_SIGINT
     except Stopped as stop:
-        print(f"pgmcp demo: stopped by signal {stop.signum}; the demo database was removed", file=sys.stderr)
+        print(f"pgmcp demo: stopped by signal {stop.signum}; {_what_remains(args.dsn)}", file=sys.stderr)
         return 128 + stop.signum
+
+
+def _what_remains(dsn: str | None) -> str:
+    # Only the throwaway cluster is removed; a --dsn server keeps the database (reused next time).
+    if dsn is None:
+        return "the demo database was removed"
+    return f"the database '{DEMO_DATABASE}' stays on the --dsn server"
 
 
 def register_secret_in_dsn(dsn: str) -> None:
@@ -113,7 +120,10 @@ def run_tour(config: Config, env: DemoEnvironment, *, keep_running: bool) -> int
     run_async(Tour(config, sys.stdout, where).run())
     if keep_running and server is not None:
         print(f"The database stays up: psql '{with_database(redact(server.admin_dsn), DEMO_DATABASE)}'")
-        print("Press Ctrl-C to stop it and remove it.", flush=True)
+        if server.cluster_dir is not None:
+            print("Press Ctrl-C to stop it and remove it.", flush=True)
+        else:
+            print("Press Ctrl-C to exit (the database stays on that server).", flush=True)
         threading.Event().wait()  # until a signal unwinds us
     return EXIT_OK
 
