@@ -336,6 +336,14 @@ def test_unknown_database_in_config(tmp_path: Path) -> None:
     assert "no database 'nope'" in result.stderr
 
 
+@pytest.mark.parametrize("argv", [["--debug", "check-sql", "-"], ["check-sql", "--debug", "-"]])
+def test_debug_is_accepted_before_or_after_the_command(tmp_path: Path, argv: list[str]) -> None:
+    result = subprocess.run(
+        [str(PGMCP), *argv], cwd=tmp_path, input="SELECT 1", capture_output=True, text=True, timeout=120
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+
+
 def test_python_dash_m_pgmcp_is_the_same_command(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "pgmcp", "check-sql", "-"], cwd=tmp_path, input="SELECT 1",

@@ -63,6 +63,7 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
     for name, module, help_text in COMMANDS:
         sub = subs.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(module=module)
+        _accept_debug(sub)
         if chosen == name:  # import a command's module only when it runs
             _module(module).add_arguments(sub)
     policy = subs.add_parser("policy", help="policy tools: `pgmcp policy test POLICY...`")
@@ -70,9 +71,16 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
     for name, module, help_text in POLICY_COMMANDS:
         sub = policy_subs.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(module=module)
+        _accept_debug(sub)
         if chosen == "policy":
             _module(module).add_arguments(sub)
     return parser
+
+
+def _accept_debug(sub: argparse.ArgumentParser) -> None:
+    # `pgmcp check-sql --debug ...` is how people type it after reading an error message;
+    # main() reads --debug from anywhere in argv, so the subcommand only has to accept it.
+    sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def _chosen(argv: Sequence[str]) -> str | None:
