@@ -330,3 +330,9 @@ def _outputs(source: Scope) -> set[str] | None:
         renamed = [c.name for c in alias.columns]
         names = renamed + names[len(renamed):]
     return set(names)
+
+
+# Public names for the field-selection proof (`pgmcp.policy.fields`), which resolves names
+# the same way.
+levels = _levels
+own_sources = _own_sources

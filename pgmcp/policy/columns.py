@@ -37,6 +37,7 @@ from pgmcp.policy.column_scopes import (
     physical_key,
     position,
 )
+from pgmcp.policy.fields import field_selections
 from pgmcp.policy.rewrite import fence_table
 from pgmcp.schema.snapshot import SchemaSnapshot
 
@@ -60,6 +61,7 @@ def column_reads(tree: exp.Expression, snapshot: SchemaSnapshot | None) -> Colum
     normalize_identifiers(work, dialect="postgres")
     if snapshot is not None:
         _stash_star_positions(work)
+        _row_fields_as_columns(work, snapshot)
         qualified = work.copy()
         mapping: dict[str, object] = dict(snapshot.qualify_schema())
         # The snapshot holds names as PostgreSQL stores them; normalising them again would
@@ -97,6 +99,16 @@ def unfence(tree: exp.Expression) -> exp.Expression:
         plain.set("alias", sub.args["alias"].copy())
         sub.replace(plain)
     return out
+
+
+def _row_fields_as_columns(tree: exp.Expression, snapshot: SchemaSnapshot) -> None:
+    # `(u).name` proven to select the column name of FROM item u reads exactly u.name (not
+    # every column, as the whole-row reference `u` alone would): judge it as that column.
+    for found in field_selections(tree, snapshot).values():
+        if found.row_alias is not None:
+            base = found.node.this.unnest()
+            table = base.this.copy() if isinstance(base, exp.Column) else exp.to_identifier(found.row_alias)
+            found.node.replace(exp.Column(this=found.node.expression.copy(), table=table))
 
 
 def _stash_star_positions(tree: exp.Expression) -> None:

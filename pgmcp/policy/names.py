@@ -13,6 +13,7 @@ qualified. Attribute notation `(x).f` is a call of `f` too.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlglot import exp
@@ -247,19 +248,33 @@ KEYWORD_CALLS: dict[str, str | None] = {
 OPERATOR_CLASSES = (exp.Connector, exp.Binary, exp.Unary, exp.Predicate)
 
 
-def function_refs(tree: exp.Expr, text: str) -> list[FunctionRef]:
-    """Every function call in `tree` (parsed from `text`), with its spelled name."""
+def is_attribute_notation(node: exp.Dot) -> bool:
+    """`(expr).name`, or any later `.name` of `(expr).a.name`: a field selection or name(expr).
+
+    PostgreSQL applies each `.name` after a parenthesised expression in turn (transformIndirection),
+    so `(2.0).abs.pg_sleep` is pg_sleep(abs(2.0)). A Dot over plain names (`schema.f()`) is not.
+    """
+    if not isinstance(node.expression, exp.Identifier):
+        return False
+    base = node.this
+    while isinstance(base, exp.Dot):
+        base = base.this
+    return not isinstance(base, exp.Identifier)
+
+
+def function_refs(tree: exp.Expr, text: str, fields: Collection[int] = ()) -> list[FunctionRef]:
+    """Every function call in `tree` (parsed from `text`), with its spelled name.
+
+    `fields` holds the ids of attribute-notation Dots proven to be field selections
+    (`pgmcp.policy.fields`): they call nothing.
+    """
     out: list[FunctionRef] = []
     for node in tree.find_all(exp.Func, exp.Dot):  # filtered inside sqlglot (compiled with sqlglotc)
         if isinstance(node, exp.Func):
             ref = _function_ref(node, text)
             if ref is not None:
                 out.append(ref)
-        elif (
-            isinstance(node, exp.Dot)
-            and isinstance(node.expression, exp.Identifier)
-            and not isinstance(node.this, (exp.Identifier, exp.Dot))
-        ):
+        elif isinstance(node, exp.Dot) and is_attribute_notation(node) and id(node) not in fields:
             # `(expr).name` is attribute notation: a field of a composite or a call name(expr).
             ident = node.expression
             meta = ident.meta if ident._meta else {}

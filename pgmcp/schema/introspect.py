@@ -8,7 +8,7 @@ depends on whoever introspected).
 
 What is shown is what the connecting role could read: relations in schemas it has USAGE on
 and on which it holds SELECT on the table or on at least one column, only the columns it may
-SELECT, enum types it may use, and functions it may EXECUTE. System schemas (`pg_*`,
+SELECT, enum and composite types it may use, and functions it may EXECUTE. System schemas (`pg_*`,
 `information_schema`) are left out; view dependencies still name them, because a view that
 reads `pg_catalog.pg_authid` is exactly what the policy engine must see.
 """
@@ -24,6 +24,7 @@ import asyncpg
 from pgmcp.errors import DatabaseError, DatabaseUnavailable, PermissionDenied
 from pgmcp.schema.snapshot import (
     ColumnInfo,
+    CompositeType,
     EnumType,
     ForeignKey,
     FunctionInfo,
@@ -116,13 +117,21 @@ WHERE {_VISIBLE}
 ORDER BY i.indrelid, ic.relname
 """
 
-ENUMS = f"""
-SELECT n.nspname, t.typname, array_agg(e.enumlabel ORDER BY e.enumsortorder) AS labels
+# Enum types with their labels and standalone composite types (CREATE TYPE ... AS (...)) with
+# their fields, in one query: the checker needs the fields to tell a field selection
+# `(address).city` from the call city(address).
+TYPES = f"""
+SELECT n.nspname, t.typname, t.typtype::text AS typtype, format_type(t.oid, NULL) AS formatted,
+       ARRAY(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid
+             ORDER BY e.enumsortorder) AS labels,
+       ARRAY(SELECT ARRAY[a.attname::text, format_type(a.atttypid, a.atttypmod)] FROM pg_attribute a
+             WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+             ORDER BY a.attnum) AS fields
 FROM pg_type t
 JOIN pg_namespace n ON n.oid = t.typnamespace
-JOIN pg_enum e ON e.enumtypid = t.oid
 WHERE {_USER_SCHEMA} AND has_schema_privilege(n.oid, 'USAGE') AND has_type_privilege(t.oid, 'USAGE')
-GROUP BY n.nspname, t.typname
+  AND ((t.typtype = 'e' AND EXISTS (SELECT 1 FROM pg_enum e WHERE e.enumtypid = t.oid))
+       OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c'))
 ORDER BY n.nspname, t.typname
 """
 
@@ -152,7 +161,7 @@ WHERE {_USER_SCHEMA} AND p.prokind IN ('f', 'a', 'w')
 ORDER BY n.nspname, p.proname, args
 """
 
-CATALOG_QUERIES = (RELATIONS, COLUMNS, CONSTRAINTS, INDEXES, ENUMS, VIEW_DEPENDENCIES, FUNCTIONS)
+CATALOG_QUERIES = (RELATIONS, COLUMNS, CONSTRAINTS, INDEXES, TYPES, VIEW_DEPENDENCIES, FUNCTIONS)
 
 _KINDS: dict[str, RelationKind] = {
     "r": "table", "v": "view", "m": "materialized_view", "f": "foreign_table", "p": "partitioned_table",
@@ -182,14 +191,15 @@ async def introspect(conn: asyncpg.Connection, database: str) -> SchemaSnapshot:
         raise DatabaseUnavailable(f"lost the connection to {database!r} while introspecting: {exc}") from exc
     except asyncpg.PostgresError as exc:
         raise DatabaseError(f"introspecting {database!r} failed: {exc}", sqlstate=exc.sqlstate) from exc
-    relations, columns, constraints, indexes, enums, dependencies, functions = results
+    relations, columns, constraints, indexes, types, dependencies, functions = results
     return SchemaSnapshot(
         database=database,
         relations=_build_relations(relations, columns, constraints, indexes, dependencies),
-        enums=tuple(EnumType(r["nspname"], r["typname"], tuple(r["labels"])) for r in enums),
+        enums=tuple(EnumType(r["nspname"], r["typname"], tuple(r["labels"])) for r in types if r["typtype"] == "e"),
         functions=tuple(_function(r) for r in functions),
         taken_at=taken_at,
         catalog_queries=len(results),
+        composites=tuple(_composite(r) for r in types if r["typtype"] == "c"),
     )
 
 
@@ -265,6 +275,11 @@ def _ancestors(rows: list[list[str]] | None) -> tuple[tuple[str, str], ...]:
     # One (schema, name) per ancestor, nearest first; a table reached twice (multiple
     # inheritance) is named once.
     return tuple(dict.fromkeys((row[0], row[1]) for row in rows or ()))
+
+
+def _composite(r: Row) -> CompositeType:
+    fields = tuple(ColumnInfo(name, type_) for name, type_ in r["fields"] or ())
+    return CompositeType(r["nspname"], r["typname"], r["formatted"], fields)
 
 
 def _function(r: Row) -> FunctionInfo:

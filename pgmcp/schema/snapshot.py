@@ -83,6 +83,26 @@ class EnumType:
 
 
 @dataclass(frozen=True)
+class CompositeType:
+    """A standalone composite type (CREATE TYPE ... AS (...)) and its fields, in order.
+
+    `formatted` is the type's name as `format_type` writes it (schema-qualified, quoted where
+    needed), which is how a column of this type spells its `ColumnInfo.type`.
+    """
+
+    schema: str
+    name: str
+    formatted: str
+    fields: tuple[ColumnInfo, ...]
+
+    def get_field(self, name: str) -> ColumnInfo | None:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        return None
+
+
+@dataclass(frozen=True)
 class FunctionInfo:
     schema: str
     name: str
@@ -94,7 +114,7 @@ class FunctionInfo:
 
 @dataclass(frozen=True)
 class SchemaSnapshot:
-    """Every relation, enum and (non-system) function of one database at one moment."""
+    """Every relation, enum, composite type and (non-system) function of one database at one moment."""
 
     database: str
     relations: tuple[RelationInfo, ...] = ()
@@ -103,6 +123,7 @@ class SchemaSnapshot:
     taken_at: float = 0.0  # time.time() when introspected
     catalog_queries: int = 0  # how many catalog queries introspection took
     extras: Mapping[str, str] = field(default_factory=dict)
+    composites: tuple[CompositeType, ...] = ()
 
     @cached_property
     def _by_name(self) -> dict[tuple[str, str], RelationInfo]:
@@ -110,6 +131,14 @@ class SchemaSnapshot:
 
     def relation(self, schema: str, name: str) -> RelationInfo | None:
         return self._by_name.get((schema, name))
+
+    @cached_property
+    def _composites(self) -> dict[str, CompositeType]:
+        return {c.formatted: c for c in self.composites}
+
+    def composite(self, type_text: str) -> CompositeType | None:
+        """The composite type a column of type `type_text` (format_type text) holds, if known."""
+        return self._composites.get(type_text)
 
     def schemas(self) -> frozenset[str]:
         return frozenset(r.schema for r in self.relations)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlglot import exp
 
 from pgmcp.policy.compiler import CompiledPolicy
+from pgmcp.policy.fields import FieldSelection
 from pgmcp.policy.functions import pg_catalog_functions
 from pgmcp.policy.names import FunctionRef, fold
 from pgmcp.policy.parse import Parsed
@@ -42,9 +45,25 @@ def function_violations(
     return out
 
 
-def attribute_calls(parsed: Parsed, tree: exp.Expr, policy: CompiledPolicy) -> list[Violation]:
-    """`t.pg_sleep` may be the call pg_sleep(t) (PostgreSQL's attribute notation): refuse dangerous names."""
+def attribute_calls(
+    parsed: Parsed, tree: exp.Expr, policy: CompiledPolicy, fields: Iterable[FieldSelection] = ()
+) -> list[Violation]:
+    """`t.pg_sleep` may be the call pg_sleep(t) (PostgreSQL's attribute notation): refuse dangerous names.
+
+    A `(x).pg_sleep` proven a field selection (`fields`) is refused too: the proof rests on a
+    snapshot that may be older than the catalogs, and a dangerous name is never worth the risk.
+    """
     out: list[Violation] = []
+    for found in fields:
+        if policy.functions.is_dangerous(found.name):
+            out.append(
+                violation(
+                    "PGM401",
+                    f"(...).{found.name} may call the dangerous function {found.name} "
+                    "(attribute notation); rewrite the query without it",
+                    *parsed.node_position(found.node),
+                )
+            )
     for column in tree.find_all(exp.Column):
         if not column.table or not isinstance(column.this, exp.Identifier):
             continue
