@@ -17,7 +17,7 @@ from pgmcp.policy.checker import check
 from pgmcp.policy.compiler import CompiledPolicy, compile_policy
 from pgmcp.policy.document import load_policy_spec
 from pgmcp.policy.rules import RULES
-from pgmcp.schema.snapshot import ColumnInfo, RelationInfo, SchemaSnapshot
+from pgmcp.schema.snapshot import ColumnInfo, CompositeType, RelationInfo, SchemaSnapshot
 
 RULES_DIR = Path(__file__).parent / "rules"
 REPO = Path(__file__).parent.parent
@@ -38,6 +38,11 @@ SNAPSHOT = SchemaSnapshot(
         _rel("secrets", "id secret"),
         _rel("secret_view", "id", "view", (("public", "secrets"),)),
         _rel("user_view", "id name", "view", (("public", "users"),)),
+        RelationInfo("public", "customers", "table", (ColumnInfo("id", "integer"), ColumnInfo("address", "public.address"))),
+    ),
+    # A composite type, for field selection `(address).city` (not a call of city)
+    composites=(
+        CompositeType("public", "address", "public.address", (ColumnInfo("city", "text"), ColumnInfo("zip", "text"))),
     ),
 )
 
