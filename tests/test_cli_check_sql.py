@@ -344,6 +344,18 @@ def test_debug_is_accepted_before_or_after_the_command(tmp_path: Path, argv: lis
     assert (result.returncode, result.stderr) == (0, "")
 
 
+def test_a_reader_that_goes_away_is_not_an_internal_error(tmp_path: Path) -> None:
+    # `pgmcp check-sql ... | head`: the output pipe has no reader when pgmcp writes.
+    proc = subprocess.Popen(
+        [str(PGMCP), "check-sql", "-"], cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()
+    _, err = proc.communicate("SELECT 1", timeout=120)
+    assert (proc.returncode, err) == (141, "")
+
+
 def test_python_dash_m_pgmcp_is_the_same_command(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "pgmcp", "check-sql", "-"], cwd=tmp_path, input="SELECT 1",
