@@ -38,7 +38,9 @@ SNAPSHOT = SchemaSnapshot(
         _rel("secrets", "id secret"),
         _rel("secret_view", "id", "view", (("public", "secrets"),)),
         _rel("user_view", "id name", "view", (("public", "users"),)),
-        RelationInfo("public", "customers", "table", (ColumnInfo("id", "integer"), ColumnInfo("address", "public.address"))),
+        RelationInfo(
+            "public", "customers", "table", (ColumnInfo("id", "integer"), ColumnInfo("address", "public.address"))
+        ),
     ),
     # A composite type, for field selection `(address).city` (not a call of city)
     composites=(
