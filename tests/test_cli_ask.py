@@ -4,6 +4,7 @@ subprocess, as a user would, and checks what it prints and its exit code."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -101,6 +102,22 @@ def test_ask_prints_sql_verdict_and_rows(shop: TestDatabase, fake: FakeLLMServer
     prompt = str(fake.requests[0].body)
     assert "How many orders are there per status?" in prompt
     assert "email" not in prompt
+
+
+def test_audit_line_carries_the_request_id_of_the_logs(
+    shop: TestDatabase, fake: FakeLLMServer, tmp_path: Path
+) -> None:
+    fake.script(text(GOOD_SQL))
+    config = write_config(tmp_path / "pgmcp.yaml", shop, fake)
+    with config.open("a") as f:
+        f.write("logging: {level: INFO, format: json, audit_file: audit.jsonl}\n")
+    proc = ask("--config", str(config), "-v", "per status?", cwd=tmp_path)
+
+    assert proc.returncode == 0, proc.stderr
+    logged = {json.loads(line)["request_id"] for line in proc.stderr.splitlines() if line.startswith("{")}
+    (audit,) = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert audit["tool"] == "ask" and audit["request_id"] is not None
+    assert audit["request_id"] in logged
 
 
 def test_sql_only_does_not_run(shop: TestDatabase, fake: FakeLLMServer, tmp_path: Path) -> None:

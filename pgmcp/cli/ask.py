@@ -29,7 +29,7 @@ from pgmcp.errors import (
     PgmcpError,
     UsageError,
 )
-from pgmcp.logs import setup_logging
+from pgmcp.logs import request_scope, setup_logging
 from pgmcp.policy.verdict import Verdict
 from pgmcp.redact import redact
 
@@ -75,7 +75,8 @@ async def _ask(config: Config, args: argparse.Namespace) -> int:
         return _error(exc, EXIT_USAGE)
     try:
         await runtime.start()
-        with audit_scope(CLI, "ask", args.question) as scope:
+        # One request id for the log lines and the audit line, as for an MCP tool call.
+        with request_scope(), audit_scope(CLI, "ask", args.question) as scope:
             try:
                 answer = await runtime.pipeline.query(
                     args.question, args.database, "sql" if args.sql_only else "result"
