@@ -6,7 +6,8 @@ The stages, in order (each one only runs on what the previous ones let through):
 3. relations: resolved like PostgreSQL, schema written into the tree (`names.py`,
    `rules/relations.py`);
 4. functions: every call by its spelled, folded name (`rules/functions.py`); with a snapshot,
-   `(x).name` proven to select a field of a composite is no call (`fields.py`);
+   `(x).name` proven to select a field of a composite is no call (`fields.py`), and `t.name`
+   that is no column of FROM item t is the call name(t) (`row_calls.py`);
 5. columns: denied columns, unprovable stars and whole-row references (`rules/columns.py`);
 6. rewrites: row-filter fences and the row cap (`rules/limits.py`); the generated text is
    checked again from step 1, and is what runs.
@@ -26,6 +27,7 @@ from pgmcp.policy.fields import attribute_dots, field_selections
 from pgmcp.policy.names import function_refs, resolve_relations
 from pgmcp.policy.parse import Parsed, parse_statement
 from pgmcp.policy.rewrite import to_sql
+from pgmcp.policy.row_calls import row_calls
 from pgmcp.policy.rules import violation
 from pgmcp.policy.rules.columns import column_violations
 from pgmcp.policy.rules.functions import attribute_calls, function_violations
@@ -65,21 +67,24 @@ def _check(sql: str, policy: CompiledPolicy, snapshot: SchemaSnapshot | None, *,
     if any(v.rule not in ("PGM105", "PGM106") for v in violations):
         return _verdict(parsed, violations, trace, kind)
     dots = attribute_dots(tree) if snapshot is not None else []
+    # With a snapshot, `t.name` is proven a column of FROM item t or judged as the call name(t).
+    qualified = snapshot is not None and any(c.table for c in tree.find_all(exp.Column))
     try:
         has_ctes = any(isinstance(node, exp.With) for node in parsed.flagged)
-        if has_ctes or dots:
-            # CTE names and the FROM items a field selection names are matched by text in
-            # sqlglot's scopes: fold them as PostgreSQL does.
+        if has_ctes or dots or qualified:
+            # CTE names and the FROM items a field selection or `t.name` names are matched by
+            # text in sqlglot's scopes: fold them as PostgreSQL does.
             normalize_identifiers(tree, dialect="postgres")
         refs, unresolved = resolve_relations(tree, policy.search_path, snapshot, has_ctes=has_ctes)
         fields = field_selections(tree, snapshot, dots)
+        on_rows = row_calls(tree, snapshot) if qualified else []
     except SqlglotError as err:
         violations.append(violation("PGM003", f"the query's scopes cannot be analysed: {err}"))
         return _verdict(parsed, violations, trace, kind)
     violations += relation_violations(parsed, refs, unresolved, policy, snapshot, trace)
     calls = function_refs(tree, parsed.body, fields)
     violations += function_violations(parsed, calls, policy, trace)
-    violations += attribute_calls(parsed, tree, policy, fields.values())
+    violations += attribute_calls(parsed, tree, policy, fields.values(), on_rows, trace)
     relations = tuple(sorted({f"{r.schema}.{r.name}" for r in refs}))
     functions = tuple(sorted({f"{c.schema}.{c.name}" if c.schema else c.name for c in calls}))
     if not violations:

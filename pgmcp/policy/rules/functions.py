@@ -11,6 +11,7 @@ from pgmcp.policy.fields import FieldSelection
 from pgmcp.policy.functions import pg_catalog_functions
 from pgmcp.policy.names import FunctionRef, fold
 from pgmcp.policy.parse import Parsed
+from pgmcp.policy.row_calls import RowCall
 from pgmcp.policy.rules import violation
 from pgmcp.policy.verdict import TraceEntry, Violation
 
@@ -46,12 +47,20 @@ def function_violations(
 
 
 def attribute_calls(
-    parsed: Parsed, tree: exp.Expr, policy: CompiledPolicy, fields: Iterable[FieldSelection] = ()
+    parsed: Parsed,
+    tree: exp.Expr,
+    policy: CompiledPolicy,
+    fields: Iterable[FieldSelection] = (),
+    on_rows: Iterable[RowCall] = (),
+    trace: list[TraceEntry] | None = None,
 ) -> list[Violation]:
-    """`t.pg_sleep` may be the call pg_sleep(t) (PostgreSQL's attribute notation): refuse dangerous names.
+    """`t.name` and `(x).name` may be calls (PostgreSQL's attribute notation): judge them.
 
-    A `(x).pg_sleep` proven a field selection (`fields`) is refused too: the proof rests on a
-    snapshot that may be older than the catalogs, and a dangerous name is never worth the risk.
+    `on_rows` are the `t.name` references a schema snapshot could not prove to be columns of
+    FROM item t (`pgmcp.policy.row_calls`): each is the call name(t), judged as any call of
+    name. Every other `t.name` with a dangerous name is refused too: without a snapshot (offline
+    check-sql) nothing proves it a column, and with one the proof may be older than the
+    catalogs. A `(x).pg_sleep` proven a field selection (`fields`) is refused for that reason.
     """
     out: list[Violation] = []
     for found in fields:
@@ -64,8 +73,27 @@ def attribute_calls(
                     *parsed.node_position(found.node),
                 )
             )
+    judged: set[int] = set()
+    for call in on_rows:
+        judged.add(id(call.node))
+        decision = policy.function_decision(None, call.name)
+        if decision.allowed:
+            if trace is not None:
+                shown = f"{call.alias}.{call.name} as {call.name}({call.alias})"
+                trace.append(TraceEntry("PGM4xx", "function", "allow", f"{shown}: {decision.reason}", decision.source))
+            continue
+        out.append(
+            violation(
+                decision.code,
+                f"{call.alias}.{call.name}: {call.why}, so PostgreSQL would call {call.name}({call.alias}) "
+                f"(attribute notation); function {call.name} is refused: {decision.reason}; "
+                "name an existing column or rewrite the query without it",
+                *parsed.node_position(call.node),
+                source=decision.source,
+            )
+        )
     for column in tree.find_all(exp.Column):
-        if not column.table or not isinstance(column.this, exp.Identifier):
+        if not column.table or not isinstance(column.this, exp.Identifier) or id(column) in judged:
             continue
         name = fold(column.this)
         if policy.functions.is_dangerous(name):
