@@ -19,7 +19,7 @@ from pgmcp.demo.sample_data import DEMO_ROLE, sample_database_sql
 from pgmcp.policy.checker import check
 from pgmcp.policy.compiler import compile_policy
 from pgmcp.policy.document import load_policy_spec
-from pgmcp.policy.row_calls import _TABLE_FUNCTIONS
+from pgmcp.policy.row_calls import TABLE_FUNCTIONS
 from pgmcp.schema.introspect import introspect_dsn
 from pgmcp.schema.snapshot import SchemaSnapshot
 from tests.conftest import TestDatabase
@@ -286,8 +286,8 @@ SAMPLE_ARGS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(_TABLE_FUNCTIONS))
+@pytest.mark.parametrize("name", sorted(TABLE_FUNCTIONS))
 async def test_table_function_columns_match_postgresql(conn: asyncpg.Connection, name: str) -> None:
-    expected = _TABLE_FUNCTIONS[name] or ("f",)  # a scalar result is named after the alias
+    expected = TABLE_FUNCTIONS[name] or ("f",)  # a scalar result is named after the alias
     statement = await conn.prepare(f"SELECT * FROM {name}({SAMPLE_ARGS[name]}) AS f")
     assert tuple(a.name for a in statement.get_attributes()) == expected

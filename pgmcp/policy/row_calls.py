@@ -11,7 +11,7 @@ reference whose column cannot be proven from a schema snapshot:
 - `t` is a derived table, CTE, VALUES list, LATERAL subquery or pgmcp's row-filter fence: its
   output names, `*` and `x.*` expanded through the snapshot;
 - `t` is a table function: its column alias list, or the output names of the few set-returning
-  built-ins in `_TABLE_FUNCTIONS`.
+  built-ins in `TABLE_FUNCTIONS`.
 
 When the output names cannot all be determined, a name outside the known ones is a possible
 call. Without a snapshot nothing is proven (offline check-sql cannot know any relation's
@@ -36,7 +36,7 @@ SYSTEM_COLUMNS = frozenset({"tableoid", "xmin", "xmax", "cmin", "cmax", "ctid"})
 # PostgreSQL gives them: a name list, or None for a scalar result named after the FROM item's
 # alias (or the function when there is none). tests/test_attribute_calls_pg.py checks each
 # against a real server.
-_TABLE_FUNCTIONS: dict[str, tuple[str, ...] | None] = {
+TABLE_FUNCTIONS: dict[str, tuple[str, ...] | None] = {
     "generate_series": None,
     "generate_subscripts": None,
     "unnest": None,
@@ -301,7 +301,7 @@ def _function_outputs(func: exp.Expr, item: exp.Expr) -> _Outputs:
     name = _function_name(func)
     alias = item.args.get("alias")
     alias_name = fold(alias.this) if isinstance(alias, exp.TableAlias) and alias.this else None
-    known = _TABLE_FUNCTIONS.get(name, ()) if name else ()
+    known = TABLE_FUNCTIONS.get(name, ()) if name else ()
     what = f"the table function {name or 'call'}"
     if known == () or (name == "unnest" and len(func.expressions) != 1):
         return _Outputs((), False, what)
