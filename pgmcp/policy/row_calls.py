@@ -76,6 +76,9 @@ class _Outputs:
     what: str
     extra: frozenset[str] = frozenset()  # valid names that `*` does not expand (system columns)
     ordered: bool = True  # False: `names` are right but their positions are not
+    # A table the snapshot does not know: PostgreSQL refuses it as missing (or it is newer than
+    # the snapshot, which a refresh fixes); its `t.name` is left to PostgreSQL's error.
+    unknown_relation: bool = False
 
     def has(self, name: str) -> bool:
         return name in self.names or name in self.extra
@@ -146,7 +149,7 @@ class _Finder:
                 return None  # schema.t.name names no FROM item: PostgreSQL raises an error, calls nothing
             return RowCall(column, alias, name, f"no FROM item visible here is called {alias}")
         outputs = self._outputs(*found)
-        if outputs.has(name):
+        if outputs.has(name) or outputs.unknown_relation:
             return None
         if outputs.certain:
             return RowCall(column, shown, name, f"{outputs.what} has no column {name}")
@@ -184,7 +187,7 @@ class _Finder:
         if key is not None:
             relation = self.snapshot.relation(*key)
             if relation is None:
-                return _Outputs((), False, f"{key[0]}.{key[1]}")
+                return _Outputs((), False, f"{key[0]}.{key[1]}", unknown_relation=True)
             names = tuple(c.name for c in relation.columns)
             return _Outputs(names, True, relation.qualified_name, SYSTEM_COLUMNS)
         if isinstance(source.this, exp.Func):
