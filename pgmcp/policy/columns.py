@@ -46,6 +46,9 @@ __all__ = [
 ]
 
 
+# The start of the message of a column the snapshot cannot resolve (rules/columns.py: PGM304).
+UNRESOLVED = "the schema cannot resolve a column"
+
 def physical_tables(tree: exp.Expression) -> list[exp.Table]:
     """Every reference to a physical table in `tree` (table functions and CTE names excluded).
 
@@ -80,7 +83,7 @@ def column_reads(tree: exp.Expression, snapshot: SchemaSnapshot | None) -> Colum
             problem = Unprovable(
                 kind="unknown_column",
                 tables=(),
-                message=f"the schema cannot resolve a column: {_first_line(err)}",
+                message=f"{UNRESOLVED}: {_first_line(err)}",
                 column=None,
             )
             return ColumnReads(found.reads, (problem, *found.unprovable))

@@ -42,6 +42,7 @@ RULES: dict[str, Rule] = {
         Rule("PGM301", "column-denied", "a column is denied by a policy rule"),
         Rule("PGM302", "star-unprovable", "a * cannot be expanded to prove no denied column is read"),
         Rule("PGM303", "whole-row-reference", "a whole-row reference reads every column"),
+        Rule("PGM304", "column-unknown", "a column the live schema does not know, where columns are restricted"),
         Rule("PGM401", "function-dangerous", "the function is in the built-in dangerous set"),
         Rule("PGM402", "function-denied", "the function is denied by a policy rule"),
         Rule("PGM403", "function-unknown", "the function is neither built-in safe nor allowed"),

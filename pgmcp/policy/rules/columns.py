@@ -11,7 +11,7 @@ from typing import cast
 
 from sqlglot import exp
 
-from pgmcp.policy.columns import column_reads
+from pgmcp.policy.columns import UNRESOLVED, column_reads
 from pgmcp.policy.compiler import CompiledPolicy
 from pgmcp.policy.lineage import TableKey, ancestors
 from pgmcp.policy.parse import Parsed
@@ -56,6 +56,12 @@ def column_violations(
                 ]
             if not restricted:
                 continue
+        if item.kind == "unknown_column" and snapshot is not None and item.message.startswith(UNRESOLVED):
+            # Most often a typo: say so, rather than "cannot prove", so the caller can fix it.
+            message = (f"{item.message}: the live schema knows no such column in the tables this query "
+                       "reads (a typo?); check the columns with describe_schema and name an existing one")
+            out.append(violation("PGM304", message, item.line, item.column_pos))
+            continue
         code = "PGM303" if item.kind == "whole_row" else "PGM302"
         out.append(
             violation(
