@@ -24,6 +24,7 @@ from pgmcp.schema.introspect import introspect_dsn
 from pgmcp.schema.snapshot import SchemaSnapshot
 from tests.conftest import TestDatabase
 from tests.mcp_setup import role_dsn
+from tests.readers import run_read_only
 
 REPO = Path(__file__).parent.parent
 BASELINE = compile_policy(load_policy_spec(["baseline"], REPO))
@@ -218,10 +219,6 @@ async def conn(shop: TestDatabase) -> AsyncIterator[asyncpg.Connection]:
     await connection.close()
 
 
-async def _run(conn: asyncpg.Connection, sql: str) -> list[asyncpg.Record]:
-    async with conn.transaction(readonly=True):
-        await conn.execute("SET LOCAL search_path = public")
-        return list(await conn.fetch(sql))
 
 
 @pytest.mark.parametrize("sql", LEGIT)
@@ -230,7 +227,7 @@ async def test_realistic_query_is_allowed_and_runs(
 ) -> None:
     verdict = check(sql, BASELINE, snapshot)
     assert verdict.allowed, verdict.reason()
-    await _run(conn, verdict.rewritten_sql or sql)
+    await run_read_only(conn, verdict.rewritten_sql or sql)
 
 
 @pytest.mark.parametrize(("sql", "rule"), ATTACKS)
@@ -255,13 +252,13 @@ def test_without_a_snapshot_only_dangerous_names_are_refused() -> None:
 
 
 async def test_postgresql_really_calls_the_function(conn: asyncpg.Connection) -> None:
-    rows = await _run(conn, "SELECT u.my_udf FROM customers u ORDER BY u.id LIMIT 1")
+    rows = await run_read_only(conn, "SELECT u.my_udf FROM customers u ORDER BY u.id LIMIT 1")
     assert rows[0][0] == "MARKER:1"
-    rows = await _run(conn, 'SELECT u."MyUdf" FROM customers u ORDER BY u.id LIMIT 1')
+    rows = await run_read_only(conn, 'SELECT u."MyUdf" FROM customers u ORDER BY u.id LIMIT 1')
     assert rows[0][0] == "QUOTED:1"
-    rows = await _run(conn, "SELECT x.my_udf FROM (SELECT * FROM customers) x ORDER BY x.id LIMIT 1")
+    rows = await run_read_only(conn, "SELECT x.my_udf FROM (SELECT * FROM customers) x ORDER BY x.id LIMIT 1")
     assert rows[0][0] == "MARKER:1"
-    rows = await _run(conn, "WITH c AS (SELECT * FROM customers) SELECT c.my_udf FROM c ORDER BY c.id LIMIT 1")
+    rows = await run_read_only(conn, "WITH c AS (SELECT * FROM customers) SELECT c.my_udf FROM c ORDER BY c.id LIMIT 1")
     assert rows[0][0] == "MARKER:1"
 
 

@@ -7,7 +7,6 @@ while attribute notation that is, or may be, a call stays refused.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from pgmcp.schema.introspect import introspect_dsn
 from pgmcp.schema.snapshot import ColumnInfo, CompositeType, SchemaSnapshot
 from tests.conftest import TestDatabase
 from tests.mcp_setup import role_dsn
+from tests.readers import reader_role, run_read_only
 from tests.test_shop_analyst_pg import FIXTURE
 
 REPO = Path(__file__).parent.parent
@@ -67,14 +67,7 @@ POLICIES = {"baseline": BASELINE, "shop-analyst": SHOP}
 
 @pytest.fixture(scope="module")
 def role(pg_database: TestDatabase) -> Iterator[str]:
-    name = f"fields_{uuid.uuid4().hex[:8]}"
-    pg_database.run_sql(FIXTURE + EXTRA)
-    pg_database.run_sql(
-        f"CREATE ROLE {name} LOGIN; GRANT USAGE ON SCHEMA public TO {name};"
-        f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {name};"
-    )
-    yield name
-    pg_database.run_sql(f"DROP OWNED BY {name}; DROP ROLE {name};")
+    yield from reader_role(pg_database, FIXTURE + EXTRA, "fields")
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +83,7 @@ async def conn(pg_database: TestDatabase, role: str) -> AsyncIterator[asyncpg.Co
 
 
 async def run(conn: asyncpg.Connection, sql: str) -> list[list[Any]]:
-    async with conn.transaction(readonly=True):
-        await conn.execute("SET LOCAL search_path = public")
-        return [list(r) for r in await conn.fetch(sql)]
+    return [list(r) for r in await run_read_only(conn, sql)]
 
 
 def test_snapshot_has_composite_types_and_their_fields(snapshot: SchemaSnapshot) -> None:

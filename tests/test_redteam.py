@@ -8,7 +8,6 @@ allowed are run as a least-privilege role to show what PostgreSQL really returns
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from pgmcp.schema.introspect import introspect_dsn
 from pgmcp.schema.snapshot import SchemaSnapshot
 from tests.conftest import TestDatabase
 from tests.mcp_setup import role_dsn
+from tests.readers import reader_role, run_read_only
 from tests.test_shop_analyst_pg import FIXTURE
 
 REPO = Path(__file__).parent.parent
@@ -78,14 +78,7 @@ ALLOWED = [
 
 @pytest.fixture(scope="module")
 def role(pg_database: TestDatabase) -> Iterator[str]:
-    name = f"redteam_{uuid.uuid4().hex[:8]}"
-    pg_database.run_sql(FIXTURE + EXTRA)
-    pg_database.run_sql(
-        f"CREATE ROLE {name} LOGIN; GRANT USAGE ON SCHEMA public TO {name};"
-        f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {name};"
-    )
-    yield name
-    pg_database.run_sql(f"DROP OWNED BY {name}; DROP ROLE {name};")
+    yield from reader_role(pg_database, FIXTURE + EXTRA, "redteam")
 
 
 @pytest.fixture(scope="module")
@@ -101,9 +94,7 @@ async def conn(pg_database: TestDatabase, role: str) -> AsyncIterator[asyncpg.Co
 
 
 async def run(conn: asyncpg.Connection, sql: str) -> list[list[Any]]:
-    async with conn.transaction(readonly=True):
-        await conn.execute("SET LOCAL search_path = public")
-        return [list(r) for r in await conn.fetch(sql)]
+    return [list(r) for r in await run_read_only(conn, sql)]
 
 
 async def test_snapshot_records_ancestors(snapshot: SchemaSnapshot) -> None:

@@ -6,7 +6,6 @@ from the shipped file, live schema snapshot, checker, executor, least-privilege 
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -17,6 +16,7 @@ from pgmcp.errors import PolicyDenied, QueryTimeout
 from pgmcp.runtime import Runtime
 from tests.conftest import TestDatabase
 from tests.mcp_setup import role_dsn
+from tests.readers import reader_role
 
 FIXTURE = """
 CREATE TABLE users (id int PRIMARY KEY, name text, email text, password_hash text, ssn text);
@@ -39,14 +39,7 @@ UPDATE orders SET note = 'SECRET-T2' WHERE id = 151;
 
 @pytest.fixture(scope="module")
 def role(pg_database: TestDatabase) -> Iterator[str]:
-    name = f"analyst_{uuid.uuid4().hex[:8]}"
-    pg_database.run_sql(FIXTURE)
-    pg_database.run_sql(
-        f"CREATE ROLE {name} LOGIN; GRANT USAGE ON SCHEMA public TO {name};"
-        f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {name};"
-    )
-    yield name
-    pg_database.run_sql(f"DROP OWNED BY {name}; DROP ROLE {name};")
+    yield from reader_role(pg_database, FIXTURE, "analyst")
 
 
 @pytest.fixture(scope="module")
