@@ -6,13 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlglot
 import yaml
-from sqlglot import exp
-from sqlglot.optimizer.scope import traverse_scope
 
 from pgmcp.policy.columns import ColumnReads, column_reads, physical_tables
 from pgmcp.schema.snapshot import ColumnInfo, RelationInfo, SchemaSnapshot
+from tests.sqltrees import resolve
 
 CASES = yaml.safe_load((Path(__file__).parent / "cases" / "column_reads.yaml").read_text())
 CASE_KEYS = {"name", "sql", "without", "with"}
@@ -31,17 +29,6 @@ SNAPSHOT = SchemaSnapshot(
         _relation("Accounts", "Id", "Secret", "owner"),
     ),
 )
-
-
-def resolve(sql: str) -> exp.Expression:
-    """Parse and write schema `public` into every physical table, as the checker does."""
-    tree = sqlglot.parse_one(sql, read="postgres")
-    for scope in traverse_scope(tree):
-        for table in scope.tables:
-            physical = scope.sources.get(table.alias_or_name) is table
-            if physical and not isinstance(table.this, exp.Func) and not table.db:
-                table.set("db", exp.to_identifier("public"))
-    return tree
 
 
 def summarise(result: ColumnReads) -> dict[str, list[str]]:

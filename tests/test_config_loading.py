@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from pgmcp.config import Secret
 from pgmcp.config_loader import find_config_path, load_config
 from pgmcp.durations import parse_duration
 from pgmcp.errors import ConfigError, SourceLocation
 from pgmcp.resources import shipped_policy_path
+from tests.casefiles import load_cases
 
 REPO = Path(__file__).resolve().parent.parent
 CASES_FILE = Path(__file__).parent / "cases" / "config_errors.yaml"
@@ -20,12 +20,7 @@ CASE_KEYS = {"id", "document", "env", "files", "error", "absent", "line", "key_p
 
 
 def _cases() -> list[dict[str, Any]]:
-    cases = yaml.safe_load(CASES_FILE.read_text(encoding="utf-8"))
-    for case in cases:
-        # A typo in a case key must fail loudly, not silently test nothing.
-        unknown = set(case) - CASE_KEYS
-        assert not unknown, f"{case.get('id')}: unknown case keys {unknown}"
-    return list(cases)
+    return load_cases(CASES_FILE, CASE_KEYS)
 
 
 def test_enough_cases() -> None:

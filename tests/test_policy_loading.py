@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from pgmcp.errors import PolicyError, SourceLocation
 from pgmcp.policy.document import load_policy_file, load_policy_spec
 from pgmcp.policy.spec import PolicySpec, PolicyTest
 from pgmcp.resources import shipped_policy_path
+from tests.casefiles import load_cases
 
 REPO = Path(__file__).resolve().parent.parent
 CASES_FILE = Path(__file__).parent / "cases" / "policy_errors.yaml"
@@ -38,11 +38,7 @@ limits:
 
 
 def _cases() -> list[dict[str, Any]]:
-    cases = yaml.safe_load(CASES_FILE.read_text(encoding="utf-8"))
-    for case in cases:
-        unknown = set(case) - CASE_KEYS
-        assert not unknown, f"{case.get('id')}: unknown case keys {unknown}"
-    return list(cases)
+    return load_cases(CASES_FILE, CASE_KEYS)
 
 
 def test_enough_cases() -> None:

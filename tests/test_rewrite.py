@@ -10,7 +10,6 @@ import pytest
 import sqlglot
 import yaml
 from sqlglot import exp
-from sqlglot.optimizer.scope import traverse_scope
 
 from pgmcp.errors import PolicyDenied
 from pgmcp.policy.rewrite import (
@@ -20,21 +19,11 @@ from pgmcp.policy.rewrite import (
     is_pgmcp_fence,
     to_sql,
 )
+from tests.sqltrees import resolve
 
 CASES = yaml.safe_load((Path(__file__).parent / "cases" / "rewrite.yaml").read_text())
 FILTERS = {("public", "orders"): sqlglot.parse_one("tenant_id = 1", read="postgres")}
 FENCE = r"(SELECT * FROM public.orders AS _pgmcp_rf WHERE _pgmcp_rf.tenant_id = 1 OFFSET 0) AS \1"
-
-
-def resolve(sql: str) -> exp.Expression:
-    """Parse and write schema `public` into every physical table, as the checker does."""
-    tree = sqlglot.parse_one(sql, read="postgres")
-    for scope in traverse_scope(tree):
-        for table in scope.tables:
-            physical = scope.sources.get(table.alias_or_name) is table
-            if physical and not isinstance(table.this, exp.Func) and not table.db:
-                table.set("db", exp.to_identifier("public"))
-    return tree
 
 
 def expand(out: str) -> str:
