@@ -6,8 +6,9 @@ the policy-filtered schema snapshot; generation (prompt -> provider through the 
 breaker -> SQL extraction -> policy check), retried with the refusal or parse error as
 feedback up to `llm.attempts` times; execution, where a database error the model can fix
 (an unknown name, a syntax or type error) is fed back for one more attempt; and the optional
-result check, which never blocks or fails the answer. LLM calls and queries each go through
-a `Limiter`: past its queue a request is refused at once with `Overloaded`.
+result check, which never blocks or fails the answer. LLM calls go through a `Limiter` (the
+executor has its own for queries): past its queue a request is refused at once with
+`Overloaded`.
 
 The stages it joins arrive as callables (schema, check, execute), so the pipeline knows
 nothing of pools, caches or compiled policies.
@@ -127,7 +128,6 @@ class Pipeline:
         databases: Sequence[str],
         max_rows_for: Callable[[str], int],
         llm_limiter: Limiter,
-        db_limiter: Limiter,
     ) -> None:
         self._provider = provider
         self._breaker = breaker
@@ -138,7 +138,6 @@ class Pipeline:
         self._databases = tuple(databases)
         self._max_rows_for = max_rows_for
         self._llm_limiter = llm_limiter
-        self._db_limiter = db_limiter
 
     def resolve_database(self, name: str | None) -> str:
         """The database a request means: `name`, or the only one configured."""
@@ -323,12 +322,11 @@ class Pipeline:
     async def _run_query(self, run: _Run, db: str, sql: str) -> QueryResult:
         await run.report(0.7, "running the query")
         with run.timed("execute"):
-            async with self._db_limiter.slot():
-                try:
-                    result = await self._execute(db, sql)
-                except DatabaseError as exc:
-                    logger.info("query failed: {}: {}", exc.code, exc.message, stage="execute")
-                    raise
+            try:
+                result = await self._execute(db, sql)
+            except DatabaseError as exc:
+                logger.info("query failed: {}: {}", exc.code, exc.message, stage="execute")
+                raise
         logger.info("query returned {} rows in {:.0f} ms", result.row_count, result.elapsed_ms,
                     stage="execute", truncated=result.truncated)
         return result

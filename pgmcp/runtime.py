@@ -201,7 +201,6 @@ class Runtime:
                 schema_for=self.visible_snapshot, check=self.check, execute=self.execute,
                 databases=list(self.policies), max_rows_for=self.executor.row_cap,
                 llm_limiter=Limiter.for_llm(self.config.llm),
-                db_limiter=Limiter.for_queries(self.config.limits),
             )
         return self._pipeline
 

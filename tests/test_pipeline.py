@@ -182,7 +182,7 @@ def build(
         config,
         schema_for=world.schema_for, check=world.check, execute=world.execute,
         databases=databases, max_rows_for=lambda db: world.policy.max_rows or LIMITS.max_rows,
-        llm_limiter=llm_limiter or Limiter.for_llm(config), db_limiter=Limiter.for_queries(LIMITS),
+        llm_limiter=llm_limiter or Limiter.for_llm(config),
     )
     made.append(pipeline)
     return pipeline

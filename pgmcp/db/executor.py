@@ -16,18 +16,18 @@ statement, Bind, one Execute per batch, `ROLLBACK`, and the pool's reset on rele
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pgmcp.concurrency import Limiter
 from pgmcp.config import LimitsConfig
 from pgmcp.db.pgerrors import is_connection_lost, translate
 from pgmcp.db.pools import PoolSet
 from pgmcp.db.serialize import JsonValue, SerializeOptions, row_to_json
-from pgmcp.errors import DatabaseNotFound, Overloaded, PolicyDenied
+from pgmcp.errors import DatabaseNotFound, PolicyDenied
 from pgmcp.policy.verdict import Verdict
 
 Checker = Callable[[str], Verdict]
@@ -104,8 +104,7 @@ class Executor:
         self._timeouts = dict(timeouts or {})
         self._max_rows = dict(max_rows or {})
         self._options = SerializeOptions.from_limits(limits)
-        self._slots = asyncio.Semaphore(max(1, limits.max_concurrent_queries))
-        self._waiting = 0
+        self._limiter = Limiter.for_queries(limits)  # every query, from every tool and database
 
     def statement_timeout(self, database: str) -> float:
         configured = self._pools.statement_timeout(database)
@@ -136,7 +135,7 @@ class Executor:
         text = verdict.executable_sql
         timeout = self.statement_timeout(database)
         ctx = self._pools.error_context(database, text, timeout)
-        async with self._slot():
+        async with self._limiter.slot():
             started = time.perf_counter()
             for attempt in (1, 2):
                 try:
@@ -164,23 +163,6 @@ class Executor:
         if cap is not None and rows >= cap:
             return f"the policy's row cap (LIMIT {cap}) was reached; there may be more rows"
         return None
-
-    @contextlib.asynccontextmanager
-    async def _slot(self) -> AsyncIterator[None]:
-        if self._slots.locked() and self._waiting >= self._limits.queue_size:
-            raise Overloaded(
-                f"too many queries at once ({self._limits.max_concurrent_queries} running, "
-                f"{self._waiting} waiting)", hint="try again in a moment",
-            )
-        self._waiting += 1
-        try:
-            await self._slots.acquire()
-        finally:
-            self._waiting -= 1
-        try:
-            yield
-        finally:
-            self._slots.release()
 
     async def _run(
         self, conn: Any, database: str, sql: str, timeout: float
