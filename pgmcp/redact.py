@@ -103,11 +103,3 @@ def redact_data(value: object) -> object:
     if isinstance(value, (list, tuple)):
         return [redact_data(v) for v in value]
     return value
-
-
-def forget_secrets() -> None:
-    """Forget every registered secret (for tests that check registration itself)."""
-    global _secret_re
-    with _lock:
-        _secrets.clear()
-        _secret_re = None

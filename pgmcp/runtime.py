@@ -8,7 +8,6 @@ they return the typed outputs of `pgmcp.mcp.models` so the MCP layer stays thin.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import functools
@@ -348,7 +347,3 @@ def answer_out(answer: QueryAnswer) -> models.QueryOut:
     out = result_out(answer.result, **extra)
     out.timings_ms = {k: round(v, 3) for k, v in answer.timings_ms.items()}
     return out
-
-
-async def gather_quietly(*aws: Any) -> None:
-    await asyncio.gather(*aws, return_exceptions=True)

@@ -16,7 +16,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -207,15 +206,3 @@ def run_psql(dsn: str, sql: str, timeout: float = 300) -> str:
     if proc.returncode != 0:
         raise RuntimeError(f"psql failed: {proc.stderr.strip()}")
     return proc.stdout
-
-
-def wait_until_ready(dsn: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            run_psql(dsn, "SELECT 1", timeout=5)
-            return
-        except (RuntimeError, subprocess.TimeoutExpired):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
