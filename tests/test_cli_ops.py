@@ -138,6 +138,18 @@ def test_missing_config_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureF
     assert code == 2 and "nope.yaml" in err and "does not exist" in err
 
 
+def test_unset_password_variable_reads_clearly(tmp_path: Path) -> None:
+    # Redaction once masked this message itself: "at databases.shop.password: *** variable ..."
+    (tmp_path / "pgmcp.yaml").write_text(
+        "databases:\n  shop:\n    dsn: postgresql://u@127.0.0.1:1/db\n    password: ${PGMCP_TEST_UNSET_PW}\n"
+    )
+    proc = spawn(["check-config", "--config", "pgmcp.yaml"], tmp_path)
+    assert proc.returncode == 2
+    assert "at databases.shop.password: environment variable PGMCP_TEST_UNSET_PW is not set" in proc.stderr
+    assert "give a default: ${PGMCP_TEST_UNSET_PW:-value}" in proc.stderr
+    assert "***" not in proc.stderr
+
+
 # -- check-config ---------------------------------------------------------------------------------
 
 def test_check_config_offline_summarises_each_policy(
