@@ -329,6 +329,17 @@ def test_config_with_unreachable_database_judges_without_schema(tmp_path: Path) 
     assert result.stdout.endswith("1 allowed, 0 denied (policy shop-analyst)\n")
 
 
+def test_offline_needs_no_secrets(tmp_path: Path) -> None:
+    (tmp_path / "q.sql").write_text("SELECT id FROM orders")
+    path = _config(tmp_path, "postgresql://nobody@127.0.0.1:1/shop")
+    path.write_text(path.read_text() + "    password: ${PGMCP_TEST_UNSET_PW}\n")
+    offline = check_sql("--config", "pgmcp.yaml", "--offline", "q.sql", cwd=tmp_path)
+    assert offline.returncode == 0, offline.stderr
+    assert offline.stderr == ""
+    live = check_sql("--config", "pgmcp.yaml", "q.sql", cwd=tmp_path)  # it would connect: needs it
+    assert live.returncode == 2 and "PGMCP_TEST_UNSET_PW is not set" in live.stderr
+
+
 def test_unknown_database_in_config(tmp_path: Path) -> None:
     _config(tmp_path, "postgresql://nobody@127.0.0.1:1/shop")
     result = check_sql("--config", "pgmcp.yaml", "--database", "nope", "-", cwd=tmp_path, stdin="SELECT 1")

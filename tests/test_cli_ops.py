@@ -143,7 +143,10 @@ def test_unset_password_variable_reads_clearly(tmp_path: Path) -> None:
     (tmp_path / "pgmcp.yaml").write_text(
         "databases:\n  shop:\n    dsn: postgresql://u@127.0.0.1:1/db\n    password: ${PGMCP_TEST_UNSET_PW}\n"
     )
-    proc = spawn(["check-config", "--config", "pgmcp.yaml"], tmp_path)
+    offline = spawn(["check-config", "--config", "pgmcp.yaml"], tmp_path)  # needs no secrets: a note
+    assert offline.returncode == 0, offline.stderr
+    assert "note: variable PGMCP_TEST_UNSET_PW (at databases.shop.password) is not set" in offline.stdout
+    proc = spawn(["check-config", "--config", "pgmcp.yaml", "--connect"], tmp_path)
     assert proc.returncode == 2
     assert "at databases.shop.password: environment variable PGMCP_TEST_UNSET_PW is not set" in proc.stderr
     assert "give a default: ${PGMCP_TEST_UNSET_PW:-value}" in proc.stderr

@@ -1,7 +1,8 @@
 """`pgmcp check-config [--config FILE] [--connect]`: is this deployment's setup sound?
 
 Offline it loads the config and the effective policy of every database (any error names the
-file, line and key) and prints a one-line summary of each policy. With `--connect` it also
+file, line and key) and prints a one-line summary of each policy; it needs no secrets (an
+unset password variable is a note). With `--connect` it also
 connects to each database as pgmcp would, checks the role (superuser, BYPASSRLS, dangerous
 memberships), introspects the live schema and reports what the policy lets through there,
 and tries every row filter on its table (a filter naming a missing column would make every
@@ -55,11 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        config = load_ops_config(args.config)
+        config = load_ops_config(args.config, need_secrets=args.connect)
         policies = {db.name: database_policy(config, db) for db in config.databases}
     except PgmcpError as err:
         return error_exit(err)
     print(f"config {shown_path(str(config.path))}: ok, {len(config.databases)} database(s)")
+    for unset in config.unset_secrets:
+        print(f"note: variable {unset} is not set; serve and check-config --connect need it")
     failures = 0
     for db in config.databases:
         policy = policies[db.name]

@@ -60,9 +60,13 @@ def error_exit(err: PgmcpError) -> int:
     return EXIT_ERROR
 
 
-def load_ops_config(path: str | None) -> Config:
-    """The config named by `--config` (or `$PGMCP_CONFIG`, or ./pgmcp.yaml), secrets registered."""
-    config = load_config(find_config_path(path))
+def load_ops_config(path: str | None, *, need_secrets: bool = True) -> Config:
+    """The config named by `--config` (or `$PGMCP_CONFIG`, or ./pgmcp.yaml), secrets registered.
+
+    A command that never connects passes `need_secrets=False`: unset password and API-key
+    variables are then no error (see `pgmcp.config.loader.load_config`).
+    """
+    config = load_config(find_config_path(path), need_secrets=need_secrets)
     register_secrets_in(config)
     return config
 
@@ -111,7 +115,7 @@ def policy_and_schema(
             return policy_from_refs(args.policy), None  # no refs: the shipped baseline
     elif args.policy:
         return policy_from_refs(args.policy), None
-    config = load_ops_config(args.config)
+    config = load_ops_config(args.config, need_secrets=not args.offline)
     db = database_config(config, args.database)
     policy = database_policy(config, db)
     if args.offline:

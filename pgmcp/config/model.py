@@ -117,6 +117,8 @@ class Config:
     schema_cache: SchemaCacheConfig = SchemaCacheConfig()
     limits: LimitsConfig = LimitsConfig()
     logging: LoggingConfig = LoggingConfig()
+    # "VAR (at key.path)" of each secret left unset, when loaded with need_secrets=False
+    unset_secrets: tuple[str, ...] = ()
 
     def database(self, name: str) -> DatabaseConfig | None:
         for db in self.databases:
