@@ -38,6 +38,7 @@ from pgmcp.policy.column_scopes import (
     position,
 )
 from pgmcp.policy.fields import field_selections
+from pgmcp.policy.messages import unresolved_name
 from pgmcp.policy.rewrite import fence_table
 from pgmcp.schema.snapshot import SchemaSnapshot
 
@@ -80,11 +81,14 @@ def column_reads(tree: exp.Expression, snapshot: SchemaSnapshot | None) -> Colum
             )
         except SqlglotError as err:
             found = analyse(work, qualified=False)
+            name = unresolved_name(err)
             problem = Unprovable(
                 kind="unknown_column",
                 tables=(),
-                message=f"{UNRESOLVED}: {_first_line(err)}",
-                column=None,
+                message=f"{UNRESOLVED}: {name.message}",
+                column=name.column,
+                line=name.line,
+                column_pos=name.column_pos,
             )
             return ColumnReads(found.reads, (problem, *found.unprovable))
         return analyse(qualified, qualified=True)
@@ -124,7 +128,3 @@ def _stash_star_positions(tree: exp.Expression) -> None:
             ):
                 select.meta["pgmcp_star"] = position(projection)
                 break
-
-
-def _first_line(err: Exception) -> str:
-    return str(err).splitlines()[0] if str(err) else type(err).__name__

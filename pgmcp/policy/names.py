@@ -152,7 +152,7 @@ def _resolve(
             found = [s for s in search_path if snapshot.relation(s, name) is not None]
             if not found:
                 return Unresolved(
-                    table, f"relation {name} does not exist in the search path ({', '.join(search_path)})"
+                    table, f'relation "{name}" does not exist in the search path {", ".join(search_path)}'
                 )
             candidates = (found[0],)
         else:

@@ -57,9 +57,10 @@ def column_violations(
             if not restricted:
                 continue
         if item.kind == "unknown_column" and snapshot is not None and item.message.startswith(UNRESOLVED):
-            # Most often a typo: say so, rather than "cannot prove", so the caller can fix it.
-            message = (f"{item.message}: the live schema knows no such column in the tables this query "
-                       "reads (a typo?); check the columns with describe_schema and name an existing one")
+            # Most often a typo: say so as PostgreSQL would, rather than "cannot prove", so the
+            # caller can fix it.
+            message = (f"{item.message.removeprefix(UNRESOLVED + ': ')}; check the columns with "
+                       "describe_schema and name an existing one")
             out.append(violation("PGM304", message, item.line, item.column_pos))
             continue
         code = "PGM303" if item.kind == "whole_row" else "PGM302"
