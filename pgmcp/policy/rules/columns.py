@@ -11,11 +11,12 @@ from typing import cast
 
 from sqlglot import exp
 
-from pgmcp.policy.columns import UNRESOLVED, column_reads
+from pgmcp.policy.columns import UNRESOLVED, column_reads, physical_tables
 from pgmcp.policy.compiler import CompiledPolicy
 from pgmcp.policy.lineage import TableKey, ancestors
 from pgmcp.policy.parse import Parsed
 from pgmcp.policy.rules import violation
+from pgmcp.policy.suggest import column_hint
 from pgmcp.policy.verdict import Violation
 from pgmcp.schema.snapshot import SchemaSnapshot
 
@@ -59,7 +60,8 @@ def column_violations(
         if item.kind == "unknown_column" and snapshot is not None and item.message.startswith(UNRESOLVED):
             # Most often a typo: say so as PostgreSQL would, rather than "cannot prove", so the
             # caller can fix it.
-            message = (f"{item.message.removeprefix(UNRESOLVED + ': ')}; check the columns with "
+            hint = column_hint(item.column, physical_keys(tree), snapshot, policy) if item.column else ""
+            message = (f"{item.message.removeprefix(UNRESOLVED + ': ')}{hint}; check the columns with "
                        "describe_schema and name an existing one")
             out.append(violation("PGM304", message, item.line, item.column_pos))
             continue
@@ -73,6 +75,11 @@ def column_violations(
             )
         )
     return out
+
+
+def physical_keys(tree: exp.Expr) -> list[tuple[str, str]]:
+    """The (schema, table) of every physical table `tree` reads."""
+    return [(t.args["db"].name, t.name) for t in physical_tables(cast(exp.Expression, tree))]
 
 
 def _restricted(policy: CompiledPolicy, snapshot: SchemaSnapshot | None, table: TableKey) -> bool:
