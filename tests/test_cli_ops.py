@@ -220,7 +220,31 @@ def test_check_config_finds_a_broken_row_filter(
     # filter before PostgreSQL is asked (tenant(orders) would be a function call).
     assert "FAIL row filter public.orders (tenant = 1): " in out
     assert "has no column tenant" in out
-    assert "WARN row filter for public.nothing: no such relation" in out
+    assert ('WARN ops-policy.yaml:11 row_filters["public.nothing"]: row filter table "public.nothing" is not in '
+            "the live schema\n") in out
+
+
+# A typo'd rule is valid YAML that protects nothing: check-config --connect must say so.
+TYPOS = POLICY.replace('  "public.payments": deny\n', '  "public.payment": deny\n').replace(
+    "public.customers.phone", "public.customer.phone"
+)
+
+
+def test_check_config_warns_about_rules_that_match_nothing(
+    tmp_path: Path, shop: TestDatabase, reader: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_setup(tmp_path, with_database(shop.dsn, shop.name, user=reader), policy=TYPOS)
+    code, out, _ = run(["check-config", "--config", "pgmcp.yaml", "--connect"], tmp_path, capsys)
+    assert code == 0, out
+    assert "2 policy rule(s) match nothing this role can read in the live schema:" in out
+    assert ('WARN ops-policy.yaml:6 tables["public.payment"]: deny rule "public.payment" matches no relation '
+            'in the live schema (did you mean "public.payments"?)') in out
+    assert ('WARN ops-policy.yaml:8 columns.deny[1]: "public.customer.phone" matches no column in the live '
+            'schema (did you mean "public.customers.phone"?)') in out
+    assert "hidden columns: public.customers.email\n" in out  # the phone numbers are exposed: hence the warning
+    code, out, _ = run(["check-config", "--config", "pgmcp.yaml", "--connect", "--strict"], tmp_path, capsys)
+    assert code == 1
+    assert out.count("  FAIL ops-policy.yaml:") == 2 and "check-config: 2 check(s) failed" in out
 
 
 # -- policy test ----------------------------------------------------------------------------------

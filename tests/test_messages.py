@@ -129,6 +129,8 @@ CLOSEST: list[tuple[str, list[str], list[str]]] = [
     ("tenant", ["tenant_id", "tenant"], ["tenant_id"]),  # the name itself is never suggested
     ("sn", ["id", "ssn"], ["ssn"]),  # at most half of the characters may change: 1 of 2
     ("nam", ["name", "nam_", "id"], ["nam_", "name"]),  # ties: every nearest one, sorted
+    ("public.nothing", ["public.orders"], []),  # a dotted name: half of its longest part
+    ("hr.employee.ssn", ["hr.employees.ssn", "hr.employees.salary"], ["hr.employees.ssn"]),
 ]
 
 

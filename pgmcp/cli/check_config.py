@@ -6,8 +6,11 @@ unset password variable is a note). With `--connect` it also
 connects to each database as pgmcp would, checks the role (superuser, BYPASSRLS, dangerous
 memberships), introspects the live schema and reports what the policy lets through there,
 and tries every row filter on its table (a filter naming a missing column would make every
-read of that table fail). Exit 0 when all is well, 1 when a check fails (an unreachable
-database, an unsafe role with `refuse_unsafe_role`, a broken row filter), 2 for usage and
+read of that table fail). A table or column rule, or a row filter, that matches nothing in the
+live schema is a warning (most often a typo that protects nothing); `--strict` makes it a
+failure. Exit 0 when all is well, 1 when a check fails (an unreachable
+database, an unsafe role with `refuse_unsafe_role`, a broken row filter, with `--strict` a rule
+that matches nothing), 2 for usage and
 config or policy errors.
 """
 
@@ -31,6 +34,7 @@ from pgmcp.cli.ops import (
     load_ops_config,
     shown_dsn,
     shown_path,
+    where,
 )
 from pgmcp.config.model import Config, DatabaseConfig
 from pgmcp.db.pools import quote_ident
@@ -39,6 +43,7 @@ from pgmcp.errors import DatabaseError, PgmcpError
 from pgmcp.observe.redact import redact
 from pgmcp.policy.checker import check
 from pgmcp.policy.compiler import CompiledPolicy
+from pgmcp.policy.unmatched import unmatched_rules
 from pgmcp.schema.filtered import filter_snapshot
 from pgmcp.schema.introspect import introspect
 from pgmcp.schema.snapshot import SchemaSnapshot
@@ -51,6 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--connect", action="store_true",
         help="also connect to each database: check the role and report what the policy allows there",
+    )
+    parser.add_argument(
+        "--strict", action="store_true",
+        help="with --connect: fail (exit 1) where a policy rule matches nothing in the live schema, "
+        "instead of warning",
     )
 
 
@@ -70,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"database {db.name}: policy {policy.name} ({files})")
         print(f"  {policy_summary(policy)}")
         if args.connect:
-            failures += asyncio.run(_check_live(config, db, policy))
+            failures += asyncio.run(_check_live(config, db, policy, strict=args.strict))
     if failures:
         print(f"check-config: {failures} check(s) failed")
         return EXIT_FAILED
@@ -111,7 +121,6 @@ class LiveReport:
     hidden_tables: tuple[str, ...]
     hidden_columns: tuple[str, ...]
     filtered: tuple[str, ...]  # "schema.table (condition)"
-    missing_filters: tuple[str, ...]  # row filters naming a relation the database lacks
 
 
 def live_report(snapshot: SchemaSnapshot, policy: CompiledPolicy) -> LiveReport:
@@ -129,17 +138,15 @@ def live_report(snapshot: SchemaSnapshot, policy: CompiledPolicy) -> LiveReport:
         rf = policy.row_filter(rel.schema, rel.name)
         if rf is not None:
             filtered.append(f"{rel.qualified_name} ({rf.condition})")
-    present = {r.qualified_name for r in snapshot.relations}
     return LiveReport(
         visible=tuple(visible),
         hidden_tables=tuple(r.qualified_name for r in snapshot.relations if r.qualified_name not in visible),
         hidden_columns=tuple(hidden_columns),
         filtered=tuple(filtered),
-        missing_filters=tuple(sorted(policy.row_filtered_tables() - present)),
     )
 
 
-async def _check_live(config: Config, db: DatabaseConfig, policy: CompiledPolicy) -> int:
+async def _check_live(config: Config, db: DatabaseConfig, policy: CompiledPolicy, *, strict: bool = False) -> int:
     """Connect, check the role and the policy on the live schema; return the number of failures."""
     try:
         conn = await connect_database(db)
@@ -160,6 +167,7 @@ async def _check_live(config: Config, db: DatabaseConfig, policy: CompiledPolicy
             failures += 1
         snapshot = await introspect(conn, db.name)
         failures += await _print_live(conn, snapshot, policy)
+        failures += print_unmatched(snapshot, policy, strict=strict)
         return failures
     except PgmcpError as err:
         print(f"  FAIL {redact(err.message)}")
@@ -180,8 +188,6 @@ async def _print_live(conn: Any, snapshot: SchemaSnapshot, policy: CompiledPolic
     print(f"    filtered tables: {_names(list(live.filtered))}")
     if not live.visible:
         print("  WARN the policy shows no relation of this database")
-    for table in live.missing_filters:
-        print(f"  WARN row filter for {table}: no such relation in this database (or not readable)")
     failures = 0
     for rel in snapshot.relations:
         rf = policy.row_filter(rel.schema, rel.name)
@@ -208,6 +214,18 @@ async def _try_row_filter(
     except asyncpg.PostgresError as exc:
         return f"PostgreSQL refuses it: {exc}"
     return None
+
+
+def print_unmatched(snapshot: SchemaSnapshot, policy: CompiledPolicy, *, strict: bool) -> int:
+    """Report the policy rules that match nothing in the live schema (a typo protects nothing):
+    WARN lines, or FAIL lines counted as failures with `--strict`."""
+    found = unmatched_rules(policy.spec, snapshot)
+    if found:  # introspection shows what the role may read: say so once
+        print(f"  {len(found)} policy rule(s) match nothing this role can read in the live schema:")
+    for item in found:
+        level = "FAIL" if strict else "WARN"
+        print(f"  {level} {where(item.source)}: {item.message}")
+    return len(found) if strict else 0
 
 
 def _names(items: list[str]) -> str:

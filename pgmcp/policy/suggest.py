@@ -36,10 +36,11 @@ def distance(a: str, b: str) -> int:
 def closest(name: str, candidates: Iterable[str]) -> list[str]:
     """The candidates nearest to `name` (all at the smallest distance, at most MAX_SUGGESTIONS).
 
-    As PostgreSQL: nothing when more than half of `name`'s characters differ; the name itself
+    As PostgreSQL: nothing when more than half of `name`'s characters differ (for a dotted
+    name, half of its longest part: `public.nothing` is not `public.orders`); the name itself
     is never a suggestion. Case is ignored when measuring, so `Orders` finds `orders`.
     """
-    limit = len(name) // 2
+    limit = max(len(part) for part in name.split(".")) // 2
     best: list[str] = []
     best_distance = limit + 1
     for candidate in sorted(set(candidates)):
