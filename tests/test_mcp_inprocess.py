@@ -289,7 +289,9 @@ async def test_tool_descriptions_are_clean_and_every_parameter_is_described(conf
          "database 'shop' has no table 'order' that its policy shows (did you mean \"orders\"?)"),
     ],
 )
-async def test_prompts_check_the_names(config_path: Path, prompt: str, arguments: dict[str, str], expected: str) -> None:
+async def test_prompts_check_the_names(
+    config_path: Path, prompt: str, arguments: dict[str, str], expected: str
+) -> None:
     async with connect(config_path) as client:
         with pytest.raises(MCPError) as caught:
             await client.get_prompt(prompt, arguments)
