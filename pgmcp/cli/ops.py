@@ -185,15 +185,19 @@ async def connect_database(db: DatabaseConfig) -> Any:
     return conn
 
 
-async def connect_dsn(dsn: str) -> Any:
-    """An asyncpg connection to a DSN given on the command line (never echoed back)."""
+async def connect_dsn(dsn: str | None, *, what: str = "--database-dsn") -> Any:
+    """An asyncpg connection to a DSN given on the command line (never echoed back); with no
+    DSN, to what the PG environment variables (PGHOST, PGPORT, PGUSER, PGDATABASE,
+    PGPASSWORD...) say, as libpq would. `what` names the source in the error."""
     with contextlib.suppress(ValueError):
-        if password := urlsplit(dsn).password:
+        if dsn and (password := urlsplit(dsn).password):
             register_secret(unquote(password))
     try:
         return await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT, statement_cache_size=0)
     except (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        hint = "check that the server is running and the DSN is right" if dsn else (
+            "check that the server is running and PGHOST, PGPORT, PGUSER, PGDATABASE (and PGPASSWORD) are right"
+        )
         raise DatabaseUnavailable(
-            f"cannot connect to --database-dsn: {type(exc).__name__}: {redact(str(exc))}",
-            hint="check that the server is running and the DSN is right",
+            f"cannot connect to {what}: {type(exc).__name__}: {redact(str(exc))}", hint=hint
         ) from exc
