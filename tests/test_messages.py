@@ -70,6 +70,12 @@ async def test_syntax_errors_read_like_postgresql(conn: asyncpg.Connection, sql:
         assert internal not in found.message
 
 
+def test_a_long_token_is_quoted_short() -> None:
+    verdict = check("SELECT 1 FROM t t2 " + "a" * 500, compile_policy(load_policy_spec(["baseline"], REPO)))
+    (found,) = verdict.violations
+    assert found.message == f'syntax error at or near "{"a" * 40}..."' and found.column == 20
+
+
 def test_explain_positions_count_from_the_statement_start() -> None:
     verdict = check("EXPLAIN SELECT * FROM WHERE", compile_policy(load_policy_spec(["baseline"], REPO)))
     (found,) = verdict.violations

@@ -42,7 +42,7 @@ _EXPECTED: tuple[re.Pattern[str], ...] = (
 # token ends the statement, PostgreSQL says "at end of input". ("Expected X but got <Token>"
 # points at the offending token itself.)
 _MISSING = re.compile(r"^(?:Expecting |Required keyword|Expected [A-Z]+ after )")
-SNIPPET = 40  # characters of an unterminated literal quoted back
+SNIPPET = 40  # characters of a token or unterminated literal quoted back
 
 
 def _line_col(text: str, offset: int) -> tuple[int, int]:
@@ -81,7 +81,8 @@ def syntax_violation(err: Exception, text: str, position: Position | None = None
     if _MISSING.match(description) and not text[start + len(highlight):].strip(" \t\r\n;"):
         at, start = "at end of input", len(text.rstrip(" \t\r\n;"))
     else:
-        at = f'at or near "{highlight}"' if highlight else "at end of input"
+        shown = highlight[:SNIPPET] + ("..." if len(highlight) > SNIPPET else "")
+        at = f'at or near "{shown}"' if highlight else "at end of input"
     reason = ""
     for pattern in _EXPECTED:
         found = pattern.match(description)
