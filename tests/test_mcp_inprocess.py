@@ -225,6 +225,10 @@ FAILURES: list[tuple[str, dict[str, Any], list[str], str | None]] = [
     ("execute_sql", {"sql": HEAVY_SQL, "database": "shop_fast"}, ["[query_timeout]"], "timeout"),
     ("execute_sql", {"sql": COUNT_ORDERS, "database": "dead"}, ["[database_unavailable]"], "unavailable"),
     ("describe_schema", {"database": "dead"}, ["[database_unavailable]"], "unavailable"),
+    # a schema-qualified unknown table reaches PostgreSQL: its error gets the did-you-mean
+    ("execute_sql", {"sql": "SELECT c.id FROM public.customer c", "database": "shop"},
+     ["[undefined_object]", 'relation "public.customer" does not exist', 'did you mean "public.customers"?'],
+     "error"),
     ("execute_sql", {"sql": COUNT_ORDERS, "database": "nope"},
      ["[database_not_found]", "shop, shop_fast, dead"], "error"),
     ("execute_sql", {"sql": COUNT_ORDERS}, ["[invalid_request]", "several databases"], "error"),

@@ -12,12 +12,15 @@ leak that it exists.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from pgmcp.policy.compiler import CompiledPolicy
 from pgmcp.schema.snapshot import SchemaSnapshot
 
 MAX_SUGGESTIONS = 3
+# PostgreSQL's message for an unknown relation (parserOpenTable in parse_relation.c).
+_MISSING_RELATION = re.compile(r'^relation "(?P<name>[^"]+)" does not exist')
 
 
 def distance(a: str, b: str) -> int:
@@ -100,3 +103,13 @@ def column_hint(
         if info is not None and policy.table_visible(schema, table):
             candidates += [c.name for c in info.columns if policy.column_visible(schema, table, c.name)]
     return did_you_mean(name, candidates)
+
+
+def missing_relation_hint(message: str, snapshot: SchemaSnapshot | None, policy: CompiledPolicy) -> str | None:
+    """For PostgreSQL's `relation "x" does not exist` (a name the checker let through because
+    it was schema-qualified), the did-you-mean as a hint; None when there is nothing to say."""
+    found = _MISSING_RELATION.match(message)
+    if found is None:
+        return None
+    hint = table_hint(found["name"], snapshot, policy)
+    return hint.strip(" ()") + " (call describe_schema to see the tables)" if hint else None

@@ -20,7 +20,7 @@ from loguru import logger
 from pgmcp.config.model import Config, DatabaseConfig
 from pgmcp.db.executor import Executor, QueryResult
 from pgmcp.db.pools import PoolSet
-from pgmcp.errors import DatabaseError, DatabaseNotFound, Overloaded, PgmcpError, UsageError
+from pgmcp.errors import DatabaseError, DatabaseNotFound, Overloaded, PgmcpError, UndefinedObject, UsageError
 from pgmcp.llm.breaker import CircuitBreaker
 from pgmcp.llm.factory import make_provider
 from pgmcp.mcp import models
@@ -31,6 +31,7 @@ from pgmcp.observe.stats_file import StatsWriter
 from pgmcp.policy.checker import check
 from pgmcp.policy.compiler import CompiledPolicy, compile_policy
 from pgmcp.policy.document import load_policy_spec
+from pgmcp.policy.suggest import missing_relation_hint
 from pgmcp.policy.verdict import Verdict
 from pgmcp.schema.cache import SchemaCache
 from pgmcp.schema.filtered import describe, filter_snapshot, render_text
@@ -181,6 +182,9 @@ class Runtime:
         try:
             result = await self.executor.execute(database, sql)
         except (DatabaseError, Overloaded) as exc:  # raised only after the policy allowed the SQL
+            policy = self.policies.get(database)
+            if isinstance(exc, UndefinedObject) and not exc.hint and policy is not None:
+                exc.hint = missing_relation_hint(exc.message, self._snapshots.get(database), policy)
             record_execution(database, sql, sql_run=None, row_count=None, truncated=None, error_code=exc.code,
                              elapsed_ms=(time.perf_counter() - started) * 1000)
             raise

@@ -16,7 +16,7 @@ from pgmcp.policy.compiler import CompiledPolicy
 from pgmcp.policy.lineage import TableKey, ancestors
 from pgmcp.policy.parse import Parsed
 from pgmcp.policy.rules import violation
-from pgmcp.policy.suggest import column_hint
+from pgmcp.policy.suggest import column_hint, table_hint
 from pgmcp.policy.verdict import Violation
 from pgmcp.schema.snapshot import SchemaSnapshot
 
@@ -60,7 +60,16 @@ def column_violations(
         if item.kind == "unknown_column" and snapshot is not None and item.message.startswith(UNRESOLVED):
             # Most often a typo: say so as PostgreSQL would, rather than "cannot prove", so the
             # caller can fix it.
-            hint = column_hint(item.column, physical_keys(tree), snapshot, policy) if item.column else ""
+            read = physical_keys(tree)
+            unknown = [t for t in read if snapshot.relation(*t) is None]
+            if unknown:
+                # The columns are unknown because their table is: say that, as PostgreSQL would.
+                name = ".".join(unknown[0])
+                out.append(violation("PGM203", f'relation "{name}" does not exist{table_hint(name, snapshot, policy)}'
+                                     "; name an existing table (describe_schema lists them)",
+                                     item.line, item.column_pos))
+                continue
+            hint = column_hint(item.column, read, snapshot, policy) if item.column else ""
             message = (f"{item.message.removeprefix(UNRESOLVED + ': ')}{hint}; check the columns with "
                        "describe_schema and name an existing one")
             out.append(violation("PGM304", message, item.line, item.column_pos))
