@@ -86,7 +86,7 @@ class JwksServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 server.fetches += 1
                 body = json.dumps({"keys": [k.jwk() for k in server.keys]}).encode()
                 self.send_response(200 if self.path == "/jwks.json" else 404)
