@@ -141,7 +141,7 @@ async def test_stateful_replicas_lose_the_session_when_requests_alternate(
 ) -> None:
     first, second = start_pair(replicas, replica_config(tmp_path, pg_database, shop))
     http, _ = balanced(first, second)
-    with pytest.raises(Exception) as caught:  # noqa: B017 (the SDK's error for an unknown session)
+    with pytest.raises(Exception) as caught:
         async with http, Client(streamable_http_client(first.base + "/mcp", http_client=http),
                                 mode="legacy") as client:
             await calls(client)
