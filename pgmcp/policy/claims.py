@@ -29,6 +29,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from pgmcp.policy.compiler import CompiledPolicy, compile_policy
+from pgmcp.policy.conditions import claim_name
 from pgmcp.policy.spec import RowFilter, TableRule
 
 CACHE_SIZE = 1024
@@ -54,7 +55,7 @@ def claim_names(condition: str) -> tuple[str, ...]:
         tree = sqlglot.parse_one(condition, read="postgres")
     except SqlglotError:
         return ()
-    names = [p.name for p in tree.find_all(exp.Placeholder) if p.name]
+    names = [n for p in tree.find_all(exp.Placeholder) if (n := claim_name(p)) is not None]
     return tuple(dict.fromkeys(names))
 
 
@@ -101,9 +102,9 @@ def bind_condition(condition: str, claims: Mapping[str, Any]) -> tuple[str, tupl
     if not placeholders:
         return condition, None
     for placeholder in placeholders:
-        name = placeholder.name
-        if not name:
-            return condition, ("?", "is not named (write :claim_name)")
+        name = claim_name(placeholder)
+        if name is None:
+            return condition, (placeholder.sql(dialect="postgres"), "is not a claim (write :claim_name)")
         listy = wants_list(placeholder)
         value = claims.get(name)
         problem = _problem(value, listy)
@@ -121,7 +122,7 @@ def bind_condition(condition: str, claims: Mapping[str, Any]) -> tuple[str, tupl
             placeholder.replace(literal)
     text = tree.sql(dialect="postgres")
     if sqlglot.parse_one(text, read="postgres") != tree:
-        return condition, (placeholders[0].name, "cannot be written as an SQL literal that reads back the same")
+        return condition, (str(placeholders[0].this), "cannot be written as an SQL literal that reads back the same")
     return text, None
 
 

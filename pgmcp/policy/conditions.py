@@ -48,6 +48,14 @@ def check_pattern(pattern: str, kind: str, parts: tuple[int, ...], where: Source
         )
 
 
+def claim_name(placeholder: exp.Placeholder) -> str | None:
+    """The claim a `:name` parameter names; None for any other placeholder (`?`, `%(x)s`)."""
+    name = placeholder.this
+    if placeholder.args.get("jdbc") or not isinstance(name, str) or not _CLAIM_NAME.match(name):
+        return None
+    return name
+
+
 def _unwrap(node: exp.Expr) -> exp.Expr:
     while isinstance(node, exp.Paren):
         node = node.this
@@ -80,14 +88,15 @@ def check_condition(condition: str, where: SourceLocation) -> None:
         )
     if root.find(exp.AggFunc) is not None or root.find(exp.Window) is not None:
         raise PolicyError("row filter must not use aggregate or window functions", where, hint=hint)
-    if root.find(exp.Parameter) is not None or any(not p.name for p in root.find_all(exp.Placeholder)):
+    placeholders = list(root.find_all(exp.Placeholder))
+    if root.find(exp.Parameter) is not None or any(p.args.get("jdbc") or not p.this for p in placeholders):
         raise PolicyError(
-            "row filter must not use positional parameters ($1, ?)", where,
+            "row filter must not use positional parameters ($1, ?, %s)", where,
             hint="write the value itself, or name a claim of the caller's token as :claim_name",
         )
-    for placeholder in root.find_all(exp.Placeholder):
-        if not _CLAIM_NAME.match(placeholder.name):
-            raise PolicyError(f"claim parameter :{placeholder.name} is not a plain name", where,
+    for placeholder in placeholders:
+        if claim_name(placeholder) is None:
+            raise PolicyError(f"claim parameter {placeholder.sql(dialect='postgres')} is not a plain :name", where,
                               hint="claim names are letters, digits and _, e.g. :tenant_id")
     for column in root.find_all(exp.Column):
         if column.table:
