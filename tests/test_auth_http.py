@@ -364,3 +364,20 @@ async def test_audit_and_log_name_the_principal(server: HttpServer, identity: Id
     assert "principal=bob" in log
     for token in identity.tokens.values():
         assert token not in log and token not in audit_file.read_text()
+
+
+async def test_principal_holds_on_the_2025_protocol_sessions(server: HttpServer, identity: Identity) -> None:
+    """Legacy clients keep a session; every request of it still runs as its token's principal."""
+    for who, expected in (("bob", ["shop"]), ("alice", ["shop", "finance"])):
+        async with connect(server, identity.token(who), mode="legacy") as client:
+            listed = await client.call_tool("list_databases", {})
+            assert listed.structured_content is not None
+            assert [d["name"] for d in listed.structured_content["databases"]] == expected
+            resource = await client.read_resource("pgmcp://databases")
+            contents = resource.contents[0]
+            assert isinstance(contents, types.TextResourceContents)
+            assert [d["name"] for d in json.loads(contents.text)["databases"]] == expected
+            counted = await client.call_tool("execute_sql", {"sql": "SELECT DISTINCT tenant_id FROM orders",
+                                                             "database": "shop"})
+            assert counted.structured_content is not None
+            assert counted.structured_content["rows"] == [[1 if who == "alice" else 2]]

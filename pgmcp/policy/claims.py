@@ -150,6 +150,21 @@ def bind_spec_filters(policy: CompiledPolicy, claims: Mapping[str, Any]) -> tupl
     return compile_policy(spec), tuple(unbound)
 
 
+def plannable(policy: CompiledPolicy) -> CompiledPolicy:
+    """`policy` with every claim parameter replaced by NULL: for planning a filter (check-config
+    --connect proves its columns and operators exist) without anyone's claims."""
+    filters = []
+    for rf in policy.spec.row_filters:
+        if not claim_names(rf.condition):
+            filters.append(rf)
+            continue
+        tree = sqlglot.parse_one(rf.condition, read="postgres")
+        for placeholder in list(tree.find_all(exp.Placeholder)):
+            placeholder.replace(exp.null())
+        filters.append(dataclasses.replace(rf, condition=tree.sql(dialect="postgres")))
+    return compile_policy(dataclasses.replace(policy.spec, row_filters=tuple(filters)))
+
+
 class ClaimBinder:
     """Bound policies of one base policy, cached per value of the claims its filters name."""
 
