@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from pgmcp.auth.principal import Principal
+from pgmcp.auth.principal import Principal, current_principal, local_principal
+from pgmcp.auth.ratelimit import RateLimiter
 from pgmcp.config.model import Config, DatabaseConfig
 from pgmcp.errors import AccessDenied
 from pgmcp.policy.claims import ClaimBinder, Unbound
@@ -24,9 +25,14 @@ PolicyBuilder = Callable[[DatabaseConfig, Sequence[str]], CompiledPolicy]
 
 
 class AccessControl:
-    def __init__(self, config: Config, base: dict[str, CompiledPolicy], build: PolicyBuilder) -> None:
+    def __init__(
+        self, config: Config, base: dict[str, CompiledPolicy], build: PolicyBuilder, *, auth_required: bool = False
+    ) -> None:
         self._config = {db.name: db for db in config.databases}
         self._build = build
+        self.auth_required = auth_required
+        self.rate_limiter = RateLimiter(config.auth)
+        self._local = local_principal()
         self._binders: dict[tuple[str, tuple[int, ...]], ClaimBinder] = {
             (name, ()): ClaimBinder(policy) for name, policy in base.items()
         }
@@ -34,6 +40,23 @@ class AccessControl:
             for index, entry in enumerate(db.access or ()):
                 if entry.policies:
                     self._binder(db, (index,))
+
+    def principal(self) -> Principal:
+        """Who the current call runs as (`pgmcp.auth.principal`): the authenticated principal,
+        else the local user, unless authentication is required."""
+        found = current_principal()
+        if found is not None:
+            return found
+        if self.auth_required:
+            raise AccessDenied("this call carries no authenticated principal",
+                               hint="send a valid bearer token (Authorization: Bearer ...)")
+        return self._local
+
+    def admit(self) -> None:
+        """Let the current call in: it has a principal and is within that principal's rate limit."""
+        principal = self.principal()
+        if not principal.local:
+            self.rate_limiter.take(principal.name)
 
     def may_use(self, database: str, principal: Principal) -> bool:
         db = self._config.get(database)

@@ -28,9 +28,11 @@ from cachetools import LRUCache
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
+from pgmcp.errors import AccessDenied
 from pgmcp.policy.compiler import CompiledPolicy, compile_policy
 from pgmcp.policy.conditions import claim_name
 from pgmcp.policy.spec import RowFilter, TableRule
+from pgmcp.policy.verdict import Verdict
 
 CACHE_SIZE = 1024
 CLAIM_MARK = "needs claim"  # in the key_path of the deny rule standing for an unbindable filter
@@ -148,6 +150,16 @@ def bind_spec_filters(policy: CompiledPolicy, claims: Mapping[str, Any]) -> tupl
         return policy, ()
     spec = dataclasses.replace(policy.spec, row_filters=tuple(filters), tables=policy.spec.tables + tuple(denies))
     return compile_policy(spec), tuple(unbound)
+
+
+def refuse_unbound(verdict: Verdict, unbound: tuple[Unbound, ...]) -> None:
+    """Raise `[access_denied]` naming the claim when `verdict` refused a table (or a view over
+    it, or a child of it) because its filter's claim could not be bound."""
+    for v in verdict.violations:
+        if v.source is not None and CLAIM_MARK in v.source.key_path:
+            table = v.source.key_path.split()[0].removeprefix("row_filters.")
+            found = next((u for u in unbound if u.table == table), unbound[0])
+            raise AccessDenied(found.message(), hint="use a token that carries the claim, or query other tables")
 
 
 def plannable(policy: CompiledPolicy) -> CompiledPolicy:

@@ -20,8 +20,6 @@ from cachetools import LRUCache
 from loguru import logger
 
 from pgmcp.auth.access import AccessControl
-from pgmcp.auth.principal import Principal, current_principal, local_principal
-from pgmcp.auth.ratelimit import RateLimiter
 from pgmcp.config.model import Config, DatabaseConfig
 from pgmcp.db.executor import Executor, QueryResult
 from pgmcp.db.pools import PoolSet
@@ -34,7 +32,7 @@ from pgmcp.observe.metrics import DB_ACTIVE_CONNECTIONS, SCHEMA_CACHE_AGE
 from pgmcp.observe.redact import register_secrets_in
 from pgmcp.observe.stats_file import StatsWriter
 from pgmcp.policy.checker import check
-from pgmcp.policy.claims import CLAIM_MARK, Unbound
+from pgmcp.policy.claims import Unbound, refuse_unbound
 from pgmcp.policy.compiler import CompiledPolicy, compile_policy
 from pgmcp.policy.document import load_policy_spec
 from pgmcp.policy.verdict import Verdict
@@ -62,12 +60,10 @@ class Runtime:
         self.policies: dict[str, CompiledPolicy] = {
             db.name: _policy_for(config, db) for db in config.databases
         }
-        # Who may use what (pgmcp.auth.access). With `auth_required` (HTTP with auth) a call
-        # made without an authenticated principal is refused, never run as the local user.
-        self.access = AccessControl(config, self.policies, lambda db, extra: _policy_for(config, db, extra))
-        self.auth_required = auth_required
-        self.rate_limiter = RateLimiter(config.auth)
-        self._local = local_principal()
+        # Who may use what, as which policy (pgmcp.auth.access); with `auth_required` (HTTP with
+        # auth) a call without an authenticated principal is refused, never run as the local user.
+        self.access = AccessControl(config, self.policies, lambda db, extra: _policy_for(config, db, extra),
+                                    auth_required=auth_required)
         self.pools = PoolSet(
             config.databases, config.limits,
             search_paths={name: p.search_path for name, p in self.policies.items()},
@@ -123,30 +119,17 @@ class Runtime:
 
     # -- core operations -------------------------------------------------------------------
 
-    def principal(self) -> Principal:
-        """Who the current call runs as (`pgmcp.auth.principal`): the authenticated principal,
-        else the local user, unless this runtime requires authentication."""
-        found = current_principal()
-        if found is not None:
-            return found
-        if self.auth_required:
-            raise AccessDenied("this call carries no authenticated principal",
-                               hint="send a valid bearer token (Authorization: Bearer ...)")
-        return self._local
-
     def admit(self) -> None:
         """Let a call in: it has a principal (where authentication is required) within its rate limit."""
-        principal = self.principal()
-        if not principal.local:
-            self.rate_limiter.take(principal.name)
+        self.access.admit()
 
     def policy_for(self, database: str) -> tuple[CompiledPolicy, tuple[Unbound, ...]]:
         """The current principal's policy on `database` (access checked, claims bound)."""
-        return self.access.policy(database, self.principal())
+        return self.access.policy(database, self.access.principal())
 
     def resolve(self, database: str | None) -> str:
         """The database a request means: the named one, or the only one the principal may use."""
-        principal = self.principal()
+        principal = self.access.principal()
         names = self.access.visible(principal)
         if database:
             if database not in self.policies:
@@ -203,7 +186,7 @@ class Runtime:
             verdict = check(sql, policy, self._snapshots.get(database))
             record_verdict(database, sql, verdict, (time.perf_counter() - started) * 1000)
             if unbound and not verdict.allowed:
-                _refuse_unbound(verdict, unbound)
+                refuse_unbound(verdict, unbound)
             return verdict
 
         return checker
@@ -287,7 +270,7 @@ class Runtime:
 
     def databases_tool(self) -> models.DatabasesOut:
         out = []
-        principal = self.principal()
+        principal = self.access.principal()
         for db in self.config.databases:
             if not self.access.may_use(db.name, principal):
                 continue
@@ -362,16 +345,6 @@ def _policy_for(config: Config, db: DatabaseConfig, extra: Sequence[str] = ()) -
     if db.search_path:
         spec = dataclasses.replace(spec, search_path=tuple(db.search_path))
     return compile_policy(spec)
-
-
-def _refuse_unbound(verdict: Verdict, unbound: tuple[Unbound, ...]) -> None:
-    """A refusal caused by a row filter whose claim the principal lacks is `[access_denied]`
-    naming the claim (the table is denied in the principal's policy, `pgmcp.policy.claims`)."""
-    for v in verdict.violations:
-        if v.source is not None and CLAIM_MARK in v.source.key_path:
-            table = v.source.key_path.split()[0].removeprefix("row_filters.")
-            found = next((u for u in unbound if u.table == table), unbound[0])
-            raise AccessDenied(found.message(), hint="use a token that carries the claim, or query other tables")
 
 
 def violation_out(v: Any) -> models.ViolationOut:
