@@ -97,6 +97,11 @@ def _problem(value: Any, listy: bool) -> str | None:
     return None if _scalar(value) is not None else "must be a string, a number or a boolean"
 
 
+def _text(tree: exp.Expr) -> str:
+    # As the checker's rewrites generate SQL: function names as written ("MyFunc" stays quoted).
+    return tree.sql(dialect="postgres", normalize_functions=False, comments=False)
+
+
 def bind_condition(condition: str, claims: Mapping[str, Any]) -> tuple[str, tuple[str, str] | None]:
     """(bound condition text, None) or (condition, (claim, problem)) when a claim cannot be bound."""
     tree = sqlglot.parse_one(condition, read="postgres")
@@ -122,7 +127,7 @@ def bind_condition(condition: str, claims: Mapping[str, Any]) -> tuple[str, tupl
             literal = _scalar(value)
             assert literal is not None
             placeholder.replace(literal)
-    text = tree.sql(dialect="postgres")
+    text = _text(tree)
     if sqlglot.parse_one(text, read="postgres") != tree:
         return condition, (str(placeholders[0].this), "cannot be written as an SQL literal that reads back the same")
     return text, None
@@ -173,7 +178,7 @@ def plannable(policy: CompiledPolicy) -> CompiledPolicy:
         tree = sqlglot.parse_one(rf.condition, read="postgres")
         for placeholder in list(tree.find_all(exp.Placeholder)):
             placeholder.replace(exp.null())
-        filters.append(dataclasses.replace(rf, condition=tree.sql(dialect="postgres")))
+        filters.append(dataclasses.replace(rf, condition=_text(tree)))
     return compile_policy(dataclasses.replace(policy.spec, row_filters=tuple(filters)))
 
 
