@@ -68,3 +68,11 @@ def test_policy_test_binds_claims(tmp_path: Path) -> None:
     bound = pgmcp(tmp_path, "policy", "test", "tenants.yaml", "--claims", '{"tenant_id": 1}')
     assert bound.returncode == 0, bound.stdout
     assert "2 passed, 0 failed" in bound.stdout
+
+
+def test_explain_policy_binds_claims(tmp_path: Path) -> None:
+    bound = pgmcp(tmp_path, "explain-policy", "--policy", "tenants.yaml", "--claims", '{"tenant_id": 3}',
+                  "SELECT id FROM orders")
+    assert bound.returncode == 0 and "tenant_id = 3" in bound.stdout, bound.stdout
+    missing = pgmcp(tmp_path, "explain-policy", "--policy", "tenants.yaml", "SELECT id FROM orders")
+    assert missing.returncode == 1 and "needs claim 'tenant_id'" in missing.stdout, missing.stdout
