@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import functools
 import time
 from collections.abc import Sequence
@@ -133,9 +134,11 @@ class Runtime:
         names = self.access.visible(principal)
         if database:
             if database not in self.policies:
+                close = difflib.get_close_matches(database, names, n=1)
                 raise DatabaseNotFound(
                     f"unknown database '{database}'; configured databases: {', '.join(names) or '(none)'}",
-                    hint="call list_databases and use one of those names",
+                    hint=(f"did you mean '{close[0]}'? " if close else "")
+                    + "call list_databases and use one of those names",
                 )
             self.access.require(database, principal)
             return database
