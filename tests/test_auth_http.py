@@ -88,7 +88,7 @@ HOLES = [("SELECT tenant_id, count(*) FROM orders_v GROUP BY 1", "PGM204"),
 class Identity:
     def __init__(self, jwks: JwksServer, key: SigningKey) -> None:
         self.jwks, self.key = jwks, key
-        self.tokens = {name: mint_token() for name in ("alice", "carol", "dave")}
+        self.tokens = {name: mint_token() for name in ("alice", "carol", "dave", "mallory")}
 
     def bob(self) -> str:
         return make_jwt(self.key, claims("bob", tenant_id=2, groups=["finance"]))
@@ -126,7 +126,7 @@ def write_auth_config(folder: Path, db: TestDatabase, role: str, identity: Ident
     config = {
         "databases": {
             "shop": {"dsn": dsn, "description": "orders of every tenant", "policies": ["tenants.yaml"],
-                     "access": [{"principals": ["alice", "bob", "carol", "dave"]},
+                     "access": [{"principals": ["alice", "bob", "carol", "dave", "mallory"]},
                                 {"groups": ["analysts"], "policies": ["analysts.yaml"]}]},
             "finance": {"dsn": dsn, "description": "alice only", "policies": ["tenants.yaml"],
                         "access": [{"principals": ["alice"]}]},
@@ -139,6 +139,9 @@ def write_auth_config(folder: Path, db: TestDatabase, role: str, identity: Ident
                  "claims": {"tenant_id": 1, "groups": ["analysts"]}},
                 {"principal": "carol", "sha256": token_hash(tokens["carol"])},
                 {"principal": "dave", "sha256": token_hash(tokens["dave"]), "claims": {"tenant_id": 1}},
+                # A claim trying to be SQL: it can only ever be one string literal.
+                {"principal": "mallory", "sha256": token_hash(tokens["mallory"]),
+                 "claims": {"tenant_id": "1 OR true"}},
             ],
             "jwt": {"jwks_url": identity.jwks.url, "issuer": ISSUER, "audience": AUDIENCE},
             "rate_limit": "1000/min",
@@ -333,6 +336,14 @@ async def test_missing_claim_refuses_naming_it(server: HttpServer, identity: Ide
         assert schema.structured_content is not None
         names = {r["name"] for r in schema.structured_content["relations"]}
         assert "customers" in names and "orders" not in names
+
+
+async def test_a_claim_is_a_literal_never_sql(server: HttpServer, identity: Identity) -> None:
+    async with connect(server, identity.token("mallory")) as client:
+        result = await client.call_tool("execute_sql", {"sql": "SELECT count(*) FROM orders", "database": "shop"})
+    body = text_of(result)
+    # '1 OR true' compared with an integer column: PostgreSQL rejects the literal, no row is read.
+    assert result.is_error and "[query_failed]" in body and "invalid input syntax for type integer" in body, body
 
 
 async def test_rate_limit_is_per_principal(server: HttpServer, identity: Identity) -> None:
