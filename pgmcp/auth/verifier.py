@@ -20,6 +20,7 @@ from pgmcp.auth.jwt_verifier import JWTError, JWTVerifier
 from pgmcp.auth.principal import Principal, groups_from
 from pgmcp.auth.static_tokens import find_token
 from pgmcp.config.model import AuthConfig
+from pgmcp.errors import ConfigError, SourceLocation
 
 
 class PrincipalToken(AccessToken):
@@ -67,8 +68,13 @@ def auth_settings(config: AuthConfig, host: str, port: int) -> AuthSettings:
         parts = urlsplit(resource)
         issuer = f"{parts.scheme}://{parts.netloc}"
     # validate_token_resource=False: the JWT verifier checks `aud` itself; static tokens have none.
-    return AuthSettings(issuer_url=issuer, resource_server_url=resource,  # type: ignore[arg-type]
-                        validate_token_resource=False)
+    try:
+        return AuthSettings(issuer_url=issuer, resource_server_url=resource,  # type: ignore[arg-type]
+                            validate_token_resource=False)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        first = str(exc).splitlines()[0]
+        raise ConfigError(f"auth.resource_url or auth.issuer_url is not a usable URL: {first}",
+                          SourceLocation("auth"), hint="write e.g. https://pgmcp.example.com/mcp") from exc
 
 
 def _host_for_url(host: str) -> str:

@@ -41,6 +41,10 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(find_config_path(args.config))
         setup_logging(config.logging)
         refuse_unservable(config, args.transport, args.stateless)
+        if args.transport == "http" and config.auth is not None:
+            from pgmcp.auth.verifier import auth_settings
+
+            auth_settings(config.auth, args.host, args.port)  # a bad URL is a config error, before serving
         # Compiles the policies and builds the provider: fail early.
         runtime = Runtime(config, write_stats=True, auth_required=args.transport == "http" and bool(config.auth))
     except PgmcpError as err:
