@@ -80,9 +80,12 @@ name: analysts
 columns:
   deny: ["public.customers.name"]
 """
-# Row-filter bypasses from tests/test_redteam.py: a view over the filtered table, a child.
+# Row-filter bypasses from tests/test_redteam.py: a view over the filtered table, a child, a
+# parenthesised FROM item, a catalog-qualified name.
 HOLES = [("SELECT tenant_id, count(*) FROM orders_v GROUP BY 1", "PGM204"),
-         ("SELECT tenant_id, note FROM orders_archive", "PGM502")]
+         ("SELECT tenant_id, note FROM orders_archive", "PGM502"),
+         ("SELECT tenant_id, count(*) FROM (orders) GROUP BY 1", "PGM502"),
+         ("SELECT tenant_id, count(*) FROM shop.public.orders GROUP BY 1", "PGM203")]
 
 
 class Identity:
