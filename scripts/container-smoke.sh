@@ -73,9 +73,14 @@ IMAGE="${GIVEN:-pgmcp:smoke}"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/pgmcp-smoke.XXXXXX")"
 CONTAINER="pgmcp-smoke-$$"
 PG_RUN=() PG_BIN="" PG_STARTED=0
+# Untagged images that exist before the build; the build stage's image is removed at the end.
+DANGLING_BEFORE="$(engine images -q -f dangling=true 2>/dev/null | sort -u || true)"
 cleanup() {
   engine rm -f "$CONTAINER" >/dev/null 2>&1 || true
   [ "$KEEP" = 1 ] || engine rmi -f "$IMAGE" >/dev/null 2>&1 || true
+  for id in $(engine images -q -f dangling=true 2>/dev/null | sort -u | comm -13 <(echo "$DANGLING_BEFORE") - || true); do
+    engine rmi -f "$id" >/dev/null 2>&1 || true
+  done
   if [ "$PG_STARTED" = 1 ]; then
     "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$WORK/data" -m immediate -w stop >/dev/null 2>&1 || true
   fi
