@@ -1,8 +1,9 @@
 """MCP completions (`completion/complete`) for the `database` and `table` arguments.
 
 A host completes what a person types into a prompt's or a resource template's argument:
-`database` from the configured databases, `table` from the relations the database's policy
-shows (the policy-filtered snapshot, so a hidden table is never offered). A table is offered
+`database` from the configured databases the caller may use, `table` from the relations the
+caller's policy shows on that database (the policy-filtered snapshot, so a hidden table is
+never offered). The caller is the request's principal (`pgmcp.auth`), set by the server. A table is offered
 as its bare name when its schema is on the policy's search path, else schema-qualified, and
 matches what was typed at the start of either form. Anything else completes to nothing.
 """
@@ -38,20 +39,21 @@ async def complete(
     if runtime is None or argument.name not in arguments_of.get(key, frozenset()):
         return None
     typed = argument.value
-    if argument.name == "database":
-        return _completion(sorted(name for name in runtime.policies if name.startswith(typed)))
-    if argument.name == "table":
+    try:
+        if argument.name == "database":
+            names = runtime.access.visible(runtime.access.principal())
+            return _completion(sorted(name for name in names if name.startswith(typed)))
+        if argument.name != "table":
+            return None
         given = (context.arguments or {}) if context is not None else {}
-        try:
-            database = runtime.resolve(given.get("database"))
-            snapshot = await runtime.visible_snapshot(database)
-        except PgmcpError:
-            return _completion([])  # no such database, or it cannot be read now
-        path = runtime.policies[database].search_path
-        values = []
-        for rel in snapshot.relations:
-            shown = rel.name if rel.schema in path else rel.qualified_name
-            if rel.name.startswith(typed) or rel.qualified_name.startswith(typed):
-                values.append(shown)
-        return _completion(sorted(set(values)))
-    return None
+        database = runtime.resolve(given.get("database"))
+        snapshot = await runtime.visible_snapshot(database)
+        path = runtime.policy_for(database)[0].search_path
+    except PgmcpError:
+        return _completion([])  # no principal, no such database (for it), or unreadable now
+    values = []
+    for rel in snapshot.relations:
+        shown = rel.name if rel.schema in path else rel.qualified_name
+        if rel.name.startswith(typed) or rel.qualified_name.startswith(typed):
+            values.append(shown)
+    return _completion(sorted(set(values)))

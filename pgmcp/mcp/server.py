@@ -14,6 +14,8 @@ import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
+from mcp.server.auth.provider import TokenVerifier
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.shared.exceptions import MCPError
@@ -28,6 +30,7 @@ from mcp_types import (
 )
 
 from pgmcp import __version__
+from pgmcp.auth.principal import acting_as
 from pgmcp.config.model import Config
 from pgmcp.errors import DatabaseNotFound, PgmcpError
 from pgmcp.mcp import models
@@ -44,6 +47,7 @@ from pgmcp.mcp.arguments import (
 from pgmcp.mcp.calls import clean_argument_errors, tool_call
 from pgmcp.mcp.completions import complete
 from pgmcp.mcp.http import RuntimeSlot, add_ops_routes
+from pgmcp.mcp.identity import principal_of
 from pgmcp.observe.logs import request_scope
 from pgmcp.policy.suggest import did_you_mean
 from pgmcp.schema.filtered import select_relations
@@ -72,26 +76,40 @@ COMPLETED_ARGUMENTS: dict[str, frozenset[str]] = {
 }
 
 
-def resource_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Turn pgmcp errors in a resource read into the SDK's resource errors, with the reason."""
+def resource_errors(
+    slot: RuntimeSlot,
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """Read a resource as the request's principal (rate-limited like a tool call), and turn
+    pgmcp errors into the SDK's resource errors, with the reason."""
 
-    @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        with request_scope():
-            try:
-                return await fn(*args, **kwargs)
-            except DatabaseNotFound as exc:
-                raise ResourceNotFoundError(f"[{exc.code}] {exc}") from exc
-            except PgmcpError as exc:
-                raise ResourceError(f"[{exc.code}] {exc}") from exc
+    def decorate(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        @functools.wraps(fn)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            with request_scope(), acting_as(principal_of(kwargs.get("ctx"))):
+                try:
+                    if slot.runtime is None:
+                        raise ResourceError("pgmcp is still starting; try again in a moment")
+                    slot.runtime.admit()
+                    return await fn(*args, **kwargs)
+                except DatabaseNotFound as exc:
+                    raise ResourceNotFoundError(f"[{exc.code}] {exc}") from exc
+                except PgmcpError as exc:
+                    raise ResourceError(f"[{exc.code}] {exc}") from exc
 
-    return wrapper
+        return wrapper
+
+    return decorate
 
 
 def build_server(
-    config: Config, *, runtime_factory: Callable[[Config], Runtime] = Runtime
+    config: Config, *, runtime_factory: Callable[[Config], Runtime] = Runtime,
+    auth: AuthSettings | None = None, token_verifier: TokenVerifier | None = None,
 ) -> MCPServer[Runtime]:
     """The MCP server for `config`; the lifespan opens the runtime and closes it on shutdown.
+
+    With `auth` and `token_verifier` (HTTP with `auth` configured, `pgmcp.auth.verifier`) the
+    SDK requires a valid bearer token on /mcp (401 with WWW-Authenticate otherwise) and serves
+    the protected-resource metadata; /healthz then answers only its status.
 
     The runtime is built when the server starts (once per process for stdio and HTTP), so
     build it beforehand and pass `runtime_factory=lambda _: runtime` to report config and
@@ -112,9 +130,9 @@ def build_server(
 
     server: MCPServer[Runtime] = MCPServer(
         "pgmcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, log_level="WARNING",
-        middleware=[clean_argument_errors],
+        middleware=[clean_argument_errors], auth=auth, token_verifier=token_verifier,
     )
-    add_ops_routes(server, slot)
+    add_ops_routes(server, slot, public=auth is None)
 
     def rt(ctx: Context[Runtime, Any]) -> Runtime:
         runtime: Runtime = ctx.request_context.lifespan_context
@@ -128,7 +146,7 @@ def build_server(
         except PgmcpError:
             return None
 
-    call = tool_call(database_label)
+    call = tool_call(database_label, lambda ctx: rt(ctx).admit())
 
     def tool(annotations: ToolAnnotations) -> Callable[[Callable[P, R]], Callable[P, R]]:
         # The description is the docstring as clean text (no source indentation).
@@ -192,29 +210,29 @@ def build_server(
     @server.resource(
         "pgmcp://databases", mime_type="application/json", description="The configured databases"
     )
-    @resource_errors
+    @resource_errors(slot)
     async def databases_resource() -> str:
         # The SDK gives static resources no Context; the lifespan's slot holds the runtime.
-        if slot.runtime is None:
-            raise ResourceError("pgmcp is still starting; try again in a moment")
+        assert slot.runtime is not None  # resource_errors answers "still starting" before
         return slot.runtime.databases_tool().model_dump_json(indent=2)
 
     @server.resource(
         SCHEMA_TEMPLATE, mime_type="text/plain",
         description="The policy-filtered schema of a database",
     )
-    @resource_errors
+    @resource_errors(slot)
     async def schema_resource(database: str, ctx: Context[Runtime, Any]) -> str:
         return await rt(ctx).schema_text(database)
 
     @server.resource(POLICY_TEMPLATE, mime_type="text/plain", description="The effective policy of a database")
-    @resource_errors
+    @resource_errors(slot)
     async def policy_resource(database: str, ctx: Context[Runtime, Any]) -> str:
         return rt(ctx).policy_text(database)
 
     @server.prompt(description="Explore a database: what it holds and what questions it can answer")
     async def explore_database(database: PromptDatabase, ctx: Context[Runtime, Any]) -> str:
-        database = checked_database(ctx, database)
+        with acting_as(principal_of(ctx)):
+            database = checked_database(ctx, database)
         return (
             f"Explore the PostgreSQL database '{database}' through pgmcp. First call describe_schema "
             f"with database='{database}' and summarise the tables and how they relate (foreign keys). "
@@ -225,8 +243,9 @@ def build_server(
 
     @server.prompt(description="Explain one table: its columns, keys, relations and a sample of rows")
     async def explain_table(database: PromptDatabase, table: PromptTable, ctx: Context[Runtime, Any]) -> str:
-        database = checked_database(ctx, database)
-        await check_table(rt(ctx), database, table)
+        with acting_as(principal_of(ctx)):
+            database = checked_database(ctx, database)
+            await check_table(rt(ctx), database, table)
         return (
             f"Explain the table '{table}' of database '{database}'. Call describe_schema with "
             f"database='{database}' and tables=['{table}'], describe each column and the keys, say "
@@ -240,14 +259,17 @@ def build_server(
         argument: CompletionArgument,
         context: CompletionContext | None,
     ) -> Completion | None:
-        # Completion handlers get no Context: the lifespan's slot holds the runtime.
-        return await complete(slot.runtime, ref, argument, context, arguments_of=COMPLETED_ARGUMENTS)
+        # Completion handlers get no Context: the lifespan's slot holds the runtime, and the
+        # principal comes from the request's verified token (a context variable), if any.
+        with acting_as(principal_of(None)):
+            return await complete(slot.runtime, ref, argument, context, arguments_of=COMPLETED_ARGUMENTS)
 
     return server
 
 
 def checked_database(ctx: Context[Runtime, Any], database: str) -> str:
-    """`database` when it is configured; else an invalid-params error naming the configured ones."""
+    """`database` when it is configured and the principal may use it; else an invalid-params
+    error naming the ones it may use."""
     runtime: Runtime = ctx.request_context.lifespan_context
     try:
         return runtime.resolve(database)
