@@ -175,6 +175,7 @@ class PoolSet:
             + _ms(self._limits.idle_in_transaction_timeout),
             f"SELECT set_config('search_path', {sql_literal(search_path_value(db.search_path))}, true)",
             "SET LOCAL standard_conforming_strings = on",
+            f"SET LOCAL work_mem = {sql_literal(self._limits.work_mem)}",
         ]
         if db.config.role:
             parts.append(f"SET LOCAL ROLE {quote_ident(db.config.role)}")

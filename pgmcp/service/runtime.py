@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from pgmcp.config.model import Config, DatabaseConfig
-from pgmcp.db.executor import Executor, QueryResult
+from pgmcp.db.executor import Executor, PolicyCheck, QueryResult
 from pgmcp.db.pools import PoolSet
 from pgmcp.errors import DatabaseError, DatabaseNotFound, Overloaded, PgmcpError, UsageError
 from pgmcp.llm.breaker import CircuitBreaker
@@ -28,7 +28,6 @@ from pgmcp.observe.audit import record_execution, record_verdict
 from pgmcp.observe.metrics import DB_ACTIVE_CONNECTIONS, SCHEMA_CACHE_AGE
 from pgmcp.observe.redact import register_secrets_in
 from pgmcp.observe.stats_file import StatsWriter
-from pgmcp.policy.checker import check
 from pgmcp.policy.compiler import CompiledPolicy, compile_policy
 from pgmcp.policy.document import load_policy_spec
 from pgmcp.policy.verdict import Verdict
@@ -70,6 +69,7 @@ class Runtime:
             config.limits,
             {n: p.statement_timeout_ms / 1000 for n, p in self.policies.items() if p.statement_timeout_ms},
             max_rows={n: p.max_rows for n, p in self.policies.items() if p.max_rows},
+            on_verdict=record_verdict,  # every verdict (check_sql, execute_sql, each pipeline attempt)
         )
         self.provider: Provider = provider or make_provider(config.llm)
         self.breaker = CircuitBreaker(
@@ -84,6 +84,7 @@ class Runtime:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self.executor.start()
         await self.pools.open()
         for name in self.pools.names():
             with contextlib.suppress(PgmcpError):
@@ -103,6 +104,7 @@ class Runtime:
             await self._stats.stop()
         await self.schemas.close()
         await self.pools.close()
+        await self.executor.close()
         with contextlib.suppress(Exception):
             await self.provider.aclose()
 
@@ -151,21 +153,13 @@ class Runtime:
             self._filtered[database] = cached
         return cached[1]
 
-    def _checker(self, database: str) -> Any:
-        policy = self.policies[database]
-
-        def checker(sql: str) -> Verdict:
-            # Every verdict (check_sql, execute_sql, each pipeline attempt) is made here.
-            started = time.perf_counter()
-            verdict = check(sql, policy, self._snapshots.get(database))
-            record_verdict(database, sql, verdict, (time.perf_counter() - started) * 1000)
-            return verdict
-
-        return checker
+    def _checker(self, database: str) -> PolicyCheck:
+        """The database's check, run in a checker process with the latest snapshot."""
+        return PolicyCheck(self.policies[database], functools.partial(self._snapshots.get, database))
 
     async def check(self, database: str, sql: str) -> Verdict:
         await self._snapshot_or_none(database)
-        return self.executor.check(database, sql)
+        return await self.executor.check(database, sql)
 
     async def execute(self, database: str, sql: str) -> QueryResult:
         """Check and run `sql`; the outcome (rows or error code) is logged and noted for the audit.
