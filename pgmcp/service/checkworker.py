@@ -3,10 +3,14 @@
 It reads requests from its pipe: `(database, policy token, policy or None, snapshot token,
 snapshot or None, sql)`, keeps the latest policy and snapshot of each database (sent only when
 they changed), and answers `("ok", Verdict)` or `("error", text)`. It ends when the pipe closes.
+It runs at a lower CPU priority than the server, so that the server keeps answering while a
+hostile statement is being checked.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import pickle
 from multiprocessing.connection import Connection
 from typing import Any
@@ -14,7 +18,12 @@ from typing import Any
 from pgmcp.policy.checker import check
 
 
+NICENESS = 5  # a hostile statement's check yields the CPU to the server's event loop
+
+
 def serve(conn: Connection) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(NICENESS)
     held: dict[str, list[Any]] = {}  # database -> [policy token, policy, snapshot token, snapshot]
     while True:
         try:

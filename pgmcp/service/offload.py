@@ -174,9 +174,11 @@ class CheckWorkers:
             async with asyncio.timeout(max(0.0, deadline.left())):
                 status, value = await asyncio.shield(future)
         except BaseException as exc:
-            worker.kill()  # abandons the work and frees its memory; the blocked read ends with it
+            # Killing abandons the work and frees its memory; the blocked read ends with it.
+            worker.proc.kill()
             with contextlib.suppress(BaseException):
                 await future
+            await loop.run_in_executor(None, worker.kill)  # reaps the process (a blocking join)
             await self._lost()
             if isinstance(exc, TimeoutError):
                 logger.warning("database {}: policy check abandoned at the call's deadline", database)
