@@ -17,7 +17,6 @@ from typing import Any
 
 from pgmcp.policy.checker import check
 
-
 NICENESS = 5  # a hostile statement's check yields the CPU to the server's event loop
 
 
