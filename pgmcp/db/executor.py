@@ -145,13 +145,18 @@ class Executor:
         self._limiter = Limiter.for_queries(limits)  # every query, from every tool and database
         self._workers = CheckWorkers(limits.max_concurrent_queries)
         self._encoders = Encoders(limits.max_concurrent_queries)
+        self._warming: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Start a checker process ahead of the first call, when any check runs in one."""
+        """Start a checker process ahead of the first call (in the background, so that it does
+        not delay startup), when any check runs in one."""
         if any(isinstance(c, PolicyCheck) for c in self._checkers.values()):
-            await self._workers.start()
+            self._warming = asyncio.get_running_loop().create_task(self._workers.start())
 
     async def close(self) -> None:
+        if self._warming is not None:
+            with contextlib.suppress(BaseException):
+                await self._warming
         await self._workers.close()
         self._encoders.close()
 

@@ -23,6 +23,8 @@ NICENESS = 5  # a hostile statement's check yields the CPU to the server's event
 def serve(conn: Connection) -> None:
     with contextlib.suppress(OSError, AttributeError):
         os.nice(NICENESS)
+    with contextlib.suppress(OSError):
+        os.dup2(2, 1)  # stdout is the MCP protocol's in stdio mode: nothing here may write to it
     held: dict[str, list[Any]] = {}  # database -> [policy token, policy, snapshot token, snapshot]
     while True:
         try:

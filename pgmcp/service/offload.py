@@ -115,9 +115,16 @@ class CheckWorkers:
 
     async def start(self) -> None:
         """Start one worker ahead of the first call (the fork server imports the checker once)."""
-        worker = await asyncio.get_running_loop().run_in_executor(self._threads, _Worker, self._ctx)
-        self._count += 1
-        self._idle.append(worker)
+        async with self._free:
+            if self._count >= self.size:
+                return
+            self._count += 1
+        try:
+            worker = await asyncio.get_running_loop().run_in_executor(self._threads, _Worker, self._ctx)
+        except BaseException:
+            await self._lost()
+            raise
+        await self._give_back(worker)
 
     def _token(self, database: str, policy: CompiledPolicy, snapshot: SchemaSnapshot | None) -> tuple[int, int]:
         old = self._tokens.get(database)
