@@ -109,6 +109,13 @@ async def test_small_values_pass_and_order_and_duplicate_names_are_kept(make: An
     assert [c.name for c in result.columns] == ["a", "a"]
 
 
+@pytest.mark.parametrize("sql", ["SELECT 'a;' AS t;", "SELECT 'a;' AS t ; ;\n", "SELECT 'a;' AS t -- x;",
+                                 "SELECT 'a;' AS t /* ; */;"])
+async def test_trailing_semicolons_and_comments_survive_the_wrapping(make: Any, sql: str) -> None:
+    ex = await make()
+    assert (await ex.execute("main", sql)).rows == [["a;"]]
+
+
 async def test_result_bytes_counted_while_reading(make: Any) -> None:
     """10 million 1 kB rows: reading stops near the cap, far before max_rows."""
     ex = await make(limits=replace(LIMITS, max_rows=100_000, max_result_bytes=50_000))

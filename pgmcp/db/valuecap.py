@@ -11,7 +11,7 @@ string must be stopped in PostgreSQL. A SELECT is therefore run wrapped by pgmcp
 
 Why this is safe to add to a checked statement (SECURITY_NOTES, "execute exactly what was
 checked"):
-- the checked text is embedded byte for byte. It was first prepared alone in the same
+- the checked text is embedded byte for byte (less a final `;`). It was first prepared alone in the same
   transaction, so PostgreSQL's lexer ends it in its initial state (no open string, comment or
   parenthesis) and the newlines around it end any `--` comment: the wrapper cannot change how
   it is read, and it cannot reach out of the parentheses;
@@ -91,9 +91,20 @@ def wrap(sql: str, type_oids: Sequence[int], max_value_bytes: int) -> CappedQuer
     ]
     select = ", ".join(values + [sizes[i] for i in sized])
     text = (
-        f"SELECT {select}\nFROM (SELECT * FROM (\n{sql}\n) AS s OFFSET 0) AS q({', '.join(names)})"
+        f"SELECT {select}\nFROM (SELECT * FROM (\n{without_terminator(sql)}\n) AS s OFFSET 0) "
+        f"AS q({', '.join(names)})"
     )
     return CappedQuery(text, width, sized, max_value_bytes)
+
+
+def without_terminator(sql: str) -> str:
+    """`sql` without trailing semicolons (and blanks). PostgreSQL parsed it alone, so a final
+    `;` is a statement terminator or sits in a trailing `--` comment: dropping it changes
+    nothing, while inside parentheses it would be a syntax error."""
+    body = sql.rstrip()
+    while body.endswith(";"):
+        body = body[:-1].rstrip()
+    return body
 
 
 def _size_expr(ref: str, oid: int) -> str:
