@@ -133,18 +133,28 @@ class CheckWorkers:
         self._tokens[database] = (policy, ptok, snapshot, stok)
         return ptok, stok
 
-    async def _take(self) -> _Worker:
+    async def _take(self, deadline: Deadline) -> _Worker:
+        """An idle worker, else a new one while under `size` (starting it does not count
+        against the call's deadline: it is pgmcp's own cost), else wait for one to be free."""
         async with self._free:
-            while not self._idle and self._count >= self.size:
-                await self._free.wait()
+            if not self._idle and self._count >= self.size:
+                try:
+                    async with asyncio.timeout(max(0.0, deadline.left())):
+                        while not self._idle and self._count >= self.size:
+                            await self._free.wait()
+                except TimeoutError:
+                    raise deadline.expired("waiting for a free policy checker") from None
             if self._idle:
                 return self._idle.pop()
             self._count += 1
+        started = time.monotonic()
         try:
             return await asyncio.get_running_loop().run_in_executor(self._threads, _Worker, self._ctx)
         except BaseException:
             await self._lost()
             raise
+        finally:
+            deadline.started += time.monotonic() - started
 
     async def _give_back(self, worker: _Worker) -> None:
         async with self._free:
@@ -166,11 +176,7 @@ class CheckWorkers:
     ) -> Verdict:
         """The verdict on `sql`, or QueryTimeout once `deadline` passes (the worker is killed)."""
         ptok, stok = self._token(database, policy, snapshot)
-        try:
-            async with asyncio.timeout(max(0.0, deadline.left())):
-                worker = await self._take()
-        except TimeoutError:
-            raise deadline.expired("waiting for a policy checker") from None
+        worker = await self._take(deadline)
         have = worker.known.get(database, (0, 0))
         message = pickle.dumps((
             database, ptok, policy if have[0] != ptok else None, stok, snapshot if have[1] != stok else None, sql,
