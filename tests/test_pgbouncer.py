@@ -75,7 +75,7 @@ pidfile = {self.folder / "pgbouncer.pid"}
                 os.chown(path, ent.pw_uid, ent.pw_gid)
             command.insert(1, "-u")
             command.insert(2, run_as)
-        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.dsn = f"postgresql://{user}@127.0.0.1:{self.port}/{dbname}"
         self._wait()
 
@@ -85,7 +85,8 @@ pidfile = {self.folder / "pgbouncer.pid"}
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"pgbouncer exited: {self.proc.stderr.read() if self.proc.stderr else ''}")
+                log = self.folder / "pgbouncer.log"
+                raise AssertionError(f"pgbouncer exited: {log.read_text() if log.exists() else ''}")
             with socket.socket() as sock:
                 if sock.connect_ex(("127.0.0.1", self.port)) == 0:
                     return
