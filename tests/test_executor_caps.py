@@ -232,7 +232,7 @@ BASELINE = compile_policy(load_policy_spec([], ROOT))
 async def test_a_hostile_check_in_a_checker_process_is_killed_at_the_deadline(make: Any) -> None:
     """A 400 kB IN list keeps sqlglot busy for seconds: its process is killed at the deadline,
     and the next check gets a fresh one."""
-    ex = await make(checker=PolicyCheck(BASELINE), limits=replace(LIMITS, statement_timeout=1.0))
+    ex = await make(checker=PolicyCheck.fixed(BASELINE), limits=replace(LIMITS, statement_timeout=1.0))
     await ex.start()
     hostile = "SELECT 1 WHERE 1 IN (" + ",".join(["1"] * 200_000) + ")"
     started = time.monotonic()

@@ -53,16 +53,29 @@ READ_FACTOR = 2  # reading stops at this many times max_result_bytes (PostgreSQL
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 
 
+VerdictFollowUp = Callable[[Verdict], None]  # run on the verdict in the caller; may raise
+
+
 @dataclass(frozen=True)
 class PolicyCheck:
-    """A database's policy check that can run in a checker process: the policy, and how to get
-    the current schema snapshot. Calling it checks in this process (tests, the CLI)."""
+    """A database's policy check that can run in a checker process. `policy()` gives the policy
+    in force for the current call (it may depend on who calls) and an optional follow-up run
+    on its verdict; `snapshot()` the current schema snapshot. Calling it checks in this process
+    (tests, the CLI)."""
 
-    policy: CompiledPolicy
+    policy: Callable[[], tuple[CompiledPolicy, VerdictFollowUp | None]]
     snapshot: Callable[[], SchemaSnapshot | None] = lambda: None
 
+    @classmethod
+    def fixed(cls, policy: CompiledPolicy, snapshot: SchemaSnapshot | None = None) -> PolicyCheck:
+        return cls(lambda: (policy, None), lambda: snapshot)
+
     def __call__(self, sql: str) -> Verdict:
-        return check(sql, self.policy, self.snapshot())
+        policy, follow_up = self.policy()
+        verdict = check(sql, policy, self.snapshot())
+        if follow_up is not None:
+            follow_up(verdict)
+        return verdict
 
 
 @dataclass(frozen=True)
@@ -180,14 +193,18 @@ class Executor:
         deadline = deadline or Deadline(self.statement_timeout(database))
         checker = self._checkers[database]
         started = time.perf_counter()
+        follow_up: VerdictFollowUp | None = None
         if isinstance(checker, PolicyCheck):
-            verdict = await self._workers.check(database, checker.policy, checker.snapshot(), sql, deadline)
+            policy, follow_up = checker.policy()
+            verdict = await self._workers.check(database, policy, checker.snapshot(), sql, deadline)
         else:
             verdict = await self._encoders.run(
                 lambda: checker(sql), deadline, "checking the SQL against the policy"
             )
         if self._on_verdict is not None:
             self._on_verdict(database, sql, verdict, (time.perf_counter() - started) * 1000)
+        if follow_up is not None:
+            follow_up(verdict)
         return verdict
 
     async def execute(self, database: str, sql: str) -> QueryResult:
