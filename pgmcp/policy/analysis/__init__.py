@@ -1,0 +1,36 @@
+"""One resolution pass per statement, read by every rule (see `walk` for PostgreSQL's rules).
+
+`analyse` resolves relations (writing the resolved schema into the tree), every column,
+whole-row and `*` reference to the physical columns it reads, `t.name` calls on rows,
+proven composite field selections and type references to relations, once. The rules in
+`pgmcp.policy.rules` only judge the result.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from pgmcp.policy.analysis.model import Access, Analysis, AnalysisError, FieldSelection, RowCall, UnknownColumn
+from pgmcp.policy.analysis.names import RelationRef, Unresolved, fold
+from pgmcp.policy.analysis.typerefs import TypeRef, type_refs
+from pgmcp.policy.analysis.walk import Walker
+from pgmcp.schema.snapshot import SchemaSnapshot
+
+__all__ = [
+    "Access", "Analysis", "AnalysisError", "FieldSelection", "RelationRef", "RowCall", "TypeRef",
+    "UnknownColumn", "Unresolved", "analyse", "fold", "type_refs",
+]
+
+
+def analyse(
+    tree: exp.Expr,
+    search_path: tuple[str, ...],
+    snapshot: SchemaSnapshot | None,
+    fences: dict[int, exp.Table] | None = None,
+) -> Analysis:
+    """Resolve `tree` (a vetted read query). `fences` maps the ids of the row-filter fence
+    subqueries the checker wrote itself to the table each one fences: they are read as that
+    table, and the policy's condition inside them is not the user's."""
+    walker = Walker(search_path, snapshot, fences)
+    walker.query(tree, None, None)
+    return walker.out
