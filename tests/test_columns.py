@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-
 import sqlglot
+import yaml
 
 from pgmcp.policy.analysis import Analysis, analyse
 from pgmcp.schema.snapshot import ColumnInfo, RelationInfo, SchemaSnapshot

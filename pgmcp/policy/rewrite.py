@@ -102,11 +102,16 @@ def fence_tables(targets: list[tuple[exp.Table, exp.Expression]]) -> list[exp.Su
     """
     fences: list[exp.Subquery] = []
     for table, condition in targets:
-        if not isinstance(table.parent, (exp.From, exp.Join)):
+        joins = table.args.get("joins")  # the first member of a parenthesised join carries them
+        first_member = isinstance(table.parent, exp.Subquery) and table.arg_key == "this" and bool(joins)
+        if not isinstance(table.parent, (exp.From, exp.Join)) and not first_member:
             raise PolicyDenied(
                 f"row filter on {table.db}.{table.name}: the table is referenced where pgmcp cannot fence it"
             )
+        table.set("joins", None)
         fenced = fence(table, condition)
+        if joins:
+            fenced.set("joins", joins)
         table.replace(fenced)
         fences.append(fenced)
     return fences

@@ -33,4 +33,8 @@ def analyse(
     table, and the policy's condition inside them is not the user's."""
     walker = Walker(search_path, snapshot, fences)
     walker.query(tree, None, None)
+    for table in tree.find_all(exp.Table):
+        # The cross-check: a relation reference the walk did not reach is never left unjudged.
+        if id(table) not in walker.tables and not isinstance(table.this, exp.Func) and not table.args.get("rows_from"):
+            raise AnalysisError(f"the table reference {table.sql('postgres')} is where pgmcp cannot resolve it")
     return walker.out

@@ -105,6 +105,7 @@ class Walker:
         self.snapshot = snapshot
         self.fences = fences or {}
         self.out = Analysis()
+        self.tables: set[int] = set()  # every Table node the walk accounted for
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -234,14 +235,19 @@ class Walker:
     # -- FROM ------------------------------------------------------------------------------
 
     def _from_clause(self, node: exp.Expr, outer: _Level | None, env: _Env | None) -> list[Item]:
+        """The FROM items of a SELECT, or of a parenthesised join (`node` is then its first member,
+        which sqlglot hangs the join list on)."""
         items: list[Item] = []
-        source = node.args.get("from_")
-        first = source.this if isinstance(source, exp.From) else (node if isinstance(node, exp.Table) else None)
+        if isinstance(node, exp.Select):
+            source = node.args.get("from_")
+            first = source.this if isinstance(source, exp.From) else None
+        else:
+            first = node
         if first is None:
             if node.args.get("joins"):
                 raise AnalysisError("joins without a FROM item")
             return items
-        items.append(self._item(first, outer, env, items))
+        items.append(self._item(first, outer, env, items, members=first is not node))
         for join in node.args.get("joins") or []:
             right = self._item(join.this, outer, env, items)
             comma = not any(join.args.get(k) for k in ("kind", "side", "method", "on", "using"))
@@ -274,8 +280,19 @@ class Walker:
         self._access("natural", unknown, join, "NATURAL JOIN")
         return []
 
-    def _item(self, node: exp.Expr, outer: _Level | None, env: _Env | None, left: list[Item]) -> Item:
-        """One FROM item; `left` holds the items before it (what LATERAL and functions see)."""
+    def _item(
+        self, node: exp.Expr, outer: _Level | None, env: _Env | None, left: list[Item], *, members: bool = True
+    ) -> Item:
+        """One FROM item; `left` holds the items before it (what LATERAL and functions see).
+
+        A node carrying `joins` is the first member of a parenthesised join (`members` False
+        when that join is being built: the node then stands for itself only).
+        """
+        if members and node.args.get("joins"):
+            items = self._from_clause(node, outer, env)
+            if len(items) != 1:
+                raise AnalysisError("a parenthesised FROM list")
+            return items[0]
         lateral = _Level(outer, list(left), env)
         alias, columns, _ = alias_columns(node.args.get("alias"))
         if isinstance(node, exp.Table):
@@ -283,21 +300,20 @@ class Walker:
         if isinstance(node, exp.Subquery):
             fenced = self.fences.get(id(node))
             if fenced is not None:
+                # The condition inside is the policy's, not the user's: not resolved as a read.
+                self.tables.update(id(t) for t in node.find_all(exp.Table))
                 return self._relation(fenced, alias, columns, fenced=True)
             inner = node.this
-            if isinstance(inner, (exp.Query, exp.Values)):
-                names, complete = self.query(inner, outer, env)
-                return derived_item(alias, names, complete, columns, f"the subquery {alias or ''}".rstrip())
-            if isinstance(inner, exp.Table):  # a parenthesised join, maybe aliased
-                items = self._from_clause(inner, outer, env)
-                if len(items) != 1:
-                    raise AnalysisError("a parenthesised FROM list")
-                joined = items[0]
+            if inner.args.get("joins") or isinstance(inner, exp.Table):  # a parenthesised join, maybe aliased
+                joined = self._item(inner, outer, env, [])
                 if alias is None:
                     return joined
                 if not joined.children:
                     raise AnalysisError("an alias on a parenthesised FROM item")
                 return join_item(joined.children[0], joined.children[1], joined.merged, alias, columns)
+            if isinstance(inner, (exp.Query, exp.Values)):
+                names, complete = self.query(inner, outer, env)
+                return derived_item(alias, names, complete, columns, f"the subquery {alias or ''}".rstrip())
             raise AnalysisError(f"a FROM item of kind {type(inner).__name__}")
         if isinstance(node, exp.Lateral):
             inner = node.this
@@ -337,6 +353,7 @@ class Walker:
         if isinstance(node.this, exp.Identifier) and not node.args.get("db") and env is not None:
             cte = env.find(fold(node.this))
             if cte is not None:
+                self.tables.add(id(node))
                 name = alias or fold(node.this)
                 return derived_item(name, cte.names, cte.complete, columns, f"the CTE {fold(node.this)}")
         for key in ("sample", "version", "when", "changes", "pivots"):
@@ -348,6 +365,7 @@ class Walker:
         return self._relation(node, alias, columns, fenced=False)
 
     def _relation(self, node: exp.Table, alias: str | None, columns: list[str], *, fenced: bool) -> Item:
+        self.tables.add(id(node))
         ref = resolve_table(node, self.search_path, self.snapshot, fenced=fenced)
         if not isinstance(ref, RelationRef):
             self.out.unresolved.append(ref)
