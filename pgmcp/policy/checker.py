@@ -22,17 +22,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import cast
 
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from pgmcp.errors import PolicyDenied
 from pgmcp.policy.analysis import Analysis, AnalysisError, analyse, type_refs
 from pgmcp.policy.analysis.calls import FunctionRef, function_refs
 from pgmcp.policy.compiler import CompiledPolicy
 from pgmcp.policy.parse import Parsed, parse_statement
-from pgmcp.policy.rewrite import to_sql
+from pgmcp.policy.rewrite import generate
 from pgmcp.policy.rules import PGM003, PGM006, PGM007, PGM105, PGM106, PGM501, PGM502, violation
 from pgmcp.policy.rules.columns import column_violations
 from pgmcp.policy.rules.functions import attribute_calls, function_violations
@@ -148,16 +146,15 @@ def _rewrite(ctx: Context) -> None:
     assert ctx.parsed is not None and ctx.analysis is not None
     if ctx.written is not None:
         ctx.refuse(verify_rewritten(ctx.parsed, ctx.tree, ctx.analysis.relations, ctx.policy))
+        # What was judged is what runs: the text must be exactly what its tree generates.
+        if not ctx.violations and generate(ctx.tree, copy=False) != ctx.parsed.body:
+            ctx.refuse([violation(PGM502, "the rewritten query does not survive a round trip through the parser")])
         return
     tree, written, problems = rewrite(ctx.parsed, ctx.tree, ctx.analysis.relations, ctx.policy, ctx.trace)
     ctx.refuse(problems)
     if problems or written is None:
         return
-    try:
-        text = to_sql(cast(exp.Expression, tree), copy=False)  # the rewritten tree is ours alone
-    except PolicyDenied as err:
-        ctx.refuse([violation(PGM502, f"the rewritten query cannot be generated: {err.message}")])
-        return
+    text = generate(tree, copy=False)  # the rewritten tree is ours alone
     rewritten = (ctx.parsed.explain.prefix if ctx.parsed.explain else "") + text
     again = _run(Context(rewritten, ctx.policy, ctx.snapshot, written=written))
     if not again.allowed:

@@ -227,12 +227,18 @@ def _parse_into(parsed: Parsed, allow_reserved: bool) -> None:
 def _tree_depth(tree: exp.Expr) -> int:
     """The depth of `tree` (iterative), stopping as soon as it passes MAX_TREE_DEPTH."""
     deepest = 0
-    stack: list[tuple[exp.Expr, int]] = [(tree, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > deepest:
-            deepest = depth
-            if deepest > MAX_TREE_DEPTH:
-                return deepest
-        stack.extend((child, depth + 1) for child in node.iter_expressions())
+    level: list[exp.Expr] = [tree]
+    # Breadth first, one level at a time: the depth is the number of levels.
+    while level:
+        deepest += 1
+        if deepest > MAX_TREE_DEPTH:
+            return deepest
+        below: list[exp.Expr] = []
+        for node in level:
+            for value in node.args.values():
+                if isinstance(value, exp.Expr):
+                    below.append(value)
+                elif isinstance(value, list):
+                    below.extend(v for v in value if isinstance(v, exp.Expr))
+        level = below
     return deepest

@@ -63,6 +63,11 @@ def to_sql(tree: exp.Expression, *, copy: bool = True) -> str:
 _POSTGRES = Postgres()
 
 
+def generate(tree: exp.Expr, *, copy: bool = True) -> str:
+    """PostgreSQL text for `tree`, function names as written, comments dropped (no round trip)."""
+    return _generate(tree, copy=copy)
+
+
 def _generate(tree: exp.Expr, *, copy: bool = True) -> str:
     return _POSTGRES.generate(tree, copy=copy, normalize_functions=False, comments=False)
 
