@@ -212,28 +212,49 @@ class Walker(FromClause, FieldSelections):
 
     def _column(self, node: exp.Column, level: Level) -> None:
         parts = [fold(p) for p in (node.args.get("catalog"), node.args.get("db"), node.args.get("table")) if p]
-        if isinstance(node.this, exp.Star):
-            item = self._named(level, parts[-1]) if parts else None
-            if item is not None:
-                self._access("whole_row", item.all_reads(), node, f"{parts[-1]}.*")
-            return
-        if not isinstance(node.this, exp.Identifier):
+        star = isinstance(node.this, exp.Star)
+        if not star and not isinstance(node.this, exp.Identifier):
             raise AnalysisError("a column reference of an unsupported shape")
-        name = fold(node.this)
+        name = "*" if star else fold(node.this)
         if not parts and name == "user" and not node.this.quoted:
             return  # the keyword USER is current_user, never a column
         if not parts:
             self._bare(node, name, level)
+        elif len(parts) == 1 and star:
+            item = self._named(level, parts[0])
+            if item is not None:
+                self._access("whole_row", item.all_reads(), node, f"{parts[0]}.*")
         elif len(parts) == 1:
             self._qualified(node, parts[0], name, level)
         else:
-            key = (parts[-2], parts[-1])
-            for current in level.chain():
-                for item in current.items:
-                    found = item.unaliased(key)
-                    if found is not None:
+            self._dotted(node, parts, name, level)
+
+    def _dotted(self, node: exp.Column, parts: list[str], name: str, level: Level) -> None:
+        """`a.b.c` (and longer): schema.table.column first, else table.column.field (transformColumnRef)."""
+        key = (parts[-2], parts[-1])
+        for current in level.chain():
+            for item in current.items:
+                found = item.unaliased(key)
+                if found is not None:
+                    if name == "*":
+                        projection = isinstance(node.parent, exp.Select) and node.arg_key == "expressions"
+                        kind: AccessKind = "star" if projection else "whole_row"
+                        self._access(kind, found.all_reads(), node, f"{key[0]}.{key[1]}.*")
+                    else:
                         self._in_item(node, found, f"{key[0]}.{key[1]}", name)
-                        return
+                    return
+        # table.column, then each further name a field of it or a call on it (transformIndirection).
+        names = [*parts, name]
+        owner = self._named(level, names[0])
+        if owner is None:
+            return  # PostgreSQL: a missing FROM-clause entry, an error
+        self._in_item(node, owner, names[0], names[1])
+        shown = f"{names[0]}.{names[1]}"
+        for field_name in names[2:]:
+            if field_name != "*":
+                why = f"{field_name} is a field of {shown} or a call {field_name}({shown})"
+                self.out.row_calls.append(RowCall(node, shown, field_name, why))
+            shown = f"{shown}.{field_name}"
 
     def _bare(self, node: exp.Column, name: str, level: Level) -> None:
         """An unqualified name: a column of the innermost level that has one, else a whole row."""
@@ -290,6 +311,8 @@ def _star_of(projection: exp.Expr) -> str | None:
     if isinstance(projection, exp.Star):
         return ""
     if isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star):
+        if projection.args.get("db") or projection.args.get("catalog"):
+            return None  # a.b.*: schema.table.* or table.column.* (resolved as a column reference)
         return fold(projection.args.get("table"))
     return None
 
