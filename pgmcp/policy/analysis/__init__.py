@@ -8,6 +8,8 @@ proven composite field selections and type references to relations, once. The ru
 
 from __future__ import annotations
 
+from typing import cast
+
 from sqlglot import exp
 
 from pgmcp.policy.analysis.model import Access, Analysis, AnalysisError, FieldSelection, RowCall, UnknownColumn
@@ -33,8 +35,18 @@ def analyse(
     table, and the policy's condition inside them is not the user's."""
     walker = Walker(search_path, snapshot, fences)
     walker.query(tree, None, None)
-    for table in tree.find_all(exp.Table):
-        # The cross-check: a relation reference the walk did not reach is never left unjudged.
-        if id(table) not in walker.tables and not isinstance(table.this, exp.Func) and not table.args.get("rows_from"):
-            raise AnalysisError(f"the table reference {table.sql('postgres')} is where pgmcp cannot resolve it")
+    # The cross-check: a relation or column reference the walk did not reach is never left
+    # unjudged; the statement is refused instead.
+    for node in tree.find_all(exp.Table, exp.Column):
+        if isinstance(node, exp.Table):
+            if id(node) not in walker.tables and not isinstance(node.this, exp.Func) and not node.args.get("rows_from"):
+                raise AnalysisError(f"the table reference {node.sql('postgres')} is where pgmcp cannot resolve it")
+        elif id(node) not in walker.columns and not _syntax_name(cast(exp.Column, node)):
+            raise AnalysisError(f"the name {node.sql('postgres')} is where pgmcp cannot resolve it")
     return walker.out
+
+
+def _syntax_name(column: exp.Column) -> bool:
+    """Column nodes sqlglot makes of names that are no column references (a COLLATE's name)."""
+    parent = column.parent
+    return isinstance(parent, exp.Collate) and column.arg_key == "expression"

@@ -38,6 +38,7 @@ class FieldSelections(WalkState):
                 return False
             if star:
                 self._access("whole_row", item.all_reads(), dot, f"({name}).*")
+                self.columns.add(id(base))
                 return True
             field_name = fold(dot.expression)
             match = item.lookup(field_name) if item.relation is not None and item.certain else None
@@ -47,6 +48,7 @@ class FieldSelections(WalkState):
             if info is not None:
                 self.out.fields[id(dot)] = FieldSelection(dot, field_name, info.type)
             self._access("column", match.reads, dot, f"({name}).{field_name}")
+            self.columns.add(id(base))
             return True
         if isinstance(base, exp.Dot) and not star and self.snapshot is not None:
             self.expr(base, level)

@@ -86,11 +86,10 @@ class FromClause(WalkState):
         if isinstance(node, exp.Subquery):
             fenced = self.fences.get(id(node))
             if fenced is not None:
-                # The condition inside is the policy's, not the user's: not resolved as a read.
-                self.tables.update(id(t) for t in node.find_all(exp.Table))
-                return self._relation(fenced, alias, columns, fenced=True)
+                return self._fence(node, fenced, outer, env, alias, columns)
             inner = node.this
-            if inner.args.get("joins") or isinstance(inner, exp.Table):  # a parenthesised join, maybe aliased
+            if not isinstance(inner, exp.Select) and (inner.args.get("joins") or isinstance(inner, exp.Table)):
+                # a parenthesised join (its first member carries the join list), maybe aliased
                 joined = self._item(inner, outer, env, [])
                 if alias is None:
                     return joined
@@ -124,6 +123,27 @@ class FromClause(WalkState):
             names, complete = self._values(node, outer, env)
             return derived_item(alias, names, complete, columns, "the VALUES list")
         raise AnalysisError(f"a FROM item of kind {type(node).__name__}")
+
+    def _fence(
+        self, node: exp.Subquery, table: exp.Table, outer: Level | None, env: Env | None,
+        alias: str | None, columns: list[str],
+    ) -> Item:
+        """A row-filter fence the checker wrote (known by identity): read as the table it fences.
+
+        Its condition is the policy's: resolved (relations, calls on rows) but not counted as
+        the user's column reads.
+        """
+        item = self._relation(table, alias, columns, fenced=True)
+        inner = self._relation(table, fold(table.alias), [], fenced=True)
+        self.out.relations.pop()  # the same reference, recorded once
+        where = node.this.args.get("where") if isinstance(node.this, exp.Select) else None
+        if isinstance(where, exp.Where):
+            counted = len(self.out.accesses)
+            self.expr(where.this, Level(outer, [inner], env))
+            del self.out.accesses[counted:]
+        self.tables.update(id(t) for t in node.find_all(exp.Table))
+        self.columns.update(id(c) for c in node.find_all(exp.Column))
+        return item
 
     def _table(
         self, node: exp.Table, outer: Level | None, env: Env | None, lateral: Level,

@@ -74,6 +74,7 @@ class WalkState:
         self.fences = fences or {}
         self.out = Analysis()
         self.tables: set[int] = set()  # every Table node the walk accounted for
+        self.columns: set[int] = set()  # every Column node the walk resolved
 
     def query(self, node: exp.Expr, outer: Level | None, env: Env | None) -> Outputs:
         raise NotImplementedError

@@ -161,6 +161,7 @@ class Walker(FromClause, FieldSelections):
                 if not group or not local:
                     # An output column: what it reads was counted in the select list. (A
                     # GROUP BY name that is also an input column is the input column.)
+                    self.columns.add(id(key))
                     if isinstance(item, exp.Ordered):
                         self._rest(item, level, {"this"})
                     return
@@ -192,6 +193,7 @@ class Walker(FromClause, FieldSelections):
 
     def _star(self, node: exp.Expr, star: str, level: Level) -> Outputs:
         """`*` or `t.*` in a select list: the columns it expands to (ExpandColumnRefStar)."""
+        self.columns.add(id(node))
         if star == "":
             items = level.items
             label = "*"
@@ -211,6 +213,7 @@ class Walker(FromClause, FieldSelections):
         return names, complete
 
     def _column(self, node: exp.Column, level: Level) -> None:
+        self.columns.add(id(node))
         parts = [fold(p) for p in (node.args.get("catalog"), node.args.get("db"), node.args.get("table")) if p]
         star = isinstance(node.this, exp.Star)
         if not star and not isinstance(node.this, exp.Identifier):
