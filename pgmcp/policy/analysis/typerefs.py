@@ -124,16 +124,19 @@ def _relation_type(
 
 
 def _name_in_string(text: str, reg: str) -> list[str] | None:
-    """The (schema, name) a regclass/regtype literal names (stringToQualifiedNameList); None for a
-    built-in type, [] when it cannot be read."""
+    """The (schema, name) a regclass/regtype literal names (stringToQualifiedNameList, parseTypeString);
+    None for a built-in type, [] when it cannot be read."""
     if reg == "regtype":
         try:
             built = exp.DataType.build(text, dialect="postgres")
         except (SqlglotError, ValueError):
-            return []
-        if built.this != exp.DataType.Type.USERDEFINED:
-            return None
-        return _type_name(built) or []
+            built = None
+        while built is not None and built.this == exp.DataType.Type.ARRAY and built.expressions:
+            element = built.expressions[0]
+            built = element if isinstance(element, exp.DataType) else None
+        if built is not None:
+            return _type_name(built) if built.this == exp.DataType.Type.USERDEFINED else None
+        text = text.strip().removesuffix("[]").strip()  # a name sqlglot does not know as a type
     try:
         table = exp.to_table(text, dialect="postgres")
     except (SqlglotError, ValueError):

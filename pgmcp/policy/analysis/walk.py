@@ -91,10 +91,12 @@ class Walker(FromClause, FieldSelections):
             if not recursive:
                 mine.limit = index
             if recursive and isinstance(body, exp.SetOperation):
-                names, complete = self.query(body.this, outer, mine)
+                # The non-recursive term first: the recursive one sees the CTE with its columns.
+                inner = self._with(body, outer, mine)
+                names, complete = self.query(body.this, outer, inner)
                 ctes[name] = Cte(index, [*columns, *names[len(columns) :]], complete)
-                self.query(body.expression, outer, mine)
-                self._rest(body, Level(outer, [], mine), {"this", "expression", "with_"})
+                self.query(body.expression, outer, inner)
+                self._rest(body, Level(outer, [], inner), {"this", "expression", "with_"})
             elif isinstance(body, (exp.Query, exp.Values)):
                 names, complete = self.query(body, outer, mine)
             else:
