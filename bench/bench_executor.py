@@ -22,10 +22,10 @@ from typing import Any
 
 import asyncpg
 
-from pgmcp.config import DatabaseConfig, LimitsConfig, PoolConfig
+from pgmcp.config.model import DatabaseConfig, LimitsConfig, PoolConfig
 from pgmcp.db.executor import Executor
 from pgmcp.db.pools import PoolSet
-from pgmcp.db.tempserver import TemporaryPostgres
+from pgmcp.demo.tempserver import TemporaryPostgres
 from pgmcp.policy.checker import check
 from pgmcp.policy.compiler import compile_policy
 from pgmcp.policy.document import load_policy_spec

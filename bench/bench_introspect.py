@@ -16,7 +16,7 @@ import time
 
 import asyncpg
 
-from pgmcp.db.tempserver import TemporaryPostgres
+from pgmcp.demo.tempserver import TemporaryPostgres
 from pgmcp.schema.introspect import introspect
 
 

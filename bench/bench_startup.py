@@ -24,7 +24,7 @@ from pathlib import Path
 from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from pgmcp.config import Config, LLMConfig
+from pgmcp.config.model import Config, LLMConfig
 from pgmcp.demo.environment import DemoEnvironment
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,7 +1,7 @@
 """Shared fixtures: a real PostgreSQL for the whole session, one database per test module.
 
 The server is the one named by PGMCP_TEST_DSN when set (it must allow CREATE DATABASE),
-otherwise a throwaway cluster started here (`pgmcp.db.tempserver`) and removed at the end,
+otherwise a throwaway cluster started here (`pgmcp.demo.tempserver`) and removed at the end,
 also when tests fail.
 """
 
@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from pgmcp.db.tempserver import TemporaryPostgres, run_psql
+from pgmcp.demo.tempserver import TemporaryPostgres, run_psql
 
 
 @dataclass

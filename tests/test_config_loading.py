@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from pgmcp.config import Secret
-from pgmcp.config_loader import find_config_path, load_config
-from pgmcp.durations import parse_duration
+from pgmcp.config.loader import find_config_path, load_config
+from pgmcp.config.model import Secret
+from pgmcp.documents.durations import parse_duration
+from pgmcp.documents.resources import shipped_policy_path
 from pgmcp.errors import ConfigError, SourceLocation
-from pgmcp.resources import shipped_policy_path
 from tests.casefiles import load_cases
 
 REPO = Path(__file__).resolve().parent.parent

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from pgmcp.config import DatabaseConfig, LimitsConfig, PoolConfig
+from pgmcp.config.model import DatabaseConfig, LimitsConfig, PoolConfig
 from pgmcp.db.executor import Checker, Executor
 from pgmcp.db.pools import PoolSet
 from pgmcp.errors import (

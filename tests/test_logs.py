@@ -17,9 +17,9 @@ from urllib.parse import quote
 import pytest
 from loguru import logger
 
-from pgmcp.config import Config, DatabaseConfig, LLMConfig, LoggingConfig, Secret
-from pgmcp.logs import audit, current_request_id, request_scope, setup_logging
-from pgmcp.redact import redact, register_secret, register_secrets_in
+from pgmcp.config.model import Config, DatabaseConfig, LLMConfig, LoggingConfig, Secret
+from pgmcp.observe.logs import audit, current_request_id, request_scope, setup_logging
+from pgmcp.observe.redact import redact, register_secret, register_secrets_in
 
 # (text, what must be gone, what must remain)
 REDACTION_CASES = [

@@ -16,9 +16,9 @@ import pytest
 from mcp.client.client import Client
 from mcp.shared.exceptions import MCPError
 
-from pgmcp.config_loader import load_config
+from pgmcp.config.loader import load_config
 from pgmcp.mcp.server import build_server
-from pgmcp.metrics import POLICY_REFUSALS_TOTAL, REQUESTS_TOTAL
+from pgmcp.observe.metrics import POLICY_REFUSALS_TOTAL, REQUESTS_TOTAL
 from tests.conftest import TestDatabase
 from tests.fakes.llm_server import FakeLLMServer, text
 from tests.mcp_setup import COUNT_ORDERS, HEAVY_SQL, create_shop, drop_role, openai_llm, text_of, write_config

@@ -20,9 +20,9 @@ import pytest
 from mcp.client.client import Client
 from mcp.client.session import ClientRequestContext
 
-from pgmcp.config_loader import load_config
+from pgmcp.config.loader import load_config
 from pgmcp.mcp.server import build_server
-from pgmcp.metrics import (
+from pgmcp.observe.metrics import (
     DB_QUERY_DURATION,
     LLM_CALLS_TOTAL,
     LLM_LATENCY,

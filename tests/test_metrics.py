@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from pgmcp import metrics
-from pgmcp.metrics import Counter, Gauge, Histogram, Registry, render_prometheus, snapshot
+from pgmcp.observe import metrics
+from pgmcp.observe.metrics import Counter, Gauge, Histogram, Registry, render_prometheus, snapshot
 
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 _SAMPLE = re.compile(rf"^(?P<name>{_NAME})(?:\{{(?P<labels>.*)\}})? (?P<value>\S+)(?: (?P<ts>-?\d+))?$")

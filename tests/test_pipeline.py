@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 from loguru import logger
 
-from pgmcp.concurrency import Limiter
-from pgmcp.config import DatabaseConfig, LimitsConfig, LLMConfig, LoggingConfig, PoolConfig, Secret
+from pgmcp.ask.pipeline import Attempt, Pipeline, QueryAnswer, is_fixable
+from pgmcp.ask.result_check import ResultCheck
+from pgmcp.config.model import DatabaseConfig, LimitsConfig, LLMConfig, LoggingConfig, PoolConfig, Secret
 from pgmcp.db.executor import Executor, QueryResult
 from pgmcp.db.pools import PoolSet
 from pgmcp.errors import (
@@ -36,18 +37,17 @@ from pgmcp.errors import (
     UsageError,
 )
 from pgmcp.llm import CircuitBreaker, estimate_tokens, make_provider
-from pgmcp.logs import setup_logging
-from pgmcp.metrics import LLM_CALLS_TOTAL, LLM_TOKENS_TOTAL, POLICY_REFUSALS_TOTAL
-from pgmcp.pipeline import Attempt, Pipeline, QueryAnswer, is_fixable
+from pgmcp.observe.logs import setup_logging
+from pgmcp.observe.metrics import LLM_CALLS_TOTAL, LLM_TOKENS_TOTAL, POLICY_REFUSALS_TOTAL
 from pgmcp.policy.checker import check
 from pgmcp.policy.compiler import CompiledPolicy, compile_policy
 from pgmcp.policy.document import load_policy_file
 from pgmcp.policy.verdict import Verdict
-from pgmcp.result_check import ResultCheck
 from pgmcp.schema.cache import SchemaCache
 from pgmcp.schema.filtered import filter_snapshot
 from pgmcp.schema.introspect import introspect_dsn
 from pgmcp.schema.snapshot import SchemaSnapshot
+from pgmcp.service.concurrency import Limiter
 from tests.conftest import TestDatabase, TestServer
 from tests.fakes.llm_server import FakeLLMServer, RecordedRequest, malformed, slow, status, text
 from tests.schema_fixture import dsn_as
@@ -511,7 +511,7 @@ async def test_every_log_line_carries_the_request_id_and_no_secret(
     output = stream.getvalue()
     assert KEY not in output
     lines = [json.loads(line) for line in output.splitlines()]
-    mine = [line for line in lines if line["logger"] == "pgmcp.pipeline"]
+    mine = [line for line in lines if line["logger"] == "pgmcp.ask.pipeline"]
     assert {line["request_id"] for line in mine} == {answer.request_id}
     stages = {line["extra"].get("stage") for line in mine}
     assert {"start", "generate", "check", "execute", "done"} <= stages

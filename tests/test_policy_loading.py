@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from pgmcp.documents.resources import shipped_policy_path
 from pgmcp.errors import PolicyError, SourceLocation
 from pgmcp.policy.document import load_policy_file, load_policy_spec
 from pgmcp.policy.spec import PolicySpec, PolicyTest
-from pgmcp.resources import shipped_policy_path
 from tests.casefiles import load_cases
 
 REPO = Path(__file__).resolve().parent.parent

@@ -9,9 +9,9 @@ from dataclasses import replace
 
 import pytest
 
-from pgmcp.config import DatabaseConfig, LimitsConfig, PoolConfig
+from pgmcp.config.model import DatabaseConfig, LimitsConfig, PoolConfig
 from pgmcp.db.pools import PoolSet
-from pgmcp.db.tempserver import TemporaryPostgres, free_port
+from pgmcp.demo.tempserver import TemporaryPostgres, free_port
 from pgmcp.errors import DatabaseNotFound, DatabaseUnavailable, UnsafeRole
 from tests.conftest import TestDatabase
 
@@ -227,7 +227,7 @@ def test_scrub(text: str, expected: str) -> None:
 
 
 async def test_connection_errors_never_show_the_password(pg_database: TestDatabase, roles: None) -> None:
-    from pgmcp.config import Secret
+    from pgmcp.config.model import Secret
 
     missing = db(pg_database, "gone", dbname="no_such_db", password=Secret("hunter2x"))
     pools = await opened(missing)

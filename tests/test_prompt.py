@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from pgmcp.ask.prompt import build_prompt, rank_relations, render_schema
 from pgmcp.llm.base import estimate_tokens
-from pgmcp.prompt import build_prompt, rank_relations, render_schema
 from pgmcp.schema.snapshot import ColumnInfo, EnumType, ForeignKey, RelationInfo, SchemaSnapshot
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"

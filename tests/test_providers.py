@@ -17,7 +17,7 @@ from mcp.client.client import Client
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
-from pgmcp.config import LLMConfig, Secret
+from pgmcp.config.model import LLMConfig, Secret
 from pgmcp.errors import GenerationFailed, LLMError, LLMUnavailable
 from pgmcp.llm import (
     ClientSamplingProvider,
@@ -213,7 +213,7 @@ async def test_factory_picks_the_configured_provider(fake: FakeLLMServer) -> Non
 
 def test_importing_pgmcp_does_not_import_vendor_sdks() -> None:
     code = (
-        "import sys, pgmcp, pgmcp.llm, pgmcp.prompt\n"
+        "import sys, pgmcp, pgmcp.llm, pgmcp.ask.prompt\n"
         "loaded = [m for m in ('openai', 'anthropic', 'mcp') if m in sys.modules]\n"
         "assert not loaded, loaded\n"
     )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pgmcp.ask.result_check import ResultCheck, parse_judgement
 from pgmcp.errors import GenerationFailed
-from pgmcp.result_check import ResultCheck, parse_judgement
 
 GOOD = [
     ('{"confidence": 0.8, "explanation": "Right table."}', 0.8, "Right table."),

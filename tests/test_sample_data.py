@@ -9,8 +9,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from pgmcp.db.tempserver import run_psql
 from pgmcp.demo.sample_data import DEMO_ROLE, load_sample_database, sample_database_sql
+from pgmcp.demo.tempserver import run_psql
 from pgmcp.policy.compiler import compile_policy
 from pgmcp.policy.document import load_policy_spec
 from tests.conftest import TestDatabase

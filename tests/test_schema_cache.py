@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from loguru import logger
 
-from pgmcp.db.tempserver import free_port
+from pgmcp.demo.tempserver import free_port
 from pgmcp.errors import DatabaseUnavailable
 from pgmcp.schema.cache import SchemaCache
 from pgmcp.schema.introspect import introspect_dsn

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from pgmcp.config_loader import load_config
+from pgmcp.config.loader import load_config
 from pgmcp.errors import PolicyDenied, QueryTimeout
-from pgmcp.runtime import Runtime
+from pgmcp.service.runtime import Runtime
 from tests.conftest import TestDatabase
 from tests.mcp_setup import role_dsn
 from tests.readers import reader_role

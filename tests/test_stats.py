@@ -13,9 +13,9 @@ import pytest
 from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters
 
-from pgmcp import metrics
 from pgmcp.cli.stats import parse_prometheus, snapshot_samples, summary
-from pgmcp.stats_file import read_live_snapshots, write_snapshot
+from pgmcp.observe import metrics
+from pgmcp.observe.stats_file import read_live_snapshots, write_snapshot
 from tests.conftest import TestDatabase
 from tests.mcp_setup import COUNT_ORDERS, create_shop, drop_role, serve_command, write_config
 

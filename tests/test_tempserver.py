@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from pgmcp.db.tempserver import TemporaryPostgres, find_bindir
+from pgmcp.demo.tempserver import TemporaryPostgres, find_bindir
 from pgmcp.errors import PostgresNotFound
 from tests.conftest import TestDatabase
 

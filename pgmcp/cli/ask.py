@@ -16,10 +16,9 @@ import dataclasses
 import sys
 from collections.abc import Sequence
 
-from pgmcp.audit import CLI, audit_scope
 from pgmcp.cli.table import render_table
-from pgmcp.config import Config
-from pgmcp.config_loader import find_config_path, load_config
+from pgmcp.config.loader import find_config_path, load_config
+from pgmcp.config.model import Config
 from pgmcp.errors import (
     ConfigError,
     DatabaseNotFound,
@@ -29,9 +28,10 @@ from pgmcp.errors import (
     PgmcpError,
     UsageError,
 )
-from pgmcp.logs import request_scope, setup_logging
+from pgmcp.observe.audit import CLI, audit_scope
+from pgmcp.observe.logs import request_scope, setup_logging
+from pgmcp.observe.redact import redact
 from pgmcp.policy.verdict import Verdict
-from pgmcp.redact import redact
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MAX_SHOWN_ROWS = 50
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _ask(config: Config, args: argparse.Namespace) -> int:
-    from pgmcp.runtime import Runtime
+    from pgmcp.service.runtime import Runtime
 
     try:
         runtime = Runtime(config)

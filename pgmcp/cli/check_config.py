@@ -31,13 +31,13 @@ from pgmcp.cli.ops import (
     shown_dsn,
     shown_path,
 )
-from pgmcp.config import Config, DatabaseConfig
+from pgmcp.config.model import Config, DatabaseConfig
 from pgmcp.db.pools import quote_ident
 from pgmcp.db.privileges import check_role
 from pgmcp.errors import DatabaseError, PgmcpError
+from pgmcp.observe.redact import redact
 from pgmcp.policy.checker import check
 from pgmcp.policy.compiler import CompiledPolicy
-from pgmcp.redact import redact
 from pgmcp.schema.filtered import filter_snapshot
 from pgmcp.schema.introspect import introspect
 from pgmcp.schema.snapshot import SchemaSnapshot

@@ -20,14 +20,14 @@ from urllib.parse import unquote, urlsplit
 
 import asyncpg
 
-from pgmcp.config import Config, DatabaseConfig
-from pgmcp.config_loader import find_config_path, load_config
+from pgmcp.config.loader import find_config_path, load_config
+from pgmcp.config.model import Config, DatabaseConfig
 from pgmcp.db.pools import quote_ident
+from pgmcp.documents.resources import policies_dir
 from pgmcp.errors import DatabaseError, DatabaseUnavailable, PgmcpError, SourceLocation, UsageError
+from pgmcp.observe.redact import redact, register_secret, register_secrets_in
 from pgmcp.policy.compiler import CompiledPolicy, compile_policy
 from pgmcp.policy.document import load_policy_spec
-from pgmcp.redact import redact, register_secret, register_secrets_in
-from pgmcp.resources import policies_dir
 from pgmcp.schema.snapshot import SchemaSnapshot
 
 CONNECT_TIMEOUT = 10.0

@@ -31,10 +31,10 @@ from pgmcp.cli.ops import (
 )
 from pgmcp.db.pools import search_path_value
 from pgmcp.errors import PgmcpError, UsageError
+from pgmcp.observe.redact import redact
 from pgmcp.policy.compiler import CompiledPolicy, compile_policy
 from pgmcp.policy.document import load_policy_spec
 from pgmcp.policy.testing import TestOutcome, compare_rows, outcome_line, run_test, summary_line
-from pgmcp.redact import redact
 from pgmcp.schema.introspect import introspect
 
 DEFAULT_TIMEOUT_MS = 5000  # for executing tests when the policy sets no statement_timeout

@@ -14,11 +14,11 @@ from collections.abc import Sequence
 
 import anyio
 
-from pgmcp.config import Config, LoggingConfig
-from pgmcp.config_loader import find_config_path, load_config
+from pgmcp.config.loader import find_config_path, load_config
+from pgmcp.config.model import Config, LoggingConfig
 from pgmcp.errors import PgmcpError
-from pgmcp.logs import setup_logging
-from pgmcp.runtime import Runtime
+from pgmcp.observe.logs import setup_logging
+from pgmcp.service.runtime import Runtime
 
 EXIT_OK, EXIT_ERROR = 0, 2
 

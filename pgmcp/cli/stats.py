@@ -1,7 +1,7 @@
 """`pgmcp stats`: the metrics of running pgmcp servers, as a short table.
 
 With `--url`, reads `/metrics` of a server on the HTTP transport; otherwise reads the
-snapshot files that stdio servers keep (see `pgmcp.stats_file`). `--format json` prints the
+snapshot files that stdio servers keep (see `pgmcp.observe.stats_file`). `--format json` prints the
 raw data.
 """
 
@@ -17,7 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from pgmcp.stats_file import read_live_snapshots
+from pgmcp.observe.stats_file import read_live_snapshots
 
 Sample = tuple[str, dict[str, str], float]
 _LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$')

@@ -22,13 +22,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pgmcp.concurrency import Limiter
-from pgmcp.config import LimitsConfig
+from pgmcp.config.model import LimitsConfig
 from pgmcp.db.pgerrors import is_connection_lost, translate
 from pgmcp.db.pools import PoolSet
 from pgmcp.db.serialize import JsonValue, SerializeOptions, row_to_json
 from pgmcp.errors import DatabaseNotFound, PolicyDenied
 from pgmcp.policy.verdict import Verdict
+from pgmcp.service.concurrency import Limiter
 
 Checker = Callable[[str], Verdict]
 CLIENT_GRACE = 2.0  # seconds past statement_timeout before the client gives up on the server

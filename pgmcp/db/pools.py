@@ -26,12 +26,12 @@ from typing import Any
 import asyncpg
 from loguru import logger
 
-from pgmcp.config import DatabaseConfig, LimitsConfig
+from pgmcp.config.model import DatabaseConfig, LimitsConfig
 from pgmcp.db.pgerrors import ErrorContext, is_connection_lost, scrub, translate
 from pgmcp.db.privileges import check_role
 from pgmcp.db.serialize import install_codecs
 from pgmcp.errors import DatabaseNotFound, DatabaseUnavailable, UnsafeRole
-from pgmcp.metrics import DB_ACTIVE_CONNECTIONS
+from pgmcp.observe.metrics import DB_ACTIVE_CONNECTIONS
 
 CONNECT_TIMEOUT = 10.0  # seconds for one connection attempt
 RETRY_INITIAL, RETRY_MAX = 1.0, 30.0  # background reconnect backoff (seconds)

@@ -24,7 +24,7 @@ from typing import Any, Literal, TypeAlias, cast
 import asyncpg
 from asyncpg.pgproto.types import BitString, Box, Circle, Line, LineSegment, Path, Point, Polygon
 
-from pgmcp.config import LimitsConfig
+from pgmcp.config.model import LimitsConfig
 
 JsonValue: TypeAlias = "bool | int | float | str | list[JsonValue] | dict[str, JsonValue] | None"
 

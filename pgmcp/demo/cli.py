@@ -19,12 +19,12 @@ from pathlib import Path
 
 from loguru import logger
 
-from pgmcp.config import Config, LoggingConfig
+from pgmcp.config.model import Config, LoggingConfig
 from pgmcp.demo.environment import DEMO_DATABASE, DemoEnvironment, llm_config, with_database
 from pgmcp.demo.signals import Stopped, run_async, termination_signals
 from pgmcp.errors import PgmcpError, PostgresNotFound
-from pgmcp.logs import setup_logging
-from pgmcp.redact import redact, register_secret
+from pgmcp.observe.logs import setup_logging
+from pgmcp.observe.redact import redact, register_secret
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_SIGINT = 128 + signal.SIGINT

@@ -18,10 +18,10 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from loguru import logger
 
-from pgmcp.config import Config, DatabaseConfig, LLMConfig, LoggingConfig, PoolConfig, Secret
-from pgmcp.config_loader import load_config
-from pgmcp.db.tempserver import TemporaryPostgres, run_psql
+from pgmcp.config.loader import load_config
+from pgmcp.config.model import Config, DatabaseConfig, LLMConfig, LoggingConfig, PoolConfig, Secret
 from pgmcp.demo.sample_data import DEMO_ROLE, load_sample_database
+from pgmcp.demo.tempserver import TemporaryPostgres, run_psql
 from pgmcp.errors import DatabaseUnavailable
 
 DEMO_DATABASE = "shop"

@@ -12,8 +12,8 @@ import random
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from pgmcp.db.tempserver import run_psql
 from pgmcp.demo.shop_schema import COMMENTS, DEMO_ROLE, ROLE_SQL, SCHEMA_SQL
+from pgmcp.demo.tempserver import run_psql
 
 __all__ = ["DEMO_ROLE", "load_sample_database", "sample_database_sql"]
 

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 from mcp.client.client import Client
 
 from pgmcp.cli.table import render_table
-from pgmcp.config import Config
+from pgmcp.config.model import Config
 from pgmcp.mcp.server import build_server
 
 HOST_NAME = "pgmcp-demo"

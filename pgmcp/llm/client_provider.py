@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from pgmcp.config import LLMConfig
+from pgmcp.config.model import LLMConfig
 from pgmcp.errors import GenerationFailed, LLMError, LLMUnavailable
 from pgmcp.llm.base import Completion, Prompt, shorten
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from pgmcp.config import LLMConfig
+from pgmcp.config.model import LLMConfig
 from pgmcp.errors import UsageError
 from pgmcp.llm.base import Provider
 from pgmcp.llm.client_provider import ClientSamplingProvider, Sampler

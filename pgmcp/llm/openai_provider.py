@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from pgmcp.config import LLMConfig
+from pgmcp.config.model import LLMConfig
 from pgmcp.errors import GenerationFailed, LLMUnavailable
 from pgmcp.llm.base import Completion, Prompt
 from pgmcp.llm.vendor_sdk import Vendor, completion, raise_translated

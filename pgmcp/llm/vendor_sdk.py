@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, NoReturn
 
-from pgmcp.config import LLMConfig
+from pgmcp.config.model import LLMConfig
 from pgmcp.errors import GenerationFailed, LLMUnavailable
 from pgmcp.llm.base import Completion, redact, shorten
 

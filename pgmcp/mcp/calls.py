@@ -23,12 +23,12 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, InputRequiredResult, TextContent
 from pydantic import BaseModel
 
-from pgmcp.audit import Caller, audit_scope
 from pgmcp.errors import DatabaseUnavailable, PgmcpError, PolicyDenied, QueryTimeout
-from pgmcp.logs import request_scope
 from pgmcp.mcp import models
 from pgmcp.mcp.sampling import SamplingRequired
-from pgmcp.metrics import DB_QUERY_DURATION, POLICY_REFUSALS_TOTAL, REQUEST_DURATION, REQUESTS_TOTAL
+from pgmcp.observe.audit import Caller, audit_scope
+from pgmcp.observe.logs import request_scope
+from pgmcp.observe.metrics import DB_QUERY_DURATION, POLICY_REFUSALS_TOTAL, REQUEST_DURATION, REQUESTS_TOTAL
 
 P = ParamSpec("P")
 # What a tool call answers: its result, or (protocol 2026-07-28) a request for the client's input.

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from pgmcp.metrics import CONTENT_TYPE, render_prometheus
+from pgmcp.observe.metrics import CONTENT_TYPE, render_prometheus
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
-    from pgmcp.runtime import Runtime
+    from pgmcp.service.runtime import Runtime
 
 
 @dataclass

@@ -19,13 +19,13 @@ from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp_types import ToolAnnotations
 
 from pgmcp import __version__
-from pgmcp.config import Config
+from pgmcp.config.model import Config
 from pgmcp.errors import DatabaseNotFound, PgmcpError
-from pgmcp.logs import request_scope
 from pgmcp.mcp import models
 from pgmcp.mcp.calls import clean_argument_errors, tool_call
 from pgmcp.mcp.http import RuntimeSlot, add_ops_routes
-from pgmcp.runtime import Runtime
+from pgmcp.observe.logs import request_scope
+from pgmcp.service.runtime import Runtime
 
 P = ParamSpec("P")
 R = TypeVar("R")

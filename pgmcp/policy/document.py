@@ -14,14 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pgmcp.docschema import load_schema, validate
-from pgmcp.durations import parse_duration
+from pgmcp.documents.docschema import load_schema, validate
+from pgmcp.documents.durations import parse_duration
+from pgmcp.documents.resources import is_policy_path, resolve_policy_ref, shipped_policy_names
+from pgmcp.documents.yamldoc import YamlDocument, read_yaml
 from pgmcp.errors import PolicyError, SourceLocation
 from pgmcp.policy.conditions import check_condition, check_pattern
 from pgmcp.policy.merge import PolicyDocument, merge_documents
 from pgmcp.policy.spec import ColumnRule, FunctionRule, PolicySpec, PolicyTest, RowFilter, TableRule
-from pgmcp.resources import is_policy_path, resolve_policy_ref, shipped_policy_names
-from pgmcp.yamldoc import YamlDocument, read_yaml
 
 
 def load_policy_file(path: Path) -> PolicySpec:

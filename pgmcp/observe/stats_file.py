@@ -19,7 +19,7 @@ from typing import Any
 
 from loguru import logger
 
-from pgmcp import metrics
+from pgmcp.observe import metrics
 
 INTERVAL = 5.0
 

@@ -17,9 +17,9 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
+from pgmcp.documents.resources import schema_path
+from pgmcp.documents.yamldoc import PathKey, YamlDocument
 from pgmcp.errors import DocumentError
-from pgmcp.resources import schema_path
-from pgmcp.yamldoc import PathKey, YamlDocument
 
 # Values at these keys are never echoed back in a message.
 SECRET_KEYS = frozenset({"password", "api_key", "dsn"})

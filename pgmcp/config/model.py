@@ -1,4 +1,4 @@
-"""The configuration, as frozen values. Loading lives in `pgmcp.config_loader`.
+"""The configuration, as frozen values. Loading lives in `pgmcp.config.loader`.
 
 Everything else receives these objects; nothing here knows about the rest of pgmcp.
 Durations are stored in seconds (float). Secrets (passwords, API keys) are kept in

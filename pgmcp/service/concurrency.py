@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from pgmcp.config import LimitsConfig, LLMConfig
+from pgmcp.config.model import LimitsConfig, LLMConfig
 from pgmcp.errors import Overloaded
 
 

@@ -7,7 +7,7 @@ through which tool; the decisions of the request are collected in it and written
 ends, so a statement that was checked and then run (the query pipeline does both) is one
 line, not two. A request that ends without any decision (an unknown database, an LLM that
 could not be reached) still leaves one line with its error code. Outside any scope a decision
-is written at once. Lines go to `logging.audit_file` through `pgmcp.logs.audit`, which adds
+is written at once. Lines go to `logging.audit_file` through `pgmcp.observe.logs.audit`, which adds
 the time and the request id and redacts every string; without an audit file nothing is kept.
 
 The INFO/DEBUG log lines of the policy verdict and of the SQL that ran are written here too,
@@ -24,7 +24,7 @@ from typing import Any
 
 from loguru import logger
 
-from pgmcp.logs import audit, audit_enabled
+from pgmcp.observe.logs import audit, audit_enabled
 from pgmcp.policy.verdict import Verdict
 
 

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Mapping
 from urllib.parse import quote, quote_plus
 
-from pgmcp.config import Secret
+from pgmcp.config.model import Secret
 
 MASK = "***"
 # Registered secrets shorter than this are not replaced verbatim: masking every "ab" in every

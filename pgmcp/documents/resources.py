@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pgmcp.errors import PgmcpError
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the pgmcp/ package folder
 SHIPPED_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 

@@ -18,9 +18,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pgmcp.docschema import types_at
+from pgmcp.documents.docschema import types_at
+from pgmcp.documents.yamldoc import PathKey, YamlDocument
 from pgmcp.errors import ConfigError
-from pgmcp.yamldoc import PathKey, YamlDocument
 
 _TOKEN = re.compile(r"\$(\$|\{([^}]*)\}|\{)")
 _BODY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$", re.DOTALL)

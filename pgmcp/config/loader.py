@@ -1,4 +1,4 @@
-"""Load `pgmcp.yaml` into the frozen `pgmcp.config.Config`.
+"""Load `pgmcp.yaml` into the frozen `pgmcp.config.model.Config`.
 
 Order of work: parse YAML (keeping lines) -> expand `${VAR}` -> validate against
 `schemas/config.schema.json` -> build the values, checking what a schema cannot say (dsn vs
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from pgmcp.config import (
+from pgmcp.config.model import (
     Config,
     DatabaseConfig,
     LimitsConfig,
@@ -25,12 +25,12 @@ from pgmcp.config import (
     SchemaCacheConfig,
     Secret,
 )
-from pgmcp.docschema import load_schema, validate
-from pgmcp.durations import parse_duration
-from pgmcp.envexpand import expand_document
+from pgmcp.documents.docschema import load_schema, validate
+from pgmcp.documents.durations import parse_duration
+from pgmcp.documents.envexpand import expand_document
+from pgmcp.documents.resources import is_policy_path, resolve_policy_ref, shipped_policy_names, shipped_policy_path
+from pgmcp.documents.yamldoc import PathKey, YamlDocument, read_yaml
 from pgmcp.errors import ConfigError, SourceLocation
-from pgmcp.resources import is_policy_path, resolve_policy_ref, shipped_policy_names, shipped_policy_path
-from pgmcp.yamldoc import PathKey, YamlDocument, read_yaml
 
 DEFAULT_CONFIG_NAME = "pgmcp.yaml"
 _DISCRETE = ("host", "port", "user", "dbname")

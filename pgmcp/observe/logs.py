@@ -3,7 +3,7 @@
 - `setup_logging(config)` installs the one sink and routes the stdlib `logging` (sqlglot, mcp,
   httpx, asyncpg, the LLM SDKs, ...) into loguru, so nothing else writes to the terminal.
 - `request_scope()` gives every log line of a request the same `request_id`.
-- Every line is redacted (`pgmcp.redact`) after formatting, tracebacks included, so a secret
+- Every line is redacted (`pgmcp.observe.redact`) after formatting, tracebacks included, so a secret
   cannot leak through a message, an `extra` value or an exception's text.
 - `audit(event)` appends one JSON line per decision to `logging.audit_file` when configured.
 """
@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from loguru import logger
 
-from pgmcp.config import LoggingConfig
-from pgmcp.redact import redact, redact_data
+from pgmcp.config.model import LoggingConfig
+from pgmcp.observe.redact import redact, redact_data
 
 if TYPE_CHECKING:
     from loguru import Message, Record
@@ -163,7 +163,7 @@ def audit_enabled() -> bool:
 def audit(event: dict[str, Any]) -> None:
     """Append one decision to the audit log (a JSON line), if `logging.audit_file` is configured.
 
-    `pgmcp.audit` builds the events (who asked, database, SQL given and run, verdict, outcome).
+    `pgmcp.observe.audit` builds the events (who asked, database, SQL given and run, verdict, outcome).
     The timestamp and the current request id are added; every string is redacted.
     """
     path = _audit_path

@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Literal
 
 from loguru import logger
 
-from pgmcp.answer import Attempt, QueryAnswer
-from pgmcp.audit import repeated_decisions
-from pgmcp.concurrency import Limiter
-from pgmcp.config import LLMConfig
+from pgmcp.ask.answer import Attempt, QueryAnswer
+from pgmcp.ask.prompt import build_prompt
+from pgmcp.ask.result_check import ResultCheck, build_judge_prompt, parse_judgement
+from pgmcp.config.model import LLMConfig
 from pgmcp.errors import (
     DatabaseError,
     DatabaseNotFound,
@@ -46,12 +46,12 @@ from pgmcp.errors import (
 from pgmcp.llm.base import Completion, Prompt, Provider, shorten
 from pgmcp.llm.breaker import CircuitBreaker
 from pgmcp.llm.extract import extract_sql
-from pgmcp.logs import current_request_id, request_scope
-from pgmcp.metrics import LLM_CALLS_TOTAL, LLM_LATENCY, LLM_TOKENS_TOTAL, POLICY_REFUSALS_TOTAL
+from pgmcp.observe.audit import repeated_decisions
+from pgmcp.observe.logs import current_request_id, request_scope
+from pgmcp.observe.metrics import LLM_CALLS_TOTAL, LLM_LATENCY, LLM_TOKENS_TOTAL, POLICY_REFUSALS_TOTAL
 from pgmcp.policy.verdict import Verdict
-from pgmcp.prompt import build_prompt
-from pgmcp.result_check import ResultCheck, build_judge_prompt, parse_judgement
 from pgmcp.schema.snapshot import SchemaSnapshot
+from pgmcp.service.concurrency import Limiter
 
 if TYPE_CHECKING:
     from pgmcp.db.executor import QueryResult

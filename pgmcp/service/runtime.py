@@ -17,31 +17,31 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from pgmcp.audit import record_execution, record_verdict
-from pgmcp.config import Config, DatabaseConfig
+from pgmcp.config.model import Config, DatabaseConfig
 from pgmcp.db.executor import Executor, QueryResult
 from pgmcp.db.pools import PoolSet
 from pgmcp.errors import DatabaseError, DatabaseNotFound, Overloaded, PgmcpError, UsageError
 from pgmcp.llm.breaker import CircuitBreaker
 from pgmcp.llm.factory import make_provider
 from pgmcp.mcp import models
-from pgmcp.metrics import DB_ACTIVE_CONNECTIONS, SCHEMA_CACHE_AGE
+from pgmcp.observe.audit import record_execution, record_verdict
+from pgmcp.observe.metrics import DB_ACTIVE_CONNECTIONS, SCHEMA_CACHE_AGE
+from pgmcp.observe.redact import register_secrets_in
+from pgmcp.observe.stats_file import StatsWriter
 from pgmcp.policy.checker import check
 from pgmcp.policy.compiler import CompiledPolicy, compile_policy
 from pgmcp.policy.document import load_policy_spec
 from pgmcp.policy.verdict import Verdict
-from pgmcp.redact import register_secrets_in
 from pgmcp.schema.cache import SchemaCache
 from pgmcp.schema.filtered import describe, filter_snapshot, render_text
 from pgmcp.schema.introspect import introspect
 from pgmcp.schema.snapshot import SchemaSnapshot
-from pgmcp.stats_file import StatsWriter
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import Context
 
+    from pgmcp.ask.pipeline import Pipeline, QueryAnswer, ReturnType
     from pgmcp.llm.base import Provider
-    from pgmcp.pipeline import Pipeline, QueryAnswer, ReturnType
 
 
 class Runtime:
@@ -192,8 +192,8 @@ class Runtime:
     def pipeline(self) -> Pipeline:
         """The NL->SQL pipeline over this runtime's schema cache, checker and executor."""
         if self._pipeline is None:
-            from pgmcp.concurrency import Limiter
-            from pgmcp.pipeline import Pipeline
+            from pgmcp.ask.pipeline import Pipeline
+            from pgmcp.service.concurrency import Limiter
 
             self._pipeline = Pipeline(
                 self.provider, self.breaker, self.config.llm,

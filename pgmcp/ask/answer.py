@@ -1,6 +1,6 @@
 """The values a question's answer is made of: `QueryAnswer` and its `Attempt`s.
 
-Produced by `pgmcp.pipeline.Pipeline.query`; the MCP layer and the CLI turn them into output.
+Produced by `pgmcp.ask.pipeline.Pipeline.query`; the MCP layer and the CLI turn them into output.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pgmcp.ask.result_check import ResultCheck
 from pgmcp.policy.verdict import Verdict
-from pgmcp.result_check import ResultCheck
 
 if TYPE_CHECKING:
     from pgmcp.db.executor import QueryResult

@@ -1,0 +1,1 @@
+"""The configuration: its model, the loader that validates and converts the YAML."""

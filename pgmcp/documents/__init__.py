@@ -1,0 +1,4 @@
+"""Reading the documents pgmcp ships and loads.
+
+YAML with line numbers, JSON Schema validation, ${VAR} expansion, durations, shipped files.
+"""

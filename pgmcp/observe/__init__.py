@@ -1,0 +1,1 @@
+"""Logs, secret redaction, audit, metrics and the stats file."""

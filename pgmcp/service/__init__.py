@@ -1,0 +1,1 @@
+"""The running core (Runtime) and its concurrency limits; knows nothing of MCP."""
