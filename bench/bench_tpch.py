@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pgmcp.db.tempserver import TemporaryPostgres
+from pgmcp.demo.tempserver import TemporaryPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
 TPCH = ROOT / "bench" / "tpch"
