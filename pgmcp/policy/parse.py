@@ -214,31 +214,34 @@ def _parse_into(parsed: Parsed, allow_reserved: bool) -> None:
         )
         return
     tree = statements[0]
-    # A node takes at least one token, give or take a few wrappers: short input is never deep.
-    if len(tokens) * 4 > MAX_TREE_DEPTH and _tree_depth(tree) > MAX_TREE_DEPTH:
+    depth, flagged = _scan(tree)
+    if depth > MAX_TREE_DEPTH:
         parsed.violations.append(
             violation(PGM006, f"the statement is nested more than {MAX_TREE_DEPTH} levels deep; flatten the query")
         )
         return
     parsed.tree = tree
-    parsed.flagged = list(tree.find_all(*FLAGGED_NODES))
+    parsed.flagged = flagged
 
 
-def _tree_depth(tree: exp.Expr) -> int:
-    """The depth of `tree` (iterative), stopping as soon as it passes MAX_TREE_DEPTH."""
+def _scan(tree: exp.Expr) -> tuple[int, list[exp.Expr]]:
+    """The depth of `tree` (stopping once past MAX_TREE_DEPTH) and its FLAGGED_NODES in
+    breadth-first order (the order of `find_all`), in one pass over the tree."""
     deepest = 0
+    flagged: list[exp.Expr] = []
     level: list[exp.Expr] = [tree]
-    # Breadth first, one level at a time: the depth is the number of levels.
     while level:
         deepest += 1
         if deepest > MAX_TREE_DEPTH:
-            return deepest
+            return deepest, flagged
         below: list[exp.Expr] = []
         for node in level:
+            if isinstance(node, FLAGGED_NODES):
+                flagged.append(node)
             for value in node.args.values():
                 if isinstance(value, exp.Expr):
                     below.append(value)
                 elif isinstance(value, list):
                     below.extend(v for v in value if isinstance(v, exp.Expr))
         level = below
-    return deepest
+    return deepest, flagged

@@ -8,8 +8,6 @@ proven composite field selections and type references to relations, once. The ru
 
 from __future__ import annotations
 
-from typing import cast
-
 from sqlglot import exp
 
 from pgmcp.policy.analysis.model import Access, Analysis, AnalysisError, FieldSelection, RowCall, UnknownColumn
@@ -36,13 +34,17 @@ def analyse(
     walker = Walker(search_path, snapshot, fences)
     walker.query(tree, None, None)
     # The cross-check: a relation or column reference the walk did not reach is never left
-    # unjudged; the statement is refused instead.
-    for node in tree.find_all(exp.Table, exp.Column):
-        if isinstance(node, exp.Table):
+    # unjudged; the statement is refused instead. (Counting first: the walk only records nodes
+    # of this tree, so equal counts mean every one was reached.)
+    tables = list(tree.find_all(exp.Table))
+    columns = list(tree.find_all(exp.Column))
+    if len(walker.columns) != len(columns) or len(walker.tables) != len(tables):
+        for node in tables:
             if id(node) not in walker.tables and not isinstance(node.this, exp.Func) and not node.args.get("rows_from"):
                 raise AnalysisError(f"the table reference {node.sql('postgres')} is where pgmcp cannot resolve it")
-        elif id(node) not in walker.columns and not _syntax_name(cast(exp.Column, node)):
-            raise AnalysisError(f"the name {node.sql('postgres')} is where pgmcp cannot resolve it")
+        for column in columns:
+            if id(column) not in walker.columns and not _syntax_name(column):
+                raise AnalysisError(f"the name {column.sql('postgres')} is where pgmcp cannot resolve it")
     return walker.out
 
 

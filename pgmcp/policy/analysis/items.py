@@ -50,6 +50,7 @@ class Item:
     hides_children: bool = False  # an aliased join hides its sides' names
     bare_relation: bool = False  # a relation without alias: `schema.table.column` may name it
     what: str = "FROM item"
+    _index: dict[str, list[int]] | None = field(default=None, repr=False, compare=False)
 
     # -- columns ---------------------------------------------------------------------------
 
@@ -62,14 +63,17 @@ class Item:
                 return None
             certain = name in self.merged or any(m.certain for m in found)
             return Match(frozenset().union(*(m.reads for m in found)), certain)
-        reads: set[Read] = set()
-        hit = False
-        for have, what in zip(self.names, self.reads, strict=True):
-            if have == name:
-                reads |= what
-                hit = True
-        if hit:
-            return Match(frozenset(reads), True)
+        index = self._index
+        if index is None:
+            index = self._index = {}
+            for position, have in enumerate(self.names):
+                if have is not None:
+                    index.setdefault(have, []).append(position)
+        positions = index.get(name)
+        if positions:
+            if len(positions) == 1:
+                return Match(self.reads[positions[0]], True)
+            return Match(frozenset().union(*(self.reads[i] for i in positions)), True)
         if self.physical is not None and name in SYSTEM_COLUMNS:
             return Match(NOTHING, True)
         if self.certain:
