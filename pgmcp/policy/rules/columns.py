@@ -29,15 +29,12 @@ def column_violations(
     out: list[Violation] = []
     seen: set[tuple[str, str, int | None, int | None]] = set()
     for access in analysis.accesses:
-        found = _judge(access, policy, snapshot)
-        if found is None:
-            continue
-        rule, message = found
         where = parsed.node_position(access.node)
-        if (rule.code, message, *where) in seen:
-            continue
-        seen.add((rule.code, message, *where))
-        out.append(violation(rule, message, *where, source=_source(access, policy, snapshot)))
+        for rule, message, source in _judge(access, policy, snapshot):
+            if (rule.code, message, *where) in seen:
+                continue
+            seen.add((rule.code, message, *where))
+            out.append(violation(rule, message, *where, source=source))
     if snapshot is not None and analysis.unknown:
         tables = {(r.schema, r.name) for r in analysis.relations}
         if any(_restricted(policy, snapshot, t) for t in tables):
@@ -52,34 +49,40 @@ def column_violations(
     return out
 
 
-def _judge(access: Access, policy: CompiledPolicy, snapshot: SchemaSnapshot | None) -> tuple[Rule, str] | None:
-    denied: list[tuple[str, str, str]] = []
+def _judge(
+    access: Access, policy: CompiledPolicy, snapshot: SchemaSnapshot | None
+) -> list[tuple[Rule, str, SourceLocation | None]]:
+    """The violations one reference makes: each denied column it reads, or what it cannot name."""
+    denied: list[tuple[tuple[str, str, str], Decision]] = []
     unnamed: list[str] = []
     for schema, table, column in sorted(access.reads, key=lambda r: (r[0], r[1], r[2] or "")):
         if column is None:
             if _restricted(policy, snapshot, (schema, table)):
                 unnamed.append(f"{schema}.{table}")
-        elif not column_decision(policy, snapshot, schema, table, column).allowed:
-            denied.append((schema, table, column))
+            continue
+        decision = column_decision(policy, snapshot, schema, table, column)
+        if not decision.allowed:
+            denied.append(((schema, table, column), decision))
     if not denied and not unnamed:
-        return None
+        return []
+    first_source = denied[0][1].source if denied else None
     if access.kind == "ambiguous":
         names = ", ".join(sorted({".".join(r[:2]) for r in access.reads}))
-        return PGM302, (f"column {access.label} could belong to any of {names}, and policy {policy.name} denies "
-                        "some columns there; qualify it with its table alias")
+        return [(PGM302, f"column {access.label} could belong to any of {names}, and policy {policy.name} denies "
+                         "some columns there; qualify it with its table alias", first_source)]
     if access.kind == "whole_row":
-        named = ", ".join(".".join(d) for d in denied)
+        named = ", ".join(".".join(key) for key, _ in denied)
         what = f"denied column {named}" if denied else f"columns of {', '.join(unnamed)} it cannot name"
-        return PGM303, (f"whole-row reference {access.label} reads every column, including {what} "
-                        f"(policy {policy.name}); name the columns you need instead")
+        return [(PGM303, f"whole-row reference {access.label} reads every column, including {what} "
+                         f"(policy {policy.name}); name the columns you need instead", first_source)]
     if denied:
         how = " (through *)" if access.kind == "star" else ""
-        decision = column_decision(policy, snapshot, *denied[0])
-        return PGM301, f"column {'.'.join(denied[0])}{how} is {decision.reason}; {_HINT}"
+        return [(PGM301, f"column {'.'.join(key)}{how} is {decision.reason}; {_HINT}", decision.source)
+                for key, decision in denied]
     why = ("NATURAL JOIN compares every column the joined tables share" if access.kind == "natural"
            else f"{access.label} reads a column pgmcp cannot name")
-    return PGM302, (f"{why}: without a schema pgmcp cannot expand it over {', '.join(dict.fromkeys(unnamed))} "
-                    f"(policy {policy.name} denies some columns there); name the columns instead")
+    return [(PGM302, f"{why}: without a schema pgmcp cannot expand it over {', '.join(dict.fromkeys(unnamed))} "
+                     f"(policy {policy.name} denies some columns there); name the columns instead", None)]
 
 
 def column_decision(policy: CompiledPolicy, snapshot: SchemaSnapshot | None, schema: str, table: str,
@@ -90,15 +93,6 @@ def column_decision(policy: CompiledPolicy, snapshot: SchemaSnapshot | None, sch
         if decision.allowed and _has_column(snapshot, anc, column):
             decision = policy.column_decision(anc[0], anc[1], column)
     return decision
-
-
-def _source(access: Access, policy: CompiledPolicy, snapshot: SchemaSnapshot | None) -> SourceLocation | None:
-    for schema, table, column in access.reads:
-        if column is not None:
-            decision = column_decision(policy, snapshot, schema, table, column)
-            if not decision.allowed:
-                return decision.source
-    return None
 
 
 def _restricted(policy: CompiledPolicy, snapshot: SchemaSnapshot | None, table: TableKey) -> bool:
