@@ -25,7 +25,6 @@ from pgmcp.cli.ops import (
     EXIT_FAILED,
     EXIT_OK,
     connect_database,
-    database_policy,
     error_exit,
     load_ops_config,
     shown_dsn,
@@ -38,6 +37,7 @@ from pgmcp.errors import DatabaseError, PgmcpError
 from pgmcp.observe.redact import redact
 from pgmcp.policy.checker import check
 from pgmcp.policy.compiler import CompiledPolicy
+from pgmcp.policy.effective import effective_policies
 from pgmcp.schema.filtered import filter_snapshot
 from pgmcp.schema.introspect import introspect
 from pgmcp.schema.snapshot import SchemaSnapshot
@@ -56,16 +56,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_ops_config(args.config)
-        policies = {db.name: database_policy(config, db) for db in config.databases}
+        policies = effective_policies(config)
     except PgmcpError as err:
         return error_exit(err)
     print(f"config {shown_path(str(config.path))}: ok, {len(config.databases)} database(s)")
     failures = 0
     for db in config.databases:
-        policy = policies[db.name]
+        effective = policies[db.name]
+        policy = effective.policy
         files = ", ".join(shown_path(f) for f in policy.spec.files)
         print(f"database {db.name}: policy {policy.name} ({files})")
         print(f"  {policy_summary(policy)}")
+        if effective.overrides:
+            print(f"  config overrides: {'; '.join(effective.overrides)}")
         if args.connect:
             failures += asyncio.run(_check_live(config, db, policy))
     if failures:
@@ -97,6 +100,7 @@ def policy_summary(policy: CompiledPolicy) -> str:
     ]
     timeout = f"{spec.statement_timeout_ms / 1000:g}s" if spec.statement_timeout_ms else "config default"
     parts.append(f"limits max_rows {spec.max_rows or 'config default'}, statement_timeout {timeout}")
+    parts.append(f"search_path {', '.join(policy.search_path)}")
     return "; ".join(parts)
 
 

@@ -205,7 +205,7 @@ def _function_dict(fn: FunctionInfo) -> dict[str, Any]:
 
 _KIND_WORDS = {
     "table": "TABLE", "view": "VIEW", "materialized_view": "MATERIALIZED VIEW",
-    "foreign_table": "FOREIGN TABLE", "partitioned_table": "PARTITIONED TABLE",
+    "foreign_table": "FOREIGN TABLE", "partitioned_table": "PARTITIONED TABLE", "sequence": "SEQUENCE",
 }
 
 

@@ -36,9 +36,12 @@ from pgmcp.schema.snapshot import (
 )
 
 _USER_SCHEMA = "n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'"
+# Every relation kind a query can read: tables, views, materialized views, foreign tables,
+# partitioned tables and sequences (pg_class.relkind, src/include/catalog/pg_class.h).
+_RELKINDS = "c.relkind IN ('r', 'v', 'm', 'f', 'p', 'S')"
 # The relations a snapshot describes; every per-relation query repeats this filter.
 _VISIBLE = f"""
-    c.relkind IN ('r', 'v', 'm', 'f', 'p') AND {_USER_SCHEMA}
+    {_RELKINDS} AND {_USER_SCHEMA}
     AND has_schema_privilege(n.oid, 'USAGE') AND has_any_column_privilege(c.oid, 'SELECT')
 """
 _FROM_VISIBLE = "pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
@@ -46,6 +49,9 @@ _FROM_VISIBLE = "pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
 RELATIONS = f"""
 SELECT c.oid, n.nspname, c.relname, c.relkind::text AS relkind, d.description,
        c.reltuples::float8 AS reltuples,
+       EXISTS (SELECT 1 FROM pg_options_to_table(c.reloptions) o
+               WHERE CASE WHEN o.option_name = 'security_invoker' THEN o.option_value::bool END)
+         AS security_invoker,
        ARRAY(WITH RECURSIVE up(oid, depth) AS (
                SELECT i.inhparent, 1 FROM pg_inherits i WHERE i.inhrelid = c.oid
                UNION
@@ -165,6 +171,7 @@ CATALOG_QUERIES = (RELATIONS, COLUMNS, CONSTRAINTS, INDEXES, TYPES, VIEW_DEPENDE
 
 _KINDS: dict[str, RelationKind] = {
     "r": "table", "v": "view", "m": "materialized_view", "f": "foreign_table", "p": "partitioned_table",
+    "S": "sequence",
 }
 _VOLATILITY: dict[str, Volatility] = {"i": "immutable", "s": "stable", "v": "volatile"}
 Row = Any  # asyncpg.Record (asyncpg ships no type information)
@@ -266,6 +273,7 @@ def _build_relations(
                 row_estimate=int(r["reltuples"]) if has_rows else None,
                 depends_on=tuple(deps.get(oid, {})), depends_on_columns=tuple(dep_cols.get(oid, ())),
                 inherits_from=_ancestors(r["ancestors"]),
+                security_invoker=r["security_invoker"],
             )
         )
     return tuple(out)

@@ -9,15 +9,13 @@ they return the typed outputs of `pgmcp.mcp.models` so the MCP layer stays thin.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from pgmcp.config.model import Config, DatabaseConfig
+from pgmcp.config.model import Config
 from pgmcp.db.executor import Executor, QueryResult
 from pgmcp.db.pools import PoolSet
 from pgmcp.errors import DatabaseError, DatabaseNotFound, Overloaded, PgmcpError, UsageError
@@ -29,8 +27,8 @@ from pgmcp.observe.metrics import DB_ACTIVE_CONNECTIONS, SCHEMA_CACHE_AGE
 from pgmcp.observe.redact import register_secrets_in
 from pgmcp.observe.stats_file import StatsWriter
 from pgmcp.policy.checker import check
-from pgmcp.policy.compiler import CompiledPolicy, compile_policy
-from pgmcp.policy.document import load_policy_spec
+from pgmcp.policy.compiler import CompiledPolicy
+from pgmcp.policy.effective import effective_policies
 from pgmcp.policy.verdict import Verdict
 from pgmcp.schema.cache import SchemaCache
 from pgmcp.schema.filtered import describe, filter_snapshot, render_text
@@ -52,9 +50,8 @@ class Runtime:
     ) -> None:
         register_secrets_in(config)
         self.config = config
-        self.policies: dict[str, CompiledPolicy] = {
-            db.name: _policy_for(config, db) for db in config.databases
-        }
+        self.effective = effective_policies(config)
+        self.policies: dict[str, CompiledPolicy] = {name: e.policy for name, e in self.effective.items()}
         self.pools = PoolSet(
             config.databases, config.limits,
             search_paths={name: p.search_path for name, p in self.policies.items()},
@@ -68,8 +65,8 @@ class Runtime:
             self.pools,
             {name: self._checker(name) for name in self.policies},
             config.limits,
-            {n: p.statement_timeout_ms / 1000 for n, p in self.policies.items() if p.statement_timeout_ms},
-            max_rows={n: p.max_rows for n, p in self.policies.items() if p.max_rows},
+            {n: e.limits.statement_timeout for n, e in self.effective.items()},
+            max_rows={n: e.limits.max_rows for n, e in self.effective.items()},
         )
         self.provider: Provider = provider or make_provider(config.llm)
         self.breaker = CircuitBreaker(
@@ -302,16 +299,6 @@ class Runtime:
             "llm": {"provider": self.provider.name, "breaker": self.breaker.state},
             "uptime_seconds": round(time.time() - self.started_at, 1),
         }
-
-
-def _policy_for(config: Config, db: DatabaseConfig) -> CompiledPolicy:
-    """The database's compiled policy; a `search_path` in the config overrides the policy's, so
-    that the checker resolves names against exactly the path the connections are pinned to."""
-    base_dir = config.path.parent if config.path else Path.cwd()
-    spec = load_policy_spec(db.policies, base_dir)
-    if db.search_path:
-        spec = dataclasses.replace(spec, search_path=tuple(db.search_path))
-    return compile_policy(spec)
 
 
 def violation_out(v: Any) -> models.ViolationOut:
