@@ -1,13 +1,14 @@
-"""`pgmcp check-config [--config FILE] [--connect]`: is this deployment's setup sound?
+"""`pgmcp check-config [--config FILE] [--connect [--strict]]`: is this deployment's setup sound?
 
 Offline it loads the config and the effective policy of every database (any error names the
 file, line and key) and prints a one-line summary of each policy. With `--connect` it also
 connects to each database as pgmcp would, checks the role (superuser, BYPASSRLS, dangerous
 memberships), introspects the live schema and reports what the policy lets through there,
-and tries every row filter on its table (a filter naming a missing column would make every
-read of that table fail). Exit 0 when all is well, 1 when a check fails (an unreachable
-database, an unsafe role with `refuse_unsafe_role`, a broken row filter), 2 for usage and
-config or policy errors.
+tries every row filter on its table (a filter naming a missing column would make every read
+of that table fail), and runs the privilege audit (`pgmcp.grants.audit`: can the role read
+more than the policy allows?). Exit 0 when all is well, 1 when a check fails (an unreachable
+database, an unsafe role with `refuse_unsafe_role`, a broken row filter, an audit finding with
+`--strict` or `require_grants`), 2 for usage and config or policy errors.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pgmcp.config.model import Config, DatabaseConfig
 from pgmcp.db.pools import quote_ident
 from pgmcp.db.privileges import check_role
 from pgmcp.errors import DatabaseError, PgmcpError
+from pgmcp.grants.audit import audit
 from pgmcp.observe.redact import redact
 from pgmcp.policy.checker import check
 from pgmcp.policy.compiler import CompiledPolicy
@@ -50,6 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--connect", action="store_true",
         help="also connect to each database: check the role and report what the policy allows there",
+    )
+    parser.add_argument(
+        "--strict", action="store_true",
+        help="with --connect: exit 1 on any privilege-audit finding (the role can read more than the policy allows)",
     )
 
 
@@ -70,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         if effective.overrides:
             print(f"  config overrides: {'; '.join(effective.overrides)}")
         if args.connect:
-            failures += asyncio.run(_check_live(config, db, policy))
+            failures += asyncio.run(_check_live(config, db, policy, strict=args.strict))
     if failures:
         print(f"check-config: {failures} check(s) failed")
         return EXIT_FAILED
@@ -140,7 +146,7 @@ def live_report(snapshot: SchemaSnapshot, policy: CompiledPolicy) -> LiveReport:
     )
 
 
-async def _check_live(config: Config, db: DatabaseConfig, policy: CompiledPolicy) -> int:
+async def _check_live(config: Config, db: DatabaseConfig, policy: CompiledPolicy, *, strict: bool = False) -> int:
     """Connect, check the role and the policy on the live schema; return the number of failures."""
     try:
         conn = await connect_database(db)
@@ -161,6 +167,7 @@ async def _check_live(config: Config, db: DatabaseConfig, policy: CompiledPolicy
             failures += 1
         snapshot = await introspect(conn, db.name)
         failures += await _print_live(conn, snapshot, policy)
+        failures += await _print_audit(conn, config, db, policy, strict=strict)
         return failures
     except PgmcpError as err:
         print(f"  FAIL {redact(err.message)}")
@@ -193,6 +200,23 @@ async def _print_live(conn: Any, snapshot: SchemaSnapshot, policy: CompiledPolic
             print(f"  FAIL row filter {rel.qualified_name} ({rf.condition}): {problem}")
             failures += 1
     return failures
+
+
+async def _print_audit(
+    conn: Any, config: Config, db: DatabaseConfig, policy: CompiledPolicy, *, strict: bool
+) -> int:
+    """The privilege audit's findings; they fail the check with --strict or `require_grants`."""
+    command = f"pgmcp policy grants --config {shown_path(str(config.path))} --database {db.name}"
+    findings = await audit(conn, db.name, policy, command)
+    fatal = strict or db.require_grants
+    if not findings:
+        print("  privilege audit: ok (the role reads nothing the policy denies)")
+        return 0
+    why = " (require_grants is set)" if db.require_grants else " (--strict)" if strict else ""
+    print(f"  privilege audit: {len(findings)} finding(s){why}")
+    for finding in findings:
+        print(f"  {'FAIL' if fatal else 'WARN'} {redact(str(finding))}")
+    return len(findings) if fatal else 0
 
 
 async def _try_row_filter(

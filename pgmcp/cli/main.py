@@ -41,6 +41,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
 )
 POLICY_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("test", "pgmcp.cli.policy_test", "run the tests: list of policy documents"),
+    ("grants", "pgmcp.cli.policy_grants", "print the SQL that makes the database enforce a policy too"),
 )
 
 
@@ -66,7 +67,7 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
         _accept_debug(sub)
         if chosen == name:  # import a command's module only when it runs
             _module(module).add_arguments(sub)
-    policy = subs.add_parser("policy", help="policy tools: `pgmcp policy test POLICY...`")
+    policy = subs.add_parser("policy", help="policy tools: `pgmcp policy test POLICY...`, `pgmcp policy grants`")
     policy_subs = policy.add_subparsers(dest="policy_command", metavar="COMMAND")
     for name, module, help_text in POLICY_COMMANDS:
         sub = policy_subs.add_parser(name, help=help_text, description=help_text)

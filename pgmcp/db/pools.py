@@ -79,6 +79,7 @@ class _Database:
     up: bool = False
     last_error: str | None = None
     role_warnings: tuple[str, ...] = ()
+    audit_findings: tuple[str, ...] = ()
     refused: bool = False
     login_role: str | None = None
     current_role: str | None = None
@@ -95,8 +96,11 @@ class PoolSet:
         limits: LimitsConfig,
         *,
         search_paths: Mapping[str, Sequence[str]] | None = None,
+        audit: Callable[[str, Any], Awaitable[Sequence[str]]] | None = None,
     ) -> None:
         self._limits = limits
+        # The privilege audit (pgmcp.grants.audit), run on each database when it connects.
+        self._audit = audit
         self._closed = False
         self._dbs: dict[str, _Database] = {}
         for cfg in configs:
@@ -228,6 +232,7 @@ class PoolSet:
                 )
                 async with pool.acquire(timeout=CONNECT_TIMEOUT) as conn:
                     report = await check_role(conn)
+                    findings = await self._run_audit(cfg.name, conn)
             except Exception as exc:
                 if pool is not None:
                     pool.terminate()
@@ -247,8 +252,30 @@ class PoolSet:
                     f"database '{cfg.name}': refusing to use an unsafe role: " + "; ".join(report.warnings),
                     hint="connect as a least-privilege role, or set refuse_unsafe_role: false",
                 )
+            db.audit_findings = findings
+            for finding in findings:
+                logger.warning("database {}: privilege audit: {}", cfg.name, finding)
+            if findings and cfg.require_grants:
+                await pool.close()
+                db.refused, db.up = True, False
+                db.last_error = (
+                    f"refused: require_grants is set and the privilege audit found {len(findings)} problem(s)"
+                )
+                raise UnsafeRole(
+                    f"database '{cfg.name}': refusing to serve it: require_grants is set and the privilege audit "
+                    "found: " + "; ".join(findings),
+                    hint="apply the SQL of `pgmcp policy grants` for this database, or set require_grants: false",
+                )
             db.pool, db.up, db.last_error = pool, True, None
             logger.info("database {}: connected (role {})", cfg.name, report.current_role)
+
+    async def _run_audit(self, name: str, conn: Any) -> tuple[str, ...]:
+        if self._audit is None:
+            return ()
+        try:
+            return tuple(await self._audit(name, conn))
+        except Exception as exc:  # an audit that cannot run proves nothing: it is a finding itself
+            return (f"the privilege audit could not run: {type(exc).__name__}: {exc}",)
 
     def _schedule_retry(self, db: _Database) -> None:
         if db.retry_task is None or db.retry_task.done():

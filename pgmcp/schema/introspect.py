@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import asyncpg
 
@@ -44,6 +44,10 @@ _VISIBLE = f"""
     {_RELKINDS} AND {_USER_SCHEMA}
     AND has_schema_privilege(n.oid, 'USAGE') AND has_any_column_privilege(c.oid, 'SELECT')
 """
+# `scope="all"`: every relation and column whatever the connected role may read (for
+# `pgmcp policy grants` and the privilege audit, which judge what a role should read).
+_EVERY = f"{_RELKINDS} AND {_USER_SCHEMA}"
+_COLUMN_VISIBLE = "has_column_privilege(a.attrelid, a.attnum, 'SELECT')"
 _FROM_VISIBLE = "pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
 
 RELATIONS = f"""
@@ -75,7 +79,7 @@ LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
 LEFT JOIN pg_description d
   ON d.objoid = a.attrelid AND d.classoid = 'pg_class'::regclass AND d.objsubid = a.attnum
 WHERE {_VISIBLE} AND a.attnum > 0 AND NOT a.attisdropped
-  AND has_column_privilege(a.attrelid, a.attnum, 'SELECT')
+  AND {_COLUMN_VISIBLE}
 ORDER BY a.attrelid, a.attnum
 """
 
@@ -168,6 +172,10 @@ ORDER BY n.nspname, p.proname, args
 """
 
 CATALOG_QUERIES = (RELATIONS, COLUMNS, CONSTRAINTS, INDEXES, TYPES, VIEW_DEPENDENCIES, FUNCTIONS)
+Scope = Literal["readable", "all"]
+_ALL_QUERIES = tuple(
+    q.replace(_VISIBLE, _EVERY).replace(_COLUMN_VISIBLE, "true") for q in CATALOG_QUERIES
+)
 
 _KINDS: dict[str, RelationKind] = {
     "r": "table", "v": "view", "m": "materialized_view", "f": "foreign_table", "p": "partitioned_table",
@@ -177,8 +185,9 @@ _VOLATILITY: dict[str, Volatility] = {"i": "immutable", "s": "stable", "v": "vol
 Row = Any  # asyncpg.Record (asyncpg ships no type information)
 
 
-async def introspect(conn: asyncpg.Connection, database: str) -> SchemaSnapshot:
-    """Read what `conn`'s role can see of its database into a `SchemaSnapshot` named `database`.
+async def introspect(conn: asyncpg.Connection, database: str, *, scope: Scope = "readable") -> SchemaSnapshot:
+    """Read what `conn`'s role can see of its database into a `SchemaSnapshot` named `database`
+    (with `scope="all"`: every relation and column of the user schemas, readable or not).
 
     Runs the `CATALOG_QUERIES` (their count is recorded in `snapshot.catalog_queries`) in one
     read-only transaction, whatever the number of tables. asyncpg failures are
@@ -189,7 +198,8 @@ async def introspect(conn: asyncpg.Connection, database: str) -> SchemaSnapshot:
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             await conn.execute("SET LOCAL search_path = pg_catalog")
-            results = [cast(list[Row], await conn.fetch(sql)) for sql in CATALOG_QUERIES]
+            queries = CATALOG_QUERIES if scope == "readable" else _ALL_QUERIES
+            results = [cast(list[Row], await conn.fetch(sql)) for sql in queries]
     except asyncpg.InsufficientPrivilegeError as exc:
         raise PermissionDenied(
             f"cannot read the catalogs of {database!r}: {exc}", sqlstate=exc.sqlstate

@@ -55,6 +55,7 @@ class Runtime:
         self.pools = PoolSet(
             config.databases, config.limits,
             search_paths={name: p.search_path for name, p in self.policies.items()},
+            audit=self._audit,
         )
         self.schemas = SchemaCache(
             self._introspect, config.schema_cache.ttl, config.schema_cache.refresh_ahead
@@ -121,6 +122,14 @@ class Runtime:
             f"several databases are configured ({', '.join(names)}); say which one with `database`",
             hint="call list_databases to see them",
         )
+
+    async def _audit(self, database: str, conn: Any) -> list[str]:
+        """The privilege audit of `database`'s role; the pools log it and apply require_grants."""
+        from pgmcp.grants.audit import audit
+
+        where = f" --config {self.config.path}" if self.config.path else ""
+        command = f"pgmcp policy grants{where} --database {database}"
+        return [str(f) for f in await audit(conn, database, self.policies[database], command)]
 
     async def _introspect(self, database: str) -> SchemaSnapshot:
         async with self.pools.acquire(database) as conn:
