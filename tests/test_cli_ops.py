@@ -164,7 +164,9 @@ def test_check_config_connect_plain_role(
     code, out, err = run(["check-config", "--config", "pgmcp.yaml", "--connect"], tmp_path, capsys)
     assert code == 0, out + err
     assert f"as {reader} (PostgreSQL" in out
-    assert "WARN" not in out and "FAIL" not in out
+    assert "WARN unsafe role" not in out and "FAIL" not in out
+    # The role reads every table: the privilege audit warns (tests/test_audit_pg.py covers it).
+    assert "privilege audit: 4 finding(s)" in out and "WARN public.payments: " in out
     visible = "public.customers, public.order_items, public.orders, public.product_ratings, public.products"
     assert f"visible tables: {visible}, public.reviews\n" in out
     assert "hidden tables: public.payments" in out
