@@ -123,6 +123,7 @@ def roles(pg_database: TestDatabase) -> Iterator[dict[str, str]]:
         + f"CREATE ROLE {r} LOGIN; CREATE ROLE {app} LOGIN; CREATE ROLE {grp}; CREATE ROLE {other} LOGIN;"
         # far too much for the reader: everything, a group that reads payments, PUBLIC on payments
         + f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {r}; GRANT {grp} TO {r};"
+        + f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {r};"
         + f"GRANT SELECT ON payments TO {grp}; GRANT SELECT ON payments TO PUBLIC;"
         + "GRANT SELECT (id, email) ON customers TO PUBLIC;"
         # an application that reads and writes orders, and another reader of everything
@@ -153,6 +154,7 @@ SELECT c.relname, c.relacl::text, c.relrowsecurity, c.relforcerowsecurity,
 FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'v', 'm', 'S')
 UNION ALL SELECT 'schema', nspacl::text, null, null, null, null FROM pg_namespace WHERE nspname = 'public'
 UNION ALL SELECT 'settings', array_to_string(setconfig, ','), null, null, null, null FROM pg_db_role_setting
+UNION ALL SELECT 'defaults', string_agg(defaclacl::text, ','), null, null, null, null FROM pg_default_acl
 UNION ALL SELECT 'members', string_agg(m.roleid::regrole || '>' || m.member::regrole, ','), null, null, null, null
   FROM pg_auth_members m
 ORDER BY 1
@@ -276,3 +278,15 @@ def test_the_sql_explains_itself(grants_sql: dict[str, object], roles: dict[str,
     assert "--   public.m_payments: it holds a copy of what it read" in sql
     assert 'GRANT SELECT ON TABLE "public"."v_orders_inv"' in sql
     assert "temp_file_limit" in sql and "needs a superuser" in sql
+    assert f'IN SCHEMA "public" REVOKE ALL ON TABLES FROM "{roles["reader"]}";' in sql
+
+
+def test_tables_created_later_are_not_granted(
+    pg_database: TestDatabase, roles: dict[str, str], grants_sql: dict[str, object]
+) -> None:
+    pg_database.run_sql("CREATE TABLE public.later (id int)")
+    try:
+        readable = pg_database.run_sql(f"SELECT has_table_privilege('{roles['reader']}', 'public.later', 'SELECT')")
+        assert readable.strip() == "f"
+    finally:
+        pg_database.run_sql("DROP TABLE public.later")

@@ -77,6 +77,16 @@ SELECT n.nspname,
 FROM pg_namespace n WHERE {_USER_SCHEMA} ORDER BY 1
 """
 
+# Default privileges (ALTER DEFAULT PRIVILEGES) that give the role rights on tables and
+# sequences created later, whatever the policy says about them.
+DEFAULT_PRIVILEGES = """
+SELECT DISTINCT pg_get_userbyid(d.defaclrole) AS owner, n.nspname AS schema, d.defaclobjtype::text AS objtype
+FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace
+CROSS JOIN LATERAL aclexplode(d.defaclacl) a
+WHERE d.defaclobjtype IN ('r', 'S') AND a.grantee = to_regrole($1)
+ORDER BY 1, 2, 3
+"""
+
 ROLE_FACTS = """
 SELECT r.rolname, r.rolsuper, r.rolbypassrls, r.rolcanlogin,
        ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
@@ -139,6 +149,8 @@ class Catalog:
     schema_public: dict[str, tuple[str, ...]]  # schema -> PUBLIC's privileges on it
     role: RoleFacts
     server_version: int
+    # (owner, schema or None for every schema, "r" tables or "S" sequences) granting to the role
+    default_privileges: tuple[tuple[str, str | None, str], ...] = ()
 
 
 async def read_catalog(conn: Any, database: str, role: str) -> Catalog:
@@ -149,6 +161,7 @@ async def read_catalog(conn: Any, database: str, role: str) -> Catalog:
         known = role if role_row is not None else None
         rel_rows = await conn.fetch(RELATION_FACTS, known)
         schema_rows = await conn.fetch(SCHEMA_FACTS)
+        default_rows = await conn.fetch(DEFAULT_PRIVILEGES, known)
         dbname = await conn.fetchval("SELECT current_database()")
         version = int(await conn.fetchval("SHOW server_version_num"))
     except asyncpg.InsufficientPrivilegeError as exc:
@@ -160,6 +173,7 @@ async def read_catalog(conn: Any, database: str, role: str) -> Catalog:
         relations={(r["nspname"], r["relname"]): _relation(r) for r in rel_rows},
         schema_public={r["nspname"]: tuple(r["public_privileges"]) for r in schema_rows},
         role=_role(role, role_row), server_version=version,
+        default_privileges=tuple((r["owner"], r["schema"], r["objtype"]) for r in default_rows),
     )
 
 

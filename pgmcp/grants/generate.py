@@ -71,6 +71,7 @@ def render(g: GrantsInput) -> str:
     lines += memberships_sql(g.role, _group_leaks(g), g.catalog.role.broad_groups)
     lines += settings_sql(g.role, g.catalog.database, g.effective.limits)
     lines += _schemas(g)
+    lines += _default_privileges(g)
     lines += _relations(g)
     lines += _row_security(g)
     if g.revoked_builtins is not None:
@@ -101,6 +102,20 @@ def _schemas(g: GrantsInput) -> list[str]:
         if "CREATE" in g.catalog.schema_public[schema]:
             out.append(f"-- note: PUBLIC may CREATE in schema {schema} (every role may add objects there); "
                        f"REVOKE CREATE ON SCHEMA {ident} FROM PUBLIC unless an application needs it.")
+    return [*out, ""]
+
+
+def _default_privileges(g: GrantsInput) -> list[str]:
+    """Revoke default privileges that would give the role tables created later, unjudged."""
+    if not g.catalog.default_privileges:
+        return []
+    out = [f"-- Default privileges give {g.role} rights on tables created later, whatever the policy says",
+           "-- about them. Revoked: run this command again after schema changes instead."]
+    for owner, schema, objtype in g.catalog.default_privileges:
+        where = f" IN SCHEMA {quote_ident(schema)}" if schema else ""
+        what = "SEQUENCES" if objtype == "S" else "TABLES"
+        out.append(f"ALTER DEFAULT PRIVILEGES FOR ROLE {quote_ident(owner)}{where} REVOKE ALL ON {what} "
+                   f"FROM {quote_ident(g.role)};")
     return [*out, ""]
 
 
