@@ -22,7 +22,12 @@ import asyncpg
 import pytest
 
 from pgmcp.cli import policy_grants
+from pgmcp.config.loader import load_config
 from pgmcp.demo.environment import with_database
+from pgmcp.policy.checker import check
+from pgmcp.policy.effective import effective_policy
+from pgmcp.schema.filtered import filter_snapshot
+from pgmcp.schema.introspect import introspect
 from tests.conftest import TestDatabase
 
 SETUP = """
@@ -290,3 +295,23 @@ def test_tables_created_later_are_not_granted(
         assert readable.strip() == "f"
     finally:
         pg_database.run_sql("DROP TABLE public.later")
+
+
+async def test_pgmcp_still_explains_its_refusals_under_column_grants(
+    pg_database: TestDatabase, roles: dict[str, str], config: Path, grants_sql: dict[str, object]
+) -> None:
+    """Under column privileges the snapshot still lists every column (marked unreadable), so
+    the checker refuses `SELECT *` with the policy's reason instead of letting PostgreSQL fail,
+    and the model is shown only what it may read."""
+    conn = await asyncpg.connect(with_database(pg_database.dsn, pg_database.name, user=roles["reader"]))
+    try:
+        snap = await introspect(conn, "shop")
+    finally:
+        await conn.close()
+    policy = effective_policy(load_config(config), load_config(config).databases[0]).policy
+    for sql in ("SELECT * FROM customers", "SELECT c FROM customers c"):
+        verdict = check(sql, policy, snap)
+        assert not verdict.allowed
+        assert {v.rule for v in verdict.violations} <= {"PGM301", "PGM302", "PGM303"}, verdict.reason()
+    shown = filter_snapshot(snap, policy).relation("public", "customers")
+    assert shown is not None and [c.name for c in shown.columns] == ["id", "name"]

@@ -85,6 +85,7 @@ class _Database:
     current_role: str | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     retry_task: asyncio.Task[None] | None = None
+    audit_task: asyncio.Task[None] | None = None
 
 
 class PoolSet:
@@ -232,7 +233,9 @@ class PoolSet:
                 )
                 async with pool.acquire(timeout=CONNECT_TIMEOUT) as conn:
                     report = await check_role(conn)
-                    findings = await self._run_audit(cfg.name, conn)
+                    # With require_grants the audit decides whether the database is served at
+                    # all, so it runs first; otherwise it only warns, in the background.
+                    findings = await self._run_audit(cfg.name, conn) if cfg.require_grants else ()
             except Exception as exc:
                 if pool is not None:
                     pool.terminate()
@@ -252,9 +255,7 @@ class PoolSet:
                     f"database '{cfg.name}': refusing to use an unsafe role: " + "; ".join(report.warnings),
                     hint="connect as a least-privilege role, or set refuse_unsafe_role: false",
                 )
-            db.audit_findings = findings
-            for finding in findings:
-                logger.warning("database {}: privilege audit: {}", cfg.name, finding)
+            self._log_audit(db, findings)
             if findings and cfg.require_grants:
                 await pool.close()
                 db.refused, db.up = True, False
@@ -268,6 +269,20 @@ class PoolSet:
                 )
             db.pool, db.up, db.last_error = pool, True, None
             logger.info("database {}: connected (role {})", cfg.name, report.current_role)
+            if self._audit is not None and not cfg.require_grants:
+                db.audit_task = asyncio.get_running_loop().create_task(self._audit_later(db))
+
+    def _log_audit(self, db: _Database, findings: tuple[str, ...]) -> None:
+        db.audit_findings = findings
+        for finding in findings:
+            logger.warning("database {}: privilege audit: {}", db.config.name, finding)
+
+    async def _audit_later(self, db: _Database) -> None:
+        try:
+            async with self.acquire(db.config.name) as conn:
+                self._log_audit(db, await self._run_audit(db.config.name, conn))
+        except Exception as exc:  # the database went away meanwhile: it is audited when it is back
+            logger.debug("database {}: privilege audit skipped: {}", db.config.name, exc)
 
     async def _run_audit(self, name: str, conn: Any) -> tuple[str, ...]:
         if self._audit is None:
@@ -295,6 +310,10 @@ class PoolSet:
         """Stop background retries and close every pool (terminating it if it hangs)."""
         self._closed = True
         for db in self._dbs.values():
+            if db.audit_task is not None:
+                db.audit_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await db.audit_task
             if db.retry_task is not None:
                 db.retry_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -7,8 +7,10 @@ transaction pins `search_path` to `pg_catalog`, which makes `format_type`, `pg_g
 depends on whoever introspected).
 
 What is shown is what the connecting role could read: relations in schemas it has USAGE on
-and on which it holds SELECT on the table or on at least one column, only the columns it may
-SELECT, enum and composite types it may use, and functions it may EXECUTE. System schemas (`pg_*`,
+and on which it holds SELECT on the table or on at least one column (with all their columns,
+each marked `readable` or not: PostgreSQL expands `*` over every column before it checks
+column privileges, so the checker must see them all), enum and composite types it may use,
+and functions it may EXECUTE. System schemas (`pg_*`,
 `information_schema`) are left out; view dependencies still name them, because a view that
 reads `pg_catalog.pg_authid` is exactly what the policy engine must see.
 """
@@ -72,14 +74,13 @@ ORDER BY n.nspname, c.relname
 
 COLUMNS = f"""
 SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull,
-       pg_get_expr(ad.adbin, ad.adrelid) AS default, d.description
+       pg_get_expr(ad.adbin, ad.adrelid) AS default, d.description, {_COLUMN_VISIBLE} AS readable
 FROM {_FROM_VISIBLE}
 JOIN pg_attribute a ON a.attrelid = c.oid
 LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
 LEFT JOIN pg_description d
   ON d.objoid = a.attrelid AND d.classoid = 'pg_class'::regclass AND d.objsubid = a.attnum
 WHERE {_VISIBLE} AND a.attnum > 0 AND NOT a.attisdropped
-  AND {_COLUMN_VISIBLE}
 ORDER BY a.attrelid, a.attnum
 """
 
@@ -174,7 +175,7 @@ ORDER BY n.nspname, p.proname, args
 CATALOG_QUERIES = (RELATIONS, COLUMNS, CONSTRAINTS, INDEXES, TYPES, VIEW_DEPENDENCIES, FUNCTIONS)
 Scope = Literal["readable", "all"]
 _ALL_QUERIES = tuple(
-    q.replace(_VISIBLE, _EVERY).replace(_COLUMN_VISIBLE, "true") for q in CATALOG_QUERIES
+    q.replace(_VISIBLE, _EVERY) for q in CATALOG_QUERIES
 )
 
 _KINDS: dict[str, RelationKind] = {
@@ -247,7 +248,7 @@ def _build_relations(
     cols: defaultdict[int, list[ColumnInfo]] = defaultdict(list)
     for r in columns:
         cols[r["attrelid"]].append(
-            ColumnInfo(r["attname"], r["type"], not r["attnotnull"], r["default"], r["description"])
+            ColumnInfo(r["attname"], r["type"], not r["attnotnull"], r["default"], r["description"], r["readable"])
         )
     pkeys: dict[int, tuple[str, ...]] = {}
     fkeys: defaultdict[int, list[ForeignKey]] = defaultdict(list)

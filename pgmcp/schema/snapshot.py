@@ -23,6 +23,10 @@ class ColumnInfo:
     nullable: bool = True
     default: str | None = None
     comment: str | None = None
+    # Whether the introspecting role may SELECT it. PostgreSQL expands `*` and whole-row
+    # references over every column and then checks privileges, so the checker sees them all;
+    # the filtered view (what the model is shown) keeps only readable ones.
+    readable: bool = True
 
 
 @dataclass(frozen=True)
