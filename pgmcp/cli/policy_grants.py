@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -31,11 +30,7 @@ from pgmcp.cli.ops import (
 )
 from pgmcp.config.model import DatabaseConfig
 from pgmcp.errors import PgmcpError, UsageError
-from pgmcp.grants.access import plan_access, rule_name
-from pgmcp.grants.catalog import public_builtins, read_catalog
-from pgmcp.grants.filters import filter_problems
-from pgmcp.grants.generate import GrantsInput, render
-from pgmcp.grants.role_sql import DOLLAR, revoked_builtins
+from pgmcp.grants.build import generate_grants
 from pgmcp.policy.effective import EffectivePolicy, effective_policy
 
 
@@ -92,37 +87,14 @@ def default_role(db: DatabaseConfig) -> str | None:
 
 async def _generate(
     args: argparse.Namespace, db: DatabaseConfig, effective: EffectivePolicy
-) -> tuple[str, list[str], list[str]]:
+) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     conn = await (connect_dsn(args.admin_dsn) if args.admin_dsn else _connect(db))
     try:
         role = args.role or default_role(db) or await conn.fetchval("SELECT session_user")
-        if DOLLAR in role:
-            raise UsageError(f"role name {role!r} contains {DOLLAR}, which the generated DO blocks use")
-        catalog = await read_catalog(conn, db.name, role)
-        if not catalog.role.exists and not args.login:
-            raise UsageError(
-                f"role {role!r} does not exist in the server of database {db.name!r}",
-                hint="pass --login to create it (as a LOGIN role without password), or name another with --role",
-            )
-        accesses = plan_access(catalog.snapshot, effective.policy)
-        found, notes = await filter_problems(
-            conn, accesses, role if catalog.role.exists else None, effective.policy.search_path
-        )
-        accesses = [
-            dataclasses.replace(a, grant="none", reason=found[a.name], problem=found[a.name], row_filter=None)
-            if a.name in found else a
-            for a in accesses
-        ]
-        builtins = revoked_builtins(await public_builtins(conn)) if args.revoke_public else None
+        out = await generate_grants(conn, effective, db.name, role, login=args.login, revoke_public=args.revoke_public)
     finally:
         await conn.close()
-    present = {a.name for a in accesses}
-    for rf in effective.policy.spec.row_filters:
-        if rf.table not in present:
-            notes.append(f"row filter {rule_name(rf.source, 'row_filters.' + rf.table)}: "
-                         f"no relation {rf.table} in database {db.name}")
-    text = render(GrantsInput(role, effective, catalog, accesses, args.login, builtins))
-    return text, [a.problem for a in accesses if a.problem], notes
+    return out.sql, out.problems, out.notes
 
 
 async def _connect(db: DatabaseConfig) -> Any:
