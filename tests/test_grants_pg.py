@@ -159,10 +159,12 @@ SELECT c.relname, c.relacl::text, c.relrowsecurity, c.relforcerowsecurity,
 FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'v', 'm', 'S')
 UNION ALL SELECT 'schema', nspacl::text, null, null, null, null FROM pg_namespace WHERE nspname = 'public'
 UNION ALL SELECT 'settings', array_to_string(setconfig, ','), null, null, null, null FROM pg_db_role_setting
-UNION ALL SELECT 'defaults', string_agg(defaclacl::text, ','), null, null, null, null FROM pg_default_acl
+  WHERE setrole = '{role}'::regrole AND setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
+UNION ALL SELECT 'defaults', string_agg(defaclacl::text, ',' ORDER BY defaclacl::text), null, null, null, null
+  FROM pg_default_acl
 UNION ALL SELECT 'members', string_agg(m.roleid::regrole || '>' || m.member::regrole, ','), null, null, null, null
-  FROM pg_auth_members m
-ORDER BY 1
+  FROM pg_auth_members m WHERE m.member = '{role}'::regrole
+ORDER BY 1, 2
 """
 
 
@@ -206,9 +208,10 @@ def grants_sql(pg_database: TestDatabase, roles: dict[str, str], config: Path) -
         assert policy_grants.main(["--config", str(config), "--database", "shop"]) == 0
     sql = out.getvalue()
     pg_database.run_sql(sql)
-    once = pg_database.run_sql(STATE)
+    state = STATE.format(role=roles["reader"])
+    once = pg_database.run_sql(state)
     pg_database.run_sql(sql)
-    twice = pg_database.run_sql(STATE)
+    twice = pg_database.run_sql(state)
     after = {r: asyncio.run(observe(pg_database, roles[r])) for r in ("app", "other")}
     return {"sql": sql, "once": once, "twice": twice, "before": before, "after": after}
 

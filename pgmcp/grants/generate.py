@@ -136,7 +136,7 @@ def _relations(g: GrantsInput) -> list[str]:
             out += [f"-- {kind} {a.name}: only the allowed columns; {a.reason}",
                     f"REVOKE ALL ON {_target(a)} FROM {role};", f"GRANT SELECT ({cols}) ON {_target(a)} TO {role};"]
         else:
-            label = "NOT GRANTED (the policy cannot be expressed)" if a.problem else "denied"
+            label = "NOT GRANTED (the policy cannot be expressed)" if a.problem else "not granted"
             out += [f"-- {kind} {a.name}: {label}: {a.reason}", f"REVOKE ALL ON {_target(a)} FROM {role};"]
         out += _public(a, facts)
         if facts is not None and facts.role_owns and (a.grant != "all" or a.row_filter is not None):
