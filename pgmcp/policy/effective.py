@@ -52,16 +52,19 @@ class EffectivePolicy:
         return self.policy.search_path
 
 
-def effective_policy(config: Config, db: DatabaseConfig, refs: Sequence[str] | None = None) -> EffectivePolicy:
+def effective_policy(
+    config: Config, db: DatabaseConfig, refs: Sequence[str] | None = None, *, extra: Sequence[str] = ()
+) -> EffectivePolicy:
     """The effective policy of configured database `db`.
 
-    `refs` replaces the database's own policy list (`pgmcp policy test` judges the documents it
-    is given, under the database's overrides); they are resolved from the working directory,
-    while the config's own `policies:` are resolved from the config file's folder.
+    `extra` policies (an access entry's, for one principal) are merged after the database's
+    own. `refs` replaces the database's own policy list (`pgmcp policy test` judges the
+    documents it is given, under the database's overrides); they are resolved from the working
+    directory, while the config's own `policies:` are resolved from the config file's folder.
     """
     if refs is None:
         base_dir = config.path.parent if config.path else Path.cwd()
-        spec = load_policy_spec(db.policies, base_dir)
+        spec = load_policy_spec((*db.policies, *extra), base_dir)
     else:
         spec = load_policy_spec(list(refs), Path.cwd())
     return with_overrides(spec, config, db)
