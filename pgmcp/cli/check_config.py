@@ -2,13 +2,14 @@
 
 Offline it loads the config and the effective policy of every database (any error names the
 file, line and key) and prints a one-line summary of each policy. With `--connect` it also
-connects to each database as pgmcp would, checks the role (superuser, BYPASSRLS, dangerous
-memberships), introspects the live schema and reports what the policy lets through there,
-tries every row filter on its table (a filter naming a missing column would make every read
-of that table fail), and runs the privilege audit (`pgmcp.grants.audit`: can the role read
-more than the policy allows?). Exit 0 when all is well, 1 when a check fails (an unreachable
-database, an unsafe role with `refuse_unsafe_role`, a broken row filter, an audit finding with
-`--strict` or `require_grants`), 2 for usage and config or policy errors.
+connects to each database exactly as `serve` does (the same pool code and settings), checks
+the role (superuser, BYPASSRLS, dangerous memberships), introspects the live schema, reports
+what the policy lets through there, tries every row filter on its table (a filter naming a
+missing column would make every read of that table fail), and runs the privilege audit
+(`pgmcp.grants.audit`: can the role read more than the policy allows?). Exit 0 when all is
+well, 1 when a check fails (an unreachable database, an unsafe role with `refuse_unsafe_role`,
+a broken row filter, an audit finding with `--strict` or `require_grants`), 2 for usage and
+config or policy errors.
 """
 
 from __future__ import annotations
@@ -25,16 +26,15 @@ import asyncpg
 from pgmcp.cli.ops import (
     EXIT_FAILED,
     EXIT_OK,
-    connect_database,
     error_exit,
     load_ops_config,
     shown_dsn,
     shown_path,
 )
 from pgmcp.config.model import Config, DatabaseConfig
-from pgmcp.db.pools import quote_ident
+from pgmcp.db.pools import PoolSet, quote_ident
 from pgmcp.db.privileges import check_role
-from pgmcp.errors import DatabaseError, PgmcpError
+from pgmcp.errors import DatabaseError, PgmcpError, UnsafeRole
 from pgmcp.grants.audit import audit
 from pgmcp.observe.redact import redact
 from pgmcp.policy.checker import check
@@ -148,33 +148,45 @@ def live_report(snapshot: SchemaSnapshot, policy: CompiledPolicy) -> LiveReport:
 
 
 async def _check_live(config: Config, db: DatabaseConfig, policy: CompiledPolicy, *, strict: bool = False) -> int:
-    """Connect, check the role and the policy on the live schema; return the number of failures."""
+    """Connect, check the role and the policy on the live schema; return the number of failures.
+
+    The connection comes from the same pool code, with the same settings, as `serve`'s
+    (`PoolSet.connect`): what works here works there, PgBouncer included.
+    """
+    search_path = db.search_path or policy.search_path
+    pools = PoolSet([db], config.limits, search_paths={db.name: search_path})
     try:
-        conn = await connect_database(db)
+        return await _check_pooled(pools, config, db, policy, strict=strict)
+    finally:
+        await pools.close()
+
+
+async def _check_pooled(
+    pools: PoolSet, config: Config, db: DatabaseConfig, policy: CompiledPolicy, *, strict: bool
+) -> int:
+    try:
+        await pools.connect(db.name)
+    except UnsafeRole:
+        for warning in pools.status(db.name).role_warnings:
+            print(f"  FAIL unsafe role: {warning} (refuse_unsafe_role is set: pgmcp will not serve it)")
+        return 1
     except DatabaseError as err:
-        print(f"  FAIL {redact(err.message)}")
+        hint = f" (hint: {err.hint})" if err.hint else ""
+        print(f"  FAIL cannot connect to database {db.name!r} at {shown_dsn(db)}: {redact(err.message)}{redact(hint)}")
         return 1
     try:
-        failures = 0
-        report = await check_role(conn)
-        version = await conn.fetchval("SHOW server_version")
-        print(f"  connected to {shown_dsn(db)} as {report.current_role} (PostgreSQL {version})")
-        for warning in report.warnings:
-            if db.refuse_unsafe_role:
-                print(f"  FAIL unsafe role: {warning} (refuse_unsafe_role is set: pgmcp will not serve it)")
-            else:
+        async with pools.acquire(db.name) as conn:
+            report = await check_role(conn)
+            version = await conn.fetchval("SHOW server_version")
+            print(f"  connected to {shown_dsn(db)} as {report.current_role} (PostgreSQL {version})")
+            for warning in report.warnings:
                 print(f"  WARN unsafe role: {warning}")
-        if report.warnings and db.refuse_unsafe_role:
-            failures += 1
-        snapshot = await introspect(conn, db.name)
-        failures += await _print_live(conn, snapshot, policy)
-        failures += await _print_audit(conn, config, db, policy, strict=strict)
-        return failures
+            snapshot = await introspect(conn, db.name)
+            failures = await _print_live(conn, snapshot, policy)
+            return failures + await _print_audit(conn, config, db, policy, strict=strict)
     except PgmcpError as err:
         print(f"  FAIL {redact(err.message)}")
         return 1
-    finally:
-        await conn.close()
 
 
 async def _print_live(conn: Any, snapshot: SchemaSnapshot, policy: CompiledPolicy) -> int:

@@ -110,6 +110,8 @@ class SchemaCacheConfig:
 class LimitsConfig:
     max_rows: int = 1000
     max_result_bytes: int = 1_000_000
+    max_value_bytes: int = 1_000_000
+    work_mem: str = "16MB"  # PostgreSQL memory units (kB, MB, GB); SET LOCAL in every query
     statement_timeout: float = 5.0
     lock_timeout: float = 1.0
     idle_in_transaction_timeout: float = 10.0
@@ -117,8 +119,7 @@ class LimitsConfig:
     queue_size: int = 32
     decimal_as_float: bool = False
     bytes_format: Literal["base64", "hex"] = "base64"
-    # PostgreSQL memory settings (`16MB`); applied to the role by `pgmcp policy grants`.
-    work_mem: str | None = None
+    # Applied to the role by `pgmcp policy grants` (needs a superuser); PostgreSQL memory units.
     temp_file_limit: str | None = "1GB"
 
 
