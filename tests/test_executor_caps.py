@@ -227,12 +227,15 @@ async def test_a_slow_check_is_abandoned_at_the_deadline(make: Any) -> None:
 
 
 BASELINE = compile_policy(load_policy_spec([], ROOT))
+# A policy that lets a huge statement reach the analysis (the default limits.max_sql_bytes,
+# 100 kB, would refuse it before parsing): what the deadline must then stop.
+UNBOUNDED = compile_policy(replace(BASELINE.spec, max_sql_bytes=10_000_000))
 
 
 async def test_a_hostile_check_in_a_checker_process_is_killed_at_the_deadline(make: Any) -> None:
     """A 400 kB IN list keeps sqlglot busy for seconds: its process is killed at the deadline,
     and the next check gets a fresh one."""
-    ex = await make(checker=PolicyCheck.fixed(BASELINE), limits=replace(LIMITS, statement_timeout=1.0))
+    ex = await make(checker=PolicyCheck.fixed(UNBOUNDED), limits=replace(LIMITS, statement_timeout=1.0))
     await ex.start()
     hostile = "SELECT 1 WHERE 1 IN (" + ",".join(["1"] * 200_000) + ")"
     started = time.monotonic()
