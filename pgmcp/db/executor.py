@@ -16,7 +16,6 @@ statement, Bind, one Execute per batch, `ROLLBACK`, and the pool's reset on rele
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from typing import Any
 from pgmcp.config.model import LimitsConfig
 from pgmcp.db.pgerrors import is_connection_lost, translate
 from pgmcp.db.pools import PoolSet
-from pgmcp.db.serialize import JsonValue, SerializeOptions, row_to_json
+from pgmcp.db.serialize import JsonValue, RowEncoder, SerializeOptions, join_rows, type_key
 from pgmcp.errors import DatabaseNotFound, PolicyDenied
 from pgmcp.policy.verdict import Verdict
 from pgmcp.service.concurrency import Limiter
@@ -34,9 +33,6 @@ Checker = Callable[[str], Verdict]
 CLIENT_GRACE = 2.0  # seconds past statement_timeout before the client gives up on the server
 FIRST_BATCH = 10  # rows in the first cursor fetch; later batches are sized from the bytes left
 MAX_BATCH = 5000
-# Result size is measured as compact ASCII JSON: C-accelerated, and never less than the UTF-8
-# size of the same JSON written with ensure_ascii=False, so the cap errs on the safe side.
-_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -59,6 +55,7 @@ class QueryResult:
     verdict: Verdict
     elapsed_ms: float
     rows_fetched: int = 0  # rows read from the server (at most max_rows + 1)
+    rows_json: bytes | None = None  # `rows` as the compact JSON array they were encoded to
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -75,7 +72,7 @@ class QueryResult:
 
 @dataclass
 class _Rows:
-    rows: list[list[JsonValue]]
+    rows: list[bytes]  # each row as compact JSON (RowEncoder.encode)
     fetched: int = 0
     truncated_reason: str | None = None
 
@@ -151,10 +148,11 @@ class Executor:
         if got.truncated_reason is None:
             got.truncated_reason = self._policy_cap_reached(database, verdict, len(got.rows))
         truncated = got.truncated_reason is not None
+        rows, rows_json = join_rows(got.rows)
         return QueryResult(
-            database=database, sql=text, columns=columns, rows=got.rows, row_count=len(got.rows),
+            database=database, sql=text, columns=columns, rows=rows, row_count=len(rows),
             truncated=truncated, truncated_reason=got.truncated_reason, verdict=verdict,
-            elapsed_ms=(time.perf_counter() - started) * 1000, rows_fetched=got.fetched,
+            elapsed_ms=(time.perf_counter() - started) * 1000, rows_fetched=got.fetched, rows_json=rows_json,
         )
 
     def _policy_cap_reached(self, database: str, verdict: Verdict, rows: int) -> str | None:
@@ -176,7 +174,7 @@ class Executor:
                 attrs = stmt.get_attributes()
                 columns = tuple(Column(a.name, a.type.name) for a in attrs)
                 cursor = await stmt.cursor()
-                got = await self._fetch(cursor, tuple(c.type for c in columns), self.row_cap(database))
+                got = await self._fetch(cursor, tuple(type_key(a.type) for a in attrs), self.row_cap(database))
         except BaseException as exc:
             server_side = isinstance(exc, Exception) and not isinstance(exc, TimeoutError)
             if server_side and not is_connection_lost(exc):
@@ -192,6 +190,7 @@ class Executor:
         out = _Rows(rows=[])
         size = 2  # "[]"
         batch = min(FIRST_BATCH, max_rows + 1)
+        encode = RowEncoder(types, self._options)
         while True:
             records = await cursor.fetch(batch)
             out.fetched += len(records)
@@ -199,8 +198,8 @@ class Executor:
                 if len(out.rows) >= max_rows:
                     out.truncated_reason = f"more than max_rows ({max_rows}) rows; only those are shown"
                     return out
-                row = row_to_json(record, self._options, types)
-                row_size = len(_ENCODER.encode(row)) + 1
+                row = encode.encode(record)
+                row_size = len(row) + 1  # UTF-8 bytes of the row as compact JSON, and its comma
                 if size + row_size > max_bytes:
                     out.truncated_reason = (
                         f"result larger than max_result_bytes ({max_bytes}); "

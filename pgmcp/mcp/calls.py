@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec
 
+import orjson
 from loguru import logger
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, InputRequiredResult, TextContent
 from pydantic import BaseModel
 
+from pgmcp.db.serialize import dumps
 from pgmcp.errors import DatabaseUnavailable, PgmcpError, PolicyDenied, QueryTimeout
 from pgmcp.mcp import models
 from pgmcp.mcp.sampling import SamplingRequired
@@ -173,17 +174,26 @@ def untrusted_result(out: models.QueryOut) -> CallToolResult:
     Rows are written by whoever wrote them ("ignore your instructions and ..."), so the text a
     model reads says so before the data, and the data sits inside a fence it cannot close:
     every `<` in the JSON is escaped, so no value can spell the closing tag.
+
+    The rows are already JSON-safe (`pgmcp.db.serialize`), so they are not copied: the
+    structured content holds the same lists, and the text reuses the JSON the executor encoded
+    them to (written once, parsed once into `rows`, so the two cannot differ).
     """
-    payload = out.model_dump(mode="json")
-    data = json.dumps(payload, ensure_ascii=False, default=str).replace("<", "\\u003c")
+    payload = out.model_dump(mode="json", exclude={"rows"})
+    rows_json = out._rows_json
+    if rows_json is not None and len(out.rows) == out.row_count:
+        data = dumps({**payload, "rows": orjson.Fragment(rows_json)})
+    else:
+        data = dumps({**payload, "rows": out.rows})
+    payload["rows"] = out.rows
+    data = data.replace("<", "\\u003c")
     text = f"{out.notice}\n{RESULT_OPEN}\n{data}\n{RESULT_CLOSE}"
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=payload)
 
 
 def typed_result(out: BaseModel) -> CallToolResult:
     payload = out.model_dump(mode="json")
-    text = json.dumps(payload, ensure_ascii=False, default=str)
-    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=payload)
+    return CallToolResult(content=[TextContent(type="text", text=dumps(payload))], structured_content=payload)
 
 
 def error_result(message: str) -> CallToolResult:

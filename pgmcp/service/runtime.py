@@ -322,13 +322,15 @@ def violation_out(v: Any) -> models.ViolationOut:
 
 
 def result_out(result: QueryResult, **extra: Any) -> models.QueryOut:
-    return models.QueryOut(
+    out = models.QueryOut(
         database=result.database, sql=result.sql,
         columns=[models.ColumnOut(name=c.name, type=c.type) for c in result.columns],
         rows=result.rows, row_count=result.row_count, truncated=result.truncated,
         truncated_reason=result.truncated_reason, timings_ms={"execute": round(result.elapsed_ms, 3)},
         **extra,
     )
+    out._rows_json = result.rows_json
+    return out
 
 
 def answer_out(answer: QueryAnswer) -> models.QueryOut:
