@@ -70,14 +70,17 @@ def tool_call(
                     caller, tool, question if isinstance(question, str) else None
                 )) if tool in AUDITED_TOOLS else None
                 started = time.perf_counter()
-                status = "error"
+                status, rows = "error", ""
                 logger.debug("tool {} called", tool, stage="start", client=caller.client,
                              transport=caller.transport)
                 try:
                     out = await fn(*args, **kwargs)
                     status = "ok"
                     _observe_result(out)
-                    return untrusted_result(out) if isinstance(out, models.QueryOut) else typed_result(out)
+                    if isinstance(out, models.QueryOut):
+                        rows = f" rows={out.row_count}" if out.executed else ""
+                        return untrusted_result(out)
+                    return typed_result(out)
                 except SamplingRequired as exc:
                     # Not an outcome: the client answers a sampling request and calls again.
                     status = "input_required"
@@ -112,8 +115,8 @@ def tool_call(
                     REQUESTS_TOTAL.inc(tool=tool, database=database, status=status)
                     REQUEST_DURATION.observe(elapsed, tool=tool)
                     logger.info(
-                        "tool {} database={} status={} {:.1f}ms request_id={}",
-                        tool, database, status, elapsed * 1000, rid,
+                        "tool {} database={} status={}{} {:.1f}ms request_id={}",
+                        tool, database, status, rows, elapsed * 1000, rid,
                     )
 
         return wrapper
