@@ -8,6 +8,7 @@ they return the typed outputs of `pgmcp.mcp.models` so the MCP layer stays thin.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import functools
@@ -76,6 +77,7 @@ class Runtime:
             config.llm.breaker_failures, config.llm.breaker_recovery, name=self.provider.name
         )
         self._pipeline: Pipeline | None = None
+        self._starting: asyncio.Future[None] | None = None
         self.started_at = time.time()
         self._stats: StatsWriter | None = None
         if write_stats:
@@ -84,6 +86,12 @@ class Runtime:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Open the pools and warm the schema cache; a second call waits for the first."""
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._start())
+        await asyncio.shield(self._starting)
+
+    async def _start(self) -> None:
         await self.pools.open()
         for name in self.pools.names():
             with contextlib.suppress(PgmcpError):
