@@ -74,6 +74,7 @@ CASES: list[tuple[str, Any]] = [
     ("'ab'::varchar(5)", "ab"),
     ("'tbl'::name", "tbl"),
     ("'a'::\"char\"", "a"),
+    ("chr(255)::\"char\"", "\ufffd"),  # the first byte of U+00FF in UTF-8: not UTF-8 on its own
     ("'\\xdeadbeef'::bytea", "3q2+7w=="),
     ("'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
     ("'2024-02-29'::date", "2024-02-29"),
@@ -202,3 +203,4 @@ async def test_interval_matches_postgres_iso8601(conn: Any, text: str) -> None:
 )
 async def test_options(conn: Any, expr: str, options: SerializeOptions, expected: Any) -> None:
     assert to_json(await conn.fetchval(f"SELECT {expr}"), options) == expected
+

@@ -10,8 +10,10 @@ client can read (nested more than `pgjson.MAX_DEPTH` levels) become a marker say
 picks its converter from one table (`converters`), so the common types cost one dict look-up.
 `dumps` writes JSON text with orjson. `install_codecs` sets the per-connection codecs this
 relies on: json/jsonb through `pgmcp.db.pgjson.decode`, intervals exact
-(`pgmcp.db.intervals`), pg_lsn as PostgreSQL writes it, and in SQL_ASCII databases text that
-is not UTF-8 decoded with U+FFFD for the broken bytes instead of failing the query.
+(`pgmcp.db.intervals`), pg_lsn as PostgreSQL writes it. Text is always valid UTF-8: even a
+SQL_ASCII database checks what it sends a UTF-8 client (pg_do_encoding_conversion in
+src/backend/utils/mb/mbutils.c); the one-byte "char" type is not text and is decoded with
+U+FFFD for a byte that is not UTF-8 on its own.
 """
 
 from __future__ import annotations
@@ -330,22 +332,6 @@ def json_size(value: Any) -> int:
         return len(json.dumps(value, separators=(",", ":"), default=str))
 
 
-def _text_or_replace(data: bytes) -> str:
-    return data.decode("utf-8", errors="replace")
-
-
-def _json_from_bytes(data: bytes) -> Any:
-    return pgjson.decode(_text_or_replace(data))
-
-
-def _jsonb_from_bytes(data: bytes) -> Any:
-    return pgjson.decode(_text_or_replace(data[1:]))  # jsonb_send: version byte 1, then the text
-
-
-def _jsonb_to_bytes(value: Any) -> bytes:
-    return b"\x01" + pgjson.encode(value).encode()
-
-
 async def install_codecs(conn: Any) -> None:
     """Per-connection codecs: json/jsonb safe and parsed, intervals exact (module docstring)."""
     for name in ("json", "jsonb"):
@@ -357,17 +343,3 @@ async def install_codecs(conn: Any) -> None:
     )
     # asyncpg decodes pg_lsn to an int; PostgreSQL's own form ("0/16B6C50") is what people read.
     await conn.set_type_codec("pg_lsn", schema="pg_catalog", encoder=str, decoder=str, format="text")
-    if conn.get_settings().server_encoding == "SQL_ASCII":
-        # PostgreSQL does not check or convert text in a SQL_ASCII database: its bytes come
-        # as they are, and need not be UTF-8 (pg_do_encoding_conversion in src/backend/utils/mb/mbutils.c).
-        for name in ("text", "varchar", "bpchar", "name", "xml"):
-            await conn.set_type_codec(
-                name, schema="pg_catalog", encoder=str.encode, decoder=_text_or_replace, format="binary"
-            )
-        await conn.set_type_codec(
-            "json", schema="pg_catalog", encoder=lambda v: pgjson.encode(v).encode(), decoder=_json_from_bytes,
-            format="binary",
-        )
-        await conn.set_type_codec(
-            "jsonb", schema="pg_catalog", encoder=_jsonb_to_bytes, decoder=_jsonb_from_bytes, format="binary"
-        )
