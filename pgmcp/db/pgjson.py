@@ -10,7 +10,7 @@ which is no character at all and cannot be written as UTF-8. So, as `decode` rea
 - an integer beyond +/-(2^53 - 1) becomes its decimal text (a string), as bigint columns do;
 - a number a double cannot hold (beyond about 1.8e308, `json` only) becomes its text;
 - a lone surrogate becomes U+FFFD, the Unicode replacement character;
-- a value nested more than `MAX_DEPTH` levels becomes a `marker` holding its JSON text.
+- a value nested more than `MAX_DEPTH` levels becomes a `marker` string saying so.
 
 Plain values take one C-speed parse (orjson); only text that may hold one of the above
 (16-digit runs, many brackets, or what orjson refuses) takes the careful path. `decode` never
@@ -28,7 +28,6 @@ import orjson
 
 MAX_SAFE_INTEGER = 2**53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER
 MAX_DEPTH = 100  # nesting levels a value may have; deeper becomes a marker (see the docstring)
-MARKER_KEY = "$pgmcp"
 
 # A 16-digit run is where an integer may pass 2^53 (orjson would read one beyond 2^64 as a
 # double); it is found by mapping every digit to 0 (bytes.translate: C speed, unlike a regex).
@@ -42,19 +41,15 @@ def safe_int(value: int) -> int | str:
     return value if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER else str(value)
 
 
-def marker(problem: str, text: str | None = None) -> dict[str, Any]:
+def marker(problem: str) -> str:
     """What stands in for a value that cannot be sent as it is: what is wrong and what to do."""
-    out: dict[str, Any] = {MARKER_KEY: "unrepresentable", "problem": problem}
-    if text is not None:
-        out["text"] = text
-    return out
+    return f"<{problem}>"
 
 
-def too_deep(text: str | None = None) -> dict[str, Any]:
+def too_deep() -> str:
     return marker(
-        f"nested more than {MAX_DEPTH} levels deep, more than MCP clients read; "
-        + ("its JSON text is in `text`" if text is not None else "select it cast to text (::text) to read it"),
-        text,
+        f"value nested more than {MAX_DEPTH} levels deep, more than MCP clients read; "
+        "select a part of it instead (-> or #> for json)"
     )
 
 
@@ -91,13 +86,13 @@ def _careful(text: str) -> Any:
     try:
         value = json.loads(text, parse_int=_int, parse_float=_float)
     except RecursionError:
-        return too_deep(text)
+        return too_deep()
     except ValueError as exc:  # not JSON at all: cannot come from PostgreSQL, but never fail a query
-        return marker(f"not valid JSON ({exc})", text)
+        return marker(f"not valid JSON: {exc}")
     try:
         return _clean(value, 0)
     except _TooDeep:
-        return too_deep(text)
+        return too_deep()
 
 
 class _TooDeep(Exception):

@@ -10,10 +10,9 @@ client can read (nested more than `pgjson.MAX_DEPTH` levels) become a marker say
 picks its converter from one table (`converters`), so the common types cost one dict look-up.
 `dumps` writes JSON text with orjson. `install_codecs` sets the per-connection codecs this
 relies on: json/jsonb through `pgmcp.db.pgjson.decode`, intervals exact
-(`pgmcp.db.intervals`), pg_lsn as PostgreSQL writes it. Text is always valid UTF-8: even a
-SQL_ASCII database checks what it sends a UTF-8 client (pg_do_encoding_conversion in
-src/backend/utils/mb/mbutils.c); the one-byte "char" type is not text and is decoded with
-U+FFFD for a byte that is not UTF-8 on its own.
+(`pgmcp.db.intervals`), pg_lsn as PostgreSQL writes it, and in SQL_ASCII databases text that
+is not UTF-8 decoded with U+FFFD (`pgmcp.db.oddvalues`); the one-byte "char" type is decoded
+with U+FFFD for a byte that is not UTF-8 on its own.
 """
 
 from __future__ import annotations
@@ -38,6 +37,7 @@ from asyncpg.pgproto.types import BitString, Box, Circle, Line, LineSegment, Pat
 from pgmcp.config.model import LimitsConfig
 from pgmcp.db import intervals, pgjson
 from pgmcp.db.intervals import PgInterval, interval_iso8601, timedelta_iso8601
+from pgmcp.db.oddvalues import install_lossy_text
 
 __all__ = [
     "CHAR_TYPES", "NATIVE_TYPES", "JsonValue", "PgInterval", "RowEncoder", "SerializeOptions", "dumps",
@@ -84,7 +84,8 @@ def _decimal_text(value: Decimal) -> str:
 
 
 def _decimal_float(value: Decimal) -> float | str:
-    return float(value) if value.is_finite() else _decimal_text(value)
+    as_float = float(value)  # 1e400 would become infinity: then the exact text
+    return as_float if math.isfinite(as_float) else _decimal_text(value)
 
 
 def _point(p: tuple[float, float]) -> dict[str, JsonValue]:
@@ -262,13 +263,13 @@ class RowEncoder:
         """One row as compact JSON (UTF-8): the exact bytes it takes in a result."""
         if self._typed:
             values = list(record.values())
-            for i, convert in self._pre:
-                if values[i] is not None:
-                    values[i] = convert(values[i])
             try:
+                for i, convert in self._pre:
+                    if values[i] is not None:
+                        values[i] = convert(values[i])
                 data = orjson.dumps(values, default=self._default, option=_OPTIONS)
-            except TypeError:  # a value orjson cannot write exactly (e.g. a lone surrogate): go slowly
-                pass
+            except Exception:
+                pass  # for a value left in PostgreSQL), or one orjson cannot write exactly: go slowly
             else:
                 if _INFINITY_MARKS[0] not in data and _INFINITY_MARKS[1] not in data:
                     # orjson hands back its whole output buffer (4 KiB for a 200-byte row); a
@@ -345,3 +346,4 @@ async def install_codecs(conn: Any) -> None:
     )
     # asyncpg decodes pg_lsn to an int; PostgreSQL's own form ("0/16B6C50") is what people read.
     await conn.set_type_codec("pg_lsn", schema="pg_catalog", encoder=str, decoder=str, format="text")
+    await install_lossy_text(conn)  # SQL_ASCII databases: bad UTF-8 becomes U+FFFD, not an error

@@ -39,8 +39,8 @@ ROWS_SCHEMA = {
         "date/time types are ISO 8601 strings to the microsecond (interval as an ISO 8601 duration); bytea "
         "is base64 (or hex, as configured); json/jsonb is the JSON value; arrays are arrays; ranges are "
         "objects {lower, upper, lower_inc, upper_inc, empty}; composite values are objects; other types are "
-        "PostgreSQL's text. A value nested more than 100 levels deep is an object "
-        '{"$pgmcp": "unrepresentable", "problem": ..., "text": ...} saying what to do instead.'
+        "PostgreSQL's text. A value nested more than 100 levels deep, or too large for "
+        "max_value_bytes, is a string in angle brackets saying so and what to select instead."
     ),
 }
 
