@@ -109,6 +109,20 @@ def _peers(out: str) -> list[Row]:
     return rows
 
 
+def _tpch(out: str) -> list[Row]:
+    rows = []
+    pattern = (r"^(.+?) \((\d+) statements\): check-sql (\w+) CPU ([\d.]+) s vs sqlglot.parse ([\d.]+) s: "
+               r"([\d.]+)x \(wall ([\d.]+) s vs ([\d.]+) s: ([\d.]+)x\)$")
+    for m in re.finditer(pattern, out, re.M):
+        subset, n, policy, cpu, base, ratio, wall, base_wall, wall_ratio = m.groups()
+        rows.append((f"`check-sql` live schema, TPC-H ({subset}, {int(n):,} statements, {policy})",
+                     "process CPU (wall) vs `python -c sqlglot.parse`, process start included",
+                     f"{cpu} s vs {base} s: **{ratio}x** (wall {wall} s vs {base_wall} s: {wall_ratio}x; limit 3)"))
+    if not rows:
+        raise ValueError("unrecognised output")
+    return rows
+
+
 @dataclass(frozen=True)
 class Bench:
     args: tuple[str, ...]
@@ -124,6 +138,7 @@ BENCHES: dict[str, Bench] = {
     "bench_mcp_roundtrip.py": Bench(("--json",), ("--json", "--calls", "100", "--warmup", "10"), _roundtrip),
     "bench_startup.py": Bench(("--json",), ("--json", "--runs", "2"), _startup),
     "bench_peers.py": Bench(("--json",), ("--json", "--quick"), _peers),
+    "bench_tpch.py": Bench((), ("--runs", "1", "--repeat", "2", "--max-ratio", "100"), _tpch),
 }
 
 

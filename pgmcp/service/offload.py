@@ -36,7 +36,7 @@ from loguru import logger
 
 from pgmcp.errors import QueryTimeout
 from pgmcp.policy.compiler import CompiledPolicy
-from pgmcp.policy.rules import violation
+from pgmcp.policy.rules import PGM003, violation
 from pgmcp.policy.verdict import Verdict
 from pgmcp.schema.snapshot import SchemaSnapshot
 
@@ -219,7 +219,7 @@ class CheckWorkers:
 def _unanalysable(sql: str, why: str) -> Verdict:
     """A check that cannot decide refuses (PGM003, as the checker does for shapes it cannot read)."""
     message = f"the query could not be analysed ({why}); simplify it"
-    return Verdict(sql, False, (violation("PGM003", message),))
+    return Verdict(sql, False, (violation(PGM003, message),))
 
 
 class Encoders:
