@@ -8,6 +8,7 @@ they return the typed outputs of `pgmcp.mcp.models` so the MCP layer stays thin.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import difflib
 import functools
@@ -86,6 +87,7 @@ class Runtime:
             config.llm.breaker_failures, config.llm.breaker_recovery, name=self.provider.name
         )
         self._pipeline: Pipeline | None = None
+        self._starting: asyncio.Future[None] | None = None
         self.started_at = time.time()
         self._stats: StatsWriter | None = None
         if write_stats:
@@ -94,6 +96,12 @@ class Runtime:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Open the pools and warm the schema cache; a second call waits for the first."""
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._start())
+        await asyncio.shield(self._starting)
+
+    async def _start(self) -> None:
         await self.executor.start()
         await self.pools.open()
         for name in self.pools.names():
@@ -364,13 +372,15 @@ def violation_out(v: Any) -> models.ViolationOut:
 
 
 def result_out(result: QueryResult, **extra: Any) -> models.QueryOut:
-    return models.QueryOut(
+    out = models.QueryOut(
         database=result.database, sql=result.sql,
         columns=[models.ColumnOut(name=c.name, type=c.type) for c in result.columns],
         rows=result.rows, row_count=result.row_count, truncated=result.truncated,
         truncated_reason=result.truncated_reason, timings_ms={"execute": round(result.elapsed_ms, 3)},
         **extra,
     )
+    out._rows_json = result.rows_json
+    return out
 
 
 def answer_out(answer: QueryAnswer) -> models.QueryOut:
