@@ -30,6 +30,7 @@ from pgmcp.ask.answer import Attempt, QueryAnswer
 from pgmcp.ask.prompt import build_prompt
 from pgmcp.ask.result_check import ResultCheck, build_judge_prompt, parse_judgement
 from pgmcp.config.model import LLMConfig
+from pgmcp.db.concurrency import Limiter
 from pgmcp.errors import (
     DatabaseError,
     DatabaseNotFound,
@@ -39,11 +40,10 @@ from pgmcp.errors import (
     Overloaded,
     PgmcpError,
     QueryFailed,
-    RequestSuspended,
     UndefinedObject,
     UsageError,
 )
-from pgmcp.llm.base import Completion, Prompt, Provider, shorten
+from pgmcp.llm.base import Completion, Prompt, Provider, RequestSuspended, shorten
 from pgmcp.llm.breaker import CircuitBreaker
 from pgmcp.llm.extract import extract_sql
 from pgmcp.observe.audit import repeated_decisions
@@ -51,10 +51,9 @@ from pgmcp.observe.logs import current_request_id, request_scope
 from pgmcp.observe.metrics import LLM_CALLS_TOTAL, LLM_LATENCY, LLM_TOKENS_TOTAL, POLICY_REFUSALS_TOTAL
 from pgmcp.policy.verdict import Verdict
 from pgmcp.schema.snapshot import SchemaSnapshot
-from pgmcp.service.concurrency import Limiter
 
 if TYPE_CHECKING:
-    from pgmcp.db.executor import QueryResult
+    from pgmcp.db.result import QueryResult
 
 __all__ = ["Attempt", "Pipeline", "Progress", "QueryAnswer", "ReturnType", "is_fixable"]
 

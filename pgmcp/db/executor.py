@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from pgmcp.config.model import LimitsConfig
+from pgmcp.db.concurrency import Limiter
 from pgmcp.db.pgerrors import is_connection_lost, translate
 from pgmcp.db.pools import PoolSet
+from pgmcp.db.result import Column, QueryResult
 from pgmcp.db.serialize import JsonValue, SerializeOptions, row_to_json
 from pgmcp.errors import DatabaseNotFound, PolicyDenied
 from pgmcp.policy.verdict import Verdict
-from pgmcp.service.concurrency import Limiter
 
 Checker = Callable[[str], Verdict]
 CLIENT_GRACE = 2.0  # seconds past statement_timeout before the client gives up on the server
@@ -37,40 +38,6 @@ MAX_BATCH = 5000
 # Result size is measured as compact ASCII JSON: C-accelerated, and never less than the UTF-8
 # size of the same JSON written with ensure_ascii=False, so the cap errs on the safe side.
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    type: str  # PostgreSQL type name as asyncpg reports it ("int4", "text[]", "mood", ...)
-
-
-@dataclass(frozen=True)
-class QueryResult:
-    """The rows of one executed statement, JSON-safe, and how they were cut."""
-
-    database: str
-    sql: str  # exactly what ran (the checked, possibly rewritten, text)
-    columns: tuple[Column, ...]
-    rows: list[list[JsonValue]]
-    row_count: int
-    truncated: bool
-    truncated_reason: str | None
-    verdict: Verdict
-    elapsed_ms: float
-    rows_fetched: int = 0  # rows read from the server (at most max_rows + 1)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "database": self.database,
-            "sql": self.sql,
-            "columns": [{"name": c.name, "type": c.type} for c in self.columns],
-            "rows": self.rows,
-            "row_count": self.row_count,
-            "truncated": self.truncated,
-            "truncated_reason": self.truncated_reason,
-            "elapsed_ms": round(self.elapsed_ms, 3),
-        }
 
 
 @dataclass
