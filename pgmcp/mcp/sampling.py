@@ -133,10 +133,6 @@ class ReplaySampler:
         counted and logged it then, so this round must not do so again."""
         return self._replayed
 
-    @property
-    def samples_used(self) -> int:
-        return len(self._answers)
-
     async def __call__(
         self, system: str, messages: list[tuple[str, str]], max_tokens: int
     ) -> tuple[str, str | None]:
