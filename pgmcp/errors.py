@@ -196,6 +196,12 @@ class Overloaded(PgmcpError):
     code = "overloaded"
 
 
+class BrokenInstall(PgmcpError):
+    """pgmcp's own installation is inconsistent (e.g. sqlglot and sqlglotc of different releases)."""
+
+    code = "broken_install"
+
+
 class PostgresNotFound(PgmcpError):
     """PostgreSQL's server binaries (initdb, pg_ctl) are not installed or not found."""
 

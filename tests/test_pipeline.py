@@ -21,9 +21,10 @@ from loguru import logger
 from pgmcp.ask.pipeline import Attempt, Pipeline, QueryAnswer, is_fixable
 from pgmcp.ask.result_check import ResultCheck
 from pgmcp.config.model import DatabaseConfig, LimitsConfig, LLMConfig, LoggingConfig, PoolConfig, Secret
+from pgmcp.db.concurrency import Limiter
 from pgmcp.db.executor import Executor
-from pgmcp.db.result import QueryResult
 from pgmcp.db.pools import PoolSet
+from pgmcp.db.result import QueryResult
 from pgmcp.errors import (
     DatabaseError,
     DatabaseNotFound,
@@ -48,7 +49,6 @@ from pgmcp.schema.cache import SchemaCache
 from pgmcp.schema.filtered import filter_snapshot
 from pgmcp.schema.introspect import introspect_dsn
 from pgmcp.schema.snapshot import SchemaSnapshot
-from pgmcp.db.concurrency import Limiter
 from tests.conftest import TestDatabase, TestServer
 from tests.fakes.llm_server import FakeLLMServer, RecordedRequest, malformed, slow, status, text
 from tests.schema_fixture import dsn_as
