@@ -11,14 +11,12 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from pgmcp.demo.sample_data import load_sample_database
 from tests.conftest import TestDatabase, TestServer
 from tests.fakes.llm_server import FakeLLMServer, text
 
@@ -77,19 +75,6 @@ def rows(db: TestDatabase, sql: str) -> list[list[str]]:
 
 def table_line(values: list[str]) -> re.Pattern[str]:
     return re.compile(r"^\s*" + r"\s*\|\s*".join(re.escape(v) for v in values) + r"\s*$", re.M)
-
-
-@pytest.fixture(scope="module")
-def shop(pg_database: TestDatabase) -> TestDatabase:
-    """A copy of the sample shop to compute what the tour should show."""
-    load_sample_database(pg_database.dsn)
-    return pg_database
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as server:
-        yield server
 
 
 def test_tour_shows_each_step_with_real_results(shop: TestDatabase) -> None:

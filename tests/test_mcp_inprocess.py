@@ -27,12 +27,6 @@ TOOLS = {"query", "execute_sql", "check_sql", "list_databases", "describe_schema
 
 
 @pytest.fixture(scope="module")
-def fake_llm() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def shop(pg_database: TestDatabase) -> Iterator[str]:
     role = create_shop(pg_database)
     yield role

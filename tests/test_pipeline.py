@@ -5,6 +5,8 @@ real executor and pools on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import copy
+import dataclasses
 import io
 import json
 import logging
@@ -48,8 +50,8 @@ from pgmcp.policy.verdict import Verdict
 from pgmcp.schema.cache import SchemaCache
 from pgmcp.schema.filtered import filter_snapshot
 from pgmcp.schema.introspect import introspect_dsn
-from pgmcp.schema.snapshot import SchemaSnapshot
-from tests.conftest import TestDatabase, TestServer
+from pgmcp.schema.snapshot import ColumnInfo, ForeignKey, RelationInfo, SchemaSnapshot
+from tests.conftest import TestDatabase
 from tests.fakes.llm_server import FakeLLMServer, RecordedRequest, malformed, slow, status, text
 from tests.schema_fixture import dsn_as
 
@@ -138,12 +140,6 @@ async def world(pg_database: TestDatabase, tmp_path_factory: pytest.TempPathFact
     yield opened
     await close_world(opened)
     pg_database.run_sql(f"DROP OWNED BY {READER}; DROP ROLE {READER};")
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as server:
-        yield server
 
 
 @pytest.fixture(autouse=True)
@@ -525,34 +521,34 @@ async def test_every_log_line_carries_the_request_id_and_no_secret(
 # --- a large schema -----------------------------------------------------------------------
 
 
-def wide_schema_sql(tables: int) -> str:
-    out = ["CREATE SCHEMA misc;"]
-    for i in range(tables):
-        parent = f", parent_id bigint REFERENCES misc.t{i - 1:04d}(id)" if i % 20 else ""
-        out.append(f"CREATE TABLE misc.t{i:04d} (id bigint PRIMARY KEY, code text, note text{parent});")
-    return "\n".join(out)
+def wide_tables(count: int) -> tuple[RelationInfo, ...]:
+    """`count` synthetic tables in schema misc, every 20 a new chain of foreign keys: the prompt
+    builder only reads the snapshot, so a built one stands in for 2,000 real tables."""
+    out = []
+    for i in range(count):
+        fks = (ForeignKey("parent_fkey", ("parent_id",), "misc", f"t{i - 1:04d}", ("id",)),) if i % 20 else ()
+        columns = (ColumnInfo("id", "bigint", nullable=False), ColumnInfo("code", "text"), ColumnInfo("note", "text"))
+        if i % 20:
+            columns += (ColumnInfo("parent_id", "bigint"),)
+        out.append(RelationInfo("misc", f"t{i:04d}", "table", columns, primary_key=("id",), foreign_keys=fks))
+    return tuple(out)
 
 
 async def test_two_thousand_tables_fit_the_budget_and_keep_named_tables(
-    pg_server: TestServer, pg_database: TestDatabase, world: World, fake: FakeLLMServer,
-    built: list[Pipeline], tmp_path: Path,
+    world: World, fake: FakeLLMServer, built: list[Pipeline],
 ) -> None:
-    dbname = f"{pg_database.name}_wide"
-    pg_server.run_sql(f'CREATE DATABASE "{dbname}"')
-    try:
-        pg_server.run_sql(SETUP.split("CREATE ROLE")[0] + wide_schema_sql(2000 - 3), dbname)
-        path = tmp_path / "open.yaml"
-        path.write_text("name: open\nextends: [baseline]\n")
-        wide = await open_world(dbname, compile_policy(load_policy_file(path)), pg_server.dsn(dbname))
-        try:
-            assert len((await wide.schema_for(dbname)).relations) == 2000
-            fake.script(text(fenced(GOOD_SQL)))
-            pipeline = build(built, "anthropic", fake, wide, databases=(dbname,), token_budget=2000)
-            answer = await pipeline.query("Which customers from Germany placed orders?", return_type="sql")
-        finally:
-            await close_world(wide)
-    finally:
-        pg_server.run_sql(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+    real = await world.cache.get("main")  # shop.customers, shop.orders, shop.secrets, introspected
+    wide_snapshot = dataclasses.replace(real, relations=real.relations + wide_tables(2000 - len(real.relations)))
+    wide = copy.copy(world)
+
+    async def wide_schema(database: str) -> SchemaSnapshot:
+        return wide_snapshot
+
+    wide.schema_for = wide_schema  # type: ignore[method-assign]
+    assert len((await wide.schema_for("main")).relations) == 2000
+    fake.script(text(fenced(GOOD_SQL)))
+    pipeline = build(built, "anthropic", fake, wide, token_budget=2000)
+    answer = await pipeline.query("Which customers from Germany placed orders?", return_type="sql")
     assert answer.sql == GOOD_SQL
     system = fake.requests[0].body["system"]
     schema_part = system[system.index('Schema of database "'):]
