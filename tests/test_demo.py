@@ -20,6 +20,8 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from tests.conftest import TestDatabase, TestServer
 from tests.fakes.llm_server import FakeLLMServer, text
 
+pytestmark = pytest.mark.pg  # these start PostgreSQL clusters of their own
+
 ROOT = Path(__file__).resolve().parent.parent
 TOP_UNITS_SQL = (
     "SELECT p.name, sum(i.quantity) AS units FROM order_items i JOIN products p ON p.id = i.product_id "
