@@ -42,7 +42,7 @@ from pgmcp.errors import (
 )
 from pgmcp.llm import CircuitBreaker, estimate_tokens, make_provider
 from pgmcp.observe.logs import setup_logging
-from pgmcp.observe.metrics import LLM_CALLS_TOTAL, LLM_TOKENS_TOTAL, POLICY_REFUSALS_TOTAL
+from pgmcp.observe.metrics import sample_value
 from pgmcp.policy.checker import check
 from pgmcp.policy.compiler import CompiledPolicy, compile_policy
 from pgmcp.policy.document import load_policy_file
@@ -205,8 +205,8 @@ async def test_answers_a_question_with_rows(
     vendor: str, fake: FakeLLMServer, world: World, built: list[Pipeline]
 ) -> None:
     pipeline = build(built, vendor, fake, world)
-    calls, tokens_in = LLM_CALLS_TOTAL.value(provider=vendor, operation="generate", status="ok"), \
-        LLM_TOKENS_TOTAL.value(provider=vendor, direction="input")
+    calls, tokens_in = sample_value("pgmcp_llm_calls_total", provider=vendor, operation="generate", status="ok"), \
+        sample_value("pgmcp_llm_tokens_total", provider=vendor, direction="input")
     fake.script(text(fenced(GOOD_SQL + ";") + "\nThis lists the German customers.", input_tokens=300))
     progress: list[tuple[float, str]] = []
 
@@ -226,8 +226,8 @@ async def test_answers_a_question_with_rows(
     assert set(answer.timings_ms) == {"schema", "generate", "check", "execute", "result_check", "total"}
     assert answer.result_check is None and answer.timings_ms["result_check"] == 0
     assert [f for f, _ in progress] == sorted(f for f, _ in progress) and progress[-1] == (1.0, "done")
-    assert LLM_CALLS_TOTAL.value(provider=vendor, operation="generate", status="ok") == calls + 1
-    assert LLM_TOKENS_TOTAL.value(provider=vendor, direction="input") == tokens_in + 300
+    assert sample_value("pgmcp_llm_calls_total", provider=vendor, operation="generate", status="ok") == calls + 1
+    assert sample_value("pgmcp_llm_tokens_total", provider=vendor, direction="input") == tokens_in + 300
     # The prompt holds the policy-filtered schema: no denied table, no denied column.
     sent = prompt_of(fake.requests[0])
     assert "table shop.customers" in sent and "table shop.orders" in sent
@@ -281,7 +281,7 @@ async def test_refusal_is_fed_back_and_the_next_answer_runs(
 ) -> None:
     refused = "SELECT c.name, c.email FROM shop.customers AS c LIMIT 10"
     fake.script(text(fenced(refused)), text(fenced(GOOD_SQL)))
-    denied = POLICY_REFUSALS_TOTAL.value(database="main", rule="PGM301")
+    denied = sample_value("pgmcp_policy_refusals_total", database="main", rule="PGM301")
 
     answer = await build(built, vendor, fake, world).query(QUESTION)
 
@@ -295,7 +295,7 @@ async def test_refusal_is_fed_back_and_the_next_answer_runs(
     assert refused in retry_prompt
     assert "PGM301 column-denied: column shop.customers.email is denied" in retry_prompt
     assert "PGM301" not in prompt_of(fake.requests[0])
-    assert POLICY_REFUSALS_TOTAL.value(database="main", rule="PGM301") == denied + 1
+    assert sample_value("pgmcp_policy_refusals_total", database="main", rule="PGM301") == denied + 1
 
 
 @pytest.mark.parametrize("vendor", VENDORS)
@@ -392,7 +392,7 @@ async def test_breaker_opens_refuses_at_once_and_closes_after_recovery(
     assert breaker.state == "open"
 
     def circuit_open() -> float:
-        return LLM_CALLS_TOTAL.value(provider=vendor, operation="generate", status="circuit_open")
+        return sample_value("pgmcp_llm_calls_total", provider=vendor, operation="generate", status="circuit_open")
 
     open_refusals = circuit_open()
     with pytest.raises(LLMUnavailable, match="circuit open") as info:

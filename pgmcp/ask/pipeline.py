@@ -259,7 +259,7 @@ class Pipeline:
             run.attempts.append(Attempt(number, sql, text, "policy_denied", reason))
             if not replayed:
                 for violation in verdict.violations:
-                    POLICY_REFUSALS_TOTAL.inc(database=db, rule=violation.rule)
+                    POLICY_REFUSALS_TOTAL.labels(database=db, rule=violation.rule).inc()
                 logger.info("attempt {} refused: {}", number, reason, stage="check", verdict="refused",
                             rules=[v.rule for v in verdict.violations])
             feedback = (sql, f"Refused by the policy: {reason}")
@@ -288,10 +288,10 @@ class Pipeline:
                     raise
                 except BaseException as exc:
                     if not _replayed(exc):
-                        LLM_LATENCY.observe(time.perf_counter() - started, provider=provider)
+                        LLM_LATENCY.labels(provider=provider).observe(time.perf_counter() - started)
                     raise
                 if not completion.replayed:
-                    LLM_LATENCY.observe(time.perf_counter() - started, provider=provider)
+                    LLM_LATENCY.labels(provider=provider).observe(time.perf_counter() - started)
                 return completion
 
         try:
@@ -303,16 +303,16 @@ class Pipeline:
                 status = "overloaded" if isinstance(exc, Overloaded) else "circuit_open"
             else:
                 status = "unavailable" if isinstance(exc, LLMUnavailable) else "failed"
-            LLM_CALLS_TOTAL.inc(provider=provider, operation=operation, status=status)
+            LLM_CALLS_TOTAL.labels(provider=provider, operation=operation, status=status).inc()
             logger.info("{} call failed: {}: {}", provider, exc.code, exc.message, stage=operation,
                         breaker=self._breaker.state)
             raise
         if completion.replayed:
             return completion
-        LLM_CALLS_TOTAL.inc(provider=provider, operation=operation, status="ok")
+        LLM_CALLS_TOTAL.labels(provider=provider, operation=operation, status="ok").inc()
         for direction, tokens in (("input", completion.input_tokens), ("output", completion.output_tokens)):
             if tokens:
-                LLM_TOKENS_TOTAL.inc(tokens, provider=provider, direction=direction)
+                LLM_TOKENS_TOTAL.labels(provider=provider, direction=direction).inc(tokens)
         logger.info("{} answered in {:.0f} ms", provider, completion.latency_ms, stage=operation,
                     model=completion.model, input_tokens=completion.input_tokens,
                     output_tokens=completion.output_tokens)

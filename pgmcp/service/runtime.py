@@ -108,7 +108,7 @@ class Runtime:
         self.started_at = time.time()
         self._stats: StatsWriter | None = None
         if write_stats:
-            self._stats = StatsWriter({"config": str(config.path) if config.path else None})
+            self._stats = StatsWriter(str(config.path) if config.path else None)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -118,8 +118,8 @@ class Runtime:
             with contextlib.suppress(PgmcpError):
                 await self.snapshot(name)
         for name in self.pools.names():
-            SCHEMA_CACHE_AGE.set_function(functools.partial(self._cache_age, name), database=name)
-            DB_ACTIVE_CONNECTIONS.set(0, database=name)
+            SCHEMA_CACHE_AGE.labels(database=name).set_function(functools.partial(self._cache_age, name))
+            DB_ACTIVE_CONNECTIONS.labels(database=name).set(0)
         if self._stats is not None:
             self._stats.start()
         logger.info("pgmcp ready: databases {}", ", ".join(self.pools.names()) or "(none)")
