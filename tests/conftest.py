@@ -10,7 +10,7 @@ also when tests fail.
   it, made by PostgreSQL's file copy (`CREATE DATABASE ... TEMPLATE`) instead of loading the
   data again; `shop` is `sample_db` under the name most modules use;
 - `fake_llm` (module): the fake OpenAI/Anthropic server on 127.0.0.1 (`tests/fakes/`); `fake`
-  is the same server emptied for one test.
+  is the same server, emptied before each test that uses it.
 
 Every test that uses PostgreSQL (through these fixtures, or a cluster of its own: mark the
 module `pytest.mark.pg`) carries the `pg` marker, so `pytest -m "not pg"` runs the rest (the
@@ -179,8 +179,16 @@ def fake_llm() -> Iterator[FakeLLMServer]:
         yield server
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def fake(fake_llm: FakeLLMServer) -> FakeLLMServer:
-    """The module's fake LLM server with no script and no recorded requests, for one test."""
-    fake_llm.reset()
+    """The module's fake LLM server, emptied (no script, no recorded requests) before each test
+    that asks for it by this name (see `_fresh_fake`)."""
     return fake_llm
+
+
+@pytest.fixture(autouse=True)
+def _fresh_fake(request: pytest.FixtureRequest) -> None:
+    if "fake" in request.fixturenames:
+        server = request.getfixturevalue("fake")
+        if isinstance(server, FakeLLMServer):  # (a module may define a `fake` of its own)
+            server.reset()
