@@ -1,4 +1,4 @@
-"""Attack SQL, one row each: every known way around a read-only SQL gateway (hidden statements,
+"""Attack SQL, one row each: ways around a read-only SQL gateway (hidden statements,
 parser-level features, functions with side effects or that run SQL from a string).
 
 Each statement is judged by the shop-analyst policy (which allows EXPLAIN but not ANALYZE)
