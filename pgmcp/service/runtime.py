@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import functools
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +43,7 @@ if TYPE_CHECKING:
     from pgmcp.llm.base import Provider
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class DatabaseView:
     """One configured database as callers see it: what it is, its policy in a line, its state."""
 
@@ -54,7 +53,7 @@ class DatabaseView:
     status: str
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class SchemaView:
     """The policy-filtered description of (part of) one database's schema."""
 
@@ -63,7 +62,7 @@ class SchemaView:
     age_seconds: float | None
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Refreshed:
     """The outcome of a schema refresh: the snapshot served now, and whether it is the old one."""
 
