@@ -206,3 +206,20 @@ class PostgresNotFound(PgmcpError):
     """PostgreSQL's server binaries (initdb, pg_ctl) are not installed or not found."""
 
     code = "postgres_not_found"
+
+
+class AccessDenied(PgmcpError):
+    """The authenticated principal may not use this database or table (its access list, or a
+    row filter that needs a claim its token does not carry)."""
+
+    code = "access_denied"
+
+
+class RateLimited(PgmcpError):
+    """The principal has used up its calls for now; `retry_after` is the seconds to wait."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after

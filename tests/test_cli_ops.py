@@ -201,6 +201,21 @@ def test_check_config_finds_a_broken_row_filter(
     assert "WARN row filter for public.nothing: no such relation" in out
 
 
+def test_check_config_plans_claim_filters_without_claims(
+    tmp_path: Path, shop: TestDatabase, reader: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A filter naming a claim (`:tenant_id`) is planned with NULL for it: a good one passes,
+    one over a missing column still fails."""
+    good = POLICY.replace('"tenant_id = 1"', '"tenant_id = :tenant_id"')
+    write_setup(tmp_path, with_database(shop.dsn, shop.name, user=reader), policy=good)
+    code, out, _ = run(["check-config", "--config", "pgmcp.yaml", "--connect"], tmp_path, capsys)
+    assert code == 0, out
+    bad = POLICY.replace('"tenant_id = 1"', '"tenant = :tenant_id"')
+    write_setup(tmp_path, with_database(shop.dsn, shop.name, user=reader), policy=bad)
+    code, out, _ = run(["check-config", "--config", "pgmcp.yaml", "--connect"], tmp_path, capsys)
+    assert code == 1 and "FAIL row filter public.orders (tenant = :tenant_id)" in out
+
+
 # -- policy test ----------------------------------------------------------------------------------
 
 TESTED_POLICY = POLICY + """\

@@ -31,6 +31,7 @@ RANKS: dict[str, int] = {
     "db": 6,
     "llm": 6,
     "ask": 7,
+    "auth": 7,  # who calls over HTTP and what they may use: the runtime and the MCP layer ask it
     "service": 8,
     "mcp": 9,
     "cli": 10,

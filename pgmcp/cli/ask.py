@@ -78,7 +78,9 @@ async def _ask(config: Config, args: argparse.Namespace) -> int:
         # One request id for the log lines and the audit line, as for an MCP tool call.
         with request_scope(), audit_scope(CLI, "ask", args.question) as scope:
             try:
-                answer = await runtime.ask(args.question, args.database, "sql" if args.sql_only else "result")
+                answer = await runtime.pipeline.query(
+                    args.question, args.database, "sql" if args.sql_only else "result"
+                )
             except PgmcpError as exc:
                 scope.error_code = exc.code
                 raise

@@ -37,6 +37,7 @@ from pgmcp.db.privileges import check_role
 from pgmcp.errors import DatabaseError, PgmcpError
 from pgmcp.observe.redact import redact
 from pgmcp.policy.checker import check
+from pgmcp.policy.claims import plannable
 from pgmcp.policy.compiler import CompiledPolicy
 from pgmcp.schema.filtered import filter_snapshot
 from pgmcp.schema.introspect import introspect
@@ -194,7 +195,9 @@ async def _print_live(conn: Any, snapshot: SchemaSnapshot, policy: CompiledPolic
 async def _try_row_filter(
     conn: Any, schema: str, name: str, snapshot: SchemaSnapshot, policy: CompiledPolicy
 ) -> str | None:
-    """Plan (never run) a read of the filtered table: a bad condition fails here, not in use."""
+    """Plan (never run) a read of the filtered table: a bad condition fails here, not in use.
+    Claim parameters (`:tenant_id`) are planned as NULL."""
+    policy = plannable(policy)
     verdict = check(f"SELECT 1 FROM {quote_ident(schema)}.{quote_ident(name)}", policy, snapshot)
     if not verdict.allowed:
         return verdict.reason()

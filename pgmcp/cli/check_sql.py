@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pgmcp.cli.claims_arg import add_claims_argument, with_claims
 from pgmcp.cli.formats import FORMATS, Report, StatementResult, render
 from pgmcp.cli.ops import (
     EXIT_ERROR,
@@ -54,12 +55,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--offline", action="store_true", help="with --config: do not read the live schema")
     parser.add_argument("--format", choices=FORMATS, default="text", help="output format (default text)")
+    add_claims_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         sources = read_sources(args.paths)
         policy, snapshot = policy_and_schema(args, baseline_by_default=True)
+        policy = with_claims(policy, args.claims)
     except PgmcpError as err:
         return error_exit(err)
     report = judge(sources, policy, snapshot)

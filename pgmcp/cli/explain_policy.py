@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from pgmcp.cli.claims_arg import add_claims_argument, with_claims
 from pgmcp.cli.ops import (
     EXIT_FAILED,
     EXIT_OK,
@@ -39,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--offline", action="store_true", help="with --config: do not read the live schema")
     parser.add_argument("--format", choices=("text", "json"), default="text")
+    add_claims_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         policy, snapshot = policy_and_schema(
             args, baseline_by_default=False, notice="warning", schema_errors_fatal=True
         )
+        policy = with_claims(policy, args.claims)
     except PgmcpError as err:
         return error_exit(err)
     verdict = check(sql, policy, snapshot)

@@ -42,6 +42,14 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
 POLICY_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("test", "pgmcp.cli.policy_test", "run the tests: list of policy documents"),
 )
+TOKEN_COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("new", "pgmcp.cli.token", "mint a bearer token for the HTTP transport and print its config line"),
+)
+# Commands with subcommands: (name, help, subcommands).
+NESTED: tuple[tuple[str, str, tuple[tuple[str, str, str], ...]], ...] = (
+    ("policy", "policy tools: `pgmcp policy test POLICY...`", POLICY_COMMANDS),
+    ("token", "bearer tokens: `pgmcp token new --principal NAME`", TOKEN_COMMANDS),
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,14 +74,15 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
         _accept_debug(sub)
         if chosen == name:  # import a command's module only when it runs
             _module(module).add_arguments(sub)
-    policy = subs.add_parser("policy", help="policy tools: `pgmcp policy test POLICY...`")
-    policy_subs = policy.add_subparsers(dest="policy_command", metavar="COMMAND")
-    for name, module, help_text in POLICY_COMMANDS:
-        sub = policy_subs.add_parser(name, help=help_text, description=help_text)
-        sub.set_defaults(module=module)
-        _accept_debug(sub)
-        if chosen == "policy":
-            _module(module).add_arguments(sub)
+    for group, group_help, commands in NESTED:
+        nested = subs.add_parser(group, help=group_help)
+        nested_subs = nested.add_subparsers(dest=f"{group}_command", metavar="COMMAND")
+        for name, module, help_text in commands:
+            sub = nested_subs.add_parser(name, help=help_text, description=help_text)
+            sub.set_defaults(module=module)
+            _accept_debug(sub)
+            if chosen == group:
+                _module(module).add_arguments(sub)
     return parser
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import asyncpg
 
+from pgmcp.cli.claims_arg import add_claims_argument, with_claims
 from pgmcp.cli.ops import (
     EXIT_FAILED,
     EXIT_OK,
@@ -45,13 +46,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database-dsn", metavar="DSN", help="run against this database (postgresql://...)")
     parser.add_argument("--config", metavar="FILE", help="take the database from this config")
     parser.add_argument("--database", metavar="NAME", help="the configured database to run against")
+    add_claims_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         if args.database_dsn and (args.config or args.database):
             raise UsageError("give either --database-dsn or --config/--database, not both")
-        policies = [(ref, compile_policy(load_policy_spec([ref], Path.cwd()))) for ref in args.policies]
+        policies = [(ref, with_claims(compile_policy(load_policy_spec([ref], Path.cwd())), args.claims))
+                    for ref in args.policies]
         outcomes = asyncio.run(_run_all(args, policies))
     except PgmcpError as err:
         return error_exit(err)

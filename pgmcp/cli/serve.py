@@ -16,7 +16,7 @@ import anyio
 
 from pgmcp.config.loader import find_config_path, load_config
 from pgmcp.config.model import Config, LoggingConfig
-from pgmcp.errors import PgmcpError
+from pgmcp.errors import PgmcpError, UsageError
 from pgmcp.observe.logs import setup_logging
 from pgmcp.service.runtime import Runtime
 
@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stdio for a local MCP host (default); http serves streamable HTTP at /mcp")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on with --transport http")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on with --transport http")
+    parser.add_argument("--stateless", action="store_true",
+                        help="with --transport http: stateless streamable HTTP (no sessions), so several "
+                        "replicas can sit behind a load balancer without session affinity")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,14 +40,20 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(find_config_path(args.config))
         setup_logging(config.logging)
-        runtime = Runtime(config, write_stats=True)  # compiles the policies and builds the provider: fail early
+        refuse_unservable(config, args.transport, args.stateless)
+        if args.transport == "http" and config.auth is not None:
+            from pgmcp.auth.verifier import auth_settings
+
+            auth_settings(config.auth, args.host, args.port)  # a bad URL is a config error, before serving
+        # Compiles the policies and builds the provider: fail early.
+        runtime = Runtime(config, write_stats=True, auth_required=args.transport == "http" and bool(config.auth))
     except PgmcpError as err:
         from pgmcp.cli.ops import error_exit
 
         return error_exit(err)
     try:
         if args.transport == "http":
-            anyio.run(serve_http, config, runtime, args.host, args.port)
+            anyio.run(serve_http, config, runtime, args.host, args.port, args.stateless)
         else:
             anyio.run(serve_stdio, config, runtime)
     except KeyboardInterrupt:
@@ -58,16 +67,42 @@ async def serve_stdio(config: Config, runtime: Runtime) -> None:
     await build_server(config, runtime_factory=lambda _: runtime).run_stdio_async()
 
 
-async def serve_http(config: Config, runtime: Runtime, host: str, port: int) -> None:
+def refuse_unservable(config: Config, transport: str, stateless: bool) -> None:
+    """Refuse, before anything starts, the combinations that cannot work (docs/deployment.md)."""
+    if stateless and transport != "http":
+        raise UsageError("--stateless is an option of the HTTP transport", hint="add --transport http")
+    if stateless and config.llm.provider == "client":
+        raise UsageError(
+            "--stateless cannot serve the query tool with llm.provider 'client': asking the client's "
+            "model (sampling) needs the session that stateless HTTP does not keep, for clients on the "
+            "2025 protocol versions",
+            hint="configure llm.provider openai or anthropic for stateless replicas, or serve without --stateless",
+        )
+    limited = [db.name for db in config.databases if db.access is not None]
+    if transport == "http" and limited and config.auth is None:
+        raise UsageError(
+            f"databases {', '.join(limited)} have access lists, but HTTP without auth cannot tell who calls",
+            hint="configure auth (tokens or jwt), or remove the access lists",
+        )
+
+
+async def serve_http(config: Config, runtime: Runtime, host: str, port: int, stateless: bool = False) -> None:
     import uvicorn
     from loguru import logger
 
     from pgmcp.mcp.server import build_server
 
-    app = build_server(config, runtime_factory=lambda _: runtime).streamable_http_app(host=host)
+    auth, verifier = None, None
+    if config.auth is not None:
+        from pgmcp.auth.verifier import PgmcpTokenVerifier, auth_settings
+
+        auth, verifier = auth_settings(config.auth, host, port), PgmcpTokenVerifier(config.auth)
+    server_app = build_server(config, runtime_factory=lambda _: runtime, auth=auth, token_verifier=verifier)
+    app = server_app.streamable_http_app(host=host, stateless_http=stateless)
     # log_config=None: uvicorn's records go through the stdlib root logger into loguru (stderr).
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False))
-    logger.info("serving MCP at http://{}:{}/mcp (health: /healthz, metrics: /metrics)", host, port)
+    logger.info("serving MCP at http://{}:{}/mcp (health: /healthz, metrics: /metrics){}{}", host, port,
+                ", bearer tokens required" if auth else "", ", stateless" if stateless else "")
     await server.serve()
 
 

@@ -25,7 +25,8 @@ Sample = tuple[str, dict[str, str], float]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", help="base URL of a server on the HTTP transport (reads URL/metrics)")
-    parser.add_argument("--dir", type=Path, help="stats folder of stdio servers (default: see README)")
+    parser.add_argument("--dir", type=Path, help="stats folder of stdio servers (default: $PGMCP_STATS_DIR, else "
+                        "$XDG_STATE_HOME/pgmcp/stats, else ~/.local/state/pgmcp/stats)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
+from pgmcp.config.auth_loader import load_access, load_auth
 from pgmcp.config.model import (
     Config,
     DatabaseConfig,
@@ -71,6 +72,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
         schema_cache=_schema_cache(doc, data.get("schema_cache", {})),
         limits=_limits(doc, data.get("limits", {})),
         logging=_logging(data.get("logging", {}), base_dir),
+        auth=load_auth(doc, data.get("auth"), base_dir),
     )
 
 
@@ -181,6 +183,8 @@ def _database(doc: YamlDocument, name: str, raw: dict[str, Any], base_dir: Path)
         statement_timeout=_duration(doc, (*path, "statement_timeout"), timeout)
         if timeout is not None
         else None,
+        access=load_access(doc, (*path, "access"), raw.get("access"),
+                           lambda where, refs: _policy_refs(doc, where, refs, base_dir)),
         source=doc.location(path),
     )
 

@@ -37,6 +37,20 @@ class PoolConfig:
 
 
 @dataclass(frozen=True)
+class AccessEntry:
+    """One entry of `databases.<name>.access`: who it matches (principal names or groups) and
+    the policies it adds on top of the database's own (merged with the existing rules)."""
+
+    principals: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+    policies: tuple[str, ...] = ()  # resolved file paths or shipped policy names
+    source: SourceLocation | None = None
+
+    def matches(self, principal: str, groups: frozenset[str]) -> bool:
+        return principal in self.principals or bool(self.groups & groups)
+
+
+@dataclass(frozen=True)
 class DatabaseConfig:
     name: str
     # Either a DSN or discrete fields; `dsn` never holds the password (it is split out into
@@ -56,6 +70,8 @@ class DatabaseConfig:
     refuse_unsafe_role: bool = False  # refuse (rather than warn) superuser/BYPASSRLS/... roles
     search_path: tuple[str, ...] | None = None  # None: take the policy's
     statement_timeout: float | None = None  # seconds; None: take limits / the policy's
+    # None: every principal may use the database; else only those some entry matches.
+    access: tuple[AccessEntry, ...] | None = None
     source: SourceLocation | None = None
 
 
@@ -110,6 +126,53 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """A token bucket: `calls` per `per` seconds (burst up to `calls`)."""
+
+    calls: int
+    per: float
+
+    def __str__(self) -> str:
+        unit = {1.0: "s", 60.0: "min", 3600.0: "h"}.get(self.per, f"{self.per:g}s")
+        return f"{self.calls}/{unit}"
+
+
+@dataclass(frozen=True)
+class StaticToken:
+    """`auth.tokens[]`: a bearer token known by its SHA-256 (hex); the token itself is never stored."""
+
+    principal: str
+    sha256: str
+    claims: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class JWTConfig:
+    """`auth.jwt`: how to verify JWTs (exactly one key source) and read the principal from them."""
+
+    issuer: str
+    audience: str
+    jwks_url: str | None = None
+    jwks_file: str | None = None
+    public_key_file: str | None = None
+    principal_claim: str = "sub"
+    groups_claim: str = "groups"
+    leeway: float = 30.0  # seconds of clock skew allowed on exp/nbf
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """`auth`: bearer-token authentication of the HTTP transport (see docs/deployment.md)."""
+
+    tokens: tuple[StaticToken, ...] = ()
+    jwt: JWTConfig | None = None
+    rate_limit: RateLimit | None = None
+    rate_limits: tuple[tuple[str, RateLimit], ...] = ()  # per principal
+    resource_url: str | None = None  # this server's /mcp URL as clients reach it
+    issuer_url: str | None = None  # the authorization server named in the resource metadata
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path | None
     databases: tuple[DatabaseConfig, ...]
@@ -117,6 +180,7 @@ class Config:
     schema_cache: SchemaCacheConfig = SchemaCacheConfig()
     limits: LimitsConfig = LimitsConfig()
     logging: LoggingConfig = LoggingConfig()
+    auth: AuthConfig | None = None
 
     def database(self, name: str) -> DatabaseConfig | None:
         for db in self.databases:

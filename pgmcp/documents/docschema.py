@@ -148,7 +148,7 @@ def _describe(error: ValidationError) -> tuple[PathKey, str, str | None]:
 def validate(doc: YamlDocument, schema: dict[str, Any], error: type[DocumentError]) -> None:
     """Raise `error` for the most useful schema violation of `doc` (others are counted)."""
     if doc.data is None:
-        raise error("the document is empty", doc.location(()), hint="see the examples in the README")
+        raise error("the document is empty", doc.location(()), hint="see the examples in docs/quickstart.md")
     validator = Draft202012Validator(schema)
     errors = list(validator.iter_errors(doc.data))
     if not errors:

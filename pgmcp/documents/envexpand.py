@@ -1,6 +1,6 @@
 """`${VAR}` and `${VAR:-default}` in config values, expanded from the environment.
 
-Rules (documented in the README, "Configuration"):
+Rules (documented in docs/configuration.md, "Environment variables"):
 - only string values are expanded, never keys; `$$` stands for one literal `$`; a `$` not
   followed by `{` or `$` is kept as is;
 - `${VAR:-default}` uses `default` when VAR is unset *or empty* (as the shell does);

@@ -23,8 +23,10 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, InputRequiredResult, TextContent
 from pydantic import BaseModel
 
-from pgmcp.errors import DatabaseUnavailable, PgmcpError, PolicyDenied, QueryTimeout
+from pgmcp.auth.principal import Principal, acting_as
+from pgmcp.errors import AccessDenied, DatabaseUnavailable, PgmcpError, PolicyDenied, QueryTimeout, RateLimited
 from pgmcp.mcp import models
+from pgmcp.mcp.identity import principal_of
 from pgmcp.mcp.sampling import SamplingRequired
 from pgmcp.observe.audit import Caller, audit_scope
 from pgmcp.observe.logs import request_scope
@@ -45,12 +47,15 @@ RESULT_CLOSE = "</database-result>"
 
 def tool_call(
     resolve: Callable[[Any, str | None], str | None],
+    admit: Callable[[Any], None] = lambda ctx: None,
 ) -> Callable[[Callable[P, Awaitable[BaseModel]]], Callable[P, Awaitable[ToolResult]]]:
     """Decorate a tool returning a typed model: `resolve(ctx, database_argument)` names the
-    database for metrics. The decorated tool returns the `CallToolResult` itself, so that its
-    text (rows fenced as data; errors starting with their code) is exactly what pgmcp wrote,
-    while the SDK still validates the structured content against the model. On protocol
-    2026-07-28 a call that needs the client's model first returns `InputRequiredResult`
+    database for metrics; `admit(ctx)` lets the call in or raises (`[rate_limited]`,
+    `[access_denied]` without a principal where authentication is required). The call runs as
+    the principal of its bearer token (`pgmcp.mcp.identity`). The decorated tool returns the
+    `CallToolResult` itself, so that its text (rows fenced as data; errors starting with their
+    code) is exactly what pgmcp wrote, while the SDK still validates the structured content
+    against the model. On protocol 2026-07-28 a call that needs the client's model first returns `InputRequiredResult`
     (`pgmcp.mcp.sampling`), and the client calls again with the answer."""
 
     def decorate(fn: Callable[P, Awaitable[BaseModel]]) -> Callable[P, Awaitable[ToolResult]]:
@@ -61,18 +66,21 @@ def tool_call(
             with request_scope() as rid, contextlib.ExitStack() as stack:
                 named = kwargs.get("database")
                 ctx = kwargs.get("ctx")
+                principal = principal_of(ctx)
+                stack.enter_context(acting_as(principal))
                 database = resolve(ctx, named if isinstance(named, str) else None)
                 database = database or UNKNOWN_DATABASE
                 question = kwargs.get("question")
-                caller = caller_of(ctx)
+                caller = caller_of(ctx, principal)
                 scope = stack.enter_context(audit_scope(
                     caller, tool, question if isinstance(question, str) else None
                 )) if tool in AUDITED_TOOLS else None
                 started = time.perf_counter()
                 status = "error"
                 logger.debug("tool {} called", tool, stage="start", client=caller.client,
-                             transport=caller.transport)
+                             transport=caller.transport, principal=caller.principal)
                 try:
+                    admit(ctx)
                     out = await fn(*args, **kwargs)
                     status = "ok"
                     _observe_result(out)
@@ -111,8 +119,8 @@ def tool_call(
                     REQUESTS_TOTAL.labels(tool=tool, database=database, status=status).inc()
                     REQUEST_DURATION.labels(tool=tool).observe(elapsed)
                     logger.info(
-                        "tool {} database={} status={} {:.1f}ms request_id={}",
-                        tool, database, status, elapsed * 1000, rid,
+                        "tool {} database={} status={} {:.1f}ms request_id={} principal={}",
+                        tool, database, status, elapsed * 1000, rid, caller.principal,
                     )
 
         return wrapper
@@ -120,22 +128,26 @@ def tool_call(
     return decorate
 
 
-def caller_of(ctx: Any) -> Caller:
-    """Who is calling: the client's name and version from its `initialize`, and the transport
-    (an HTTP request is attached to the request context on streamable HTTP, none on stdio)."""
+def caller_of(ctx: Any, principal: Principal | None = None) -> Caller:
+    """Who is calling: the client's name and version from its `initialize`, the transport (an
+    HTTP request is attached to the request context on streamable HTTP, none on stdio), and
+    the authenticated principal (None: the local user)."""
+    name = principal.name if principal is not None else None
     try:
         context = ctx.request_context
         transport = "http" if context.request is not None else "stdio"
         params = context.session.client_params
     except Exception:  # no MCP context (direct calls in tests) or outside a request
-        return Caller()
+        return Caller(principal=name)
     info = params.client_info if params is not None else None
     if info is None:
-        return Caller("unknown", None, transport)
-    return Caller(str(info.name), str(info.version) if info.version else None, transport)
+        return Caller("unknown", None, transport, name)
+    return Caller(str(info.name), str(info.version) if info.version else None, transport, name)
 
 
 def _status_of(exc: PgmcpError) -> str:
+    if isinstance(exc, (RateLimited, AccessDenied)):
+        return exc.code
     if isinstance(exc, QueryTimeout):
         return "timeout"
     if isinstance(exc, DatabaseUnavailable):

@@ -1,5 +1,7 @@
 """The operational HTTP routes served beside `/mcp`: `GET /healthz` and `GET /metrics`.
 
+With `auth` configured they stay open (no token) and `/healthz` shows only its status.
+
 They only exist on the streamable HTTP transport (stdio has no HTTP). `/healthz` answers 200
 when every configured database is up and 503 when one is down ("degraded") or the server is
 still starting, with `Runtime.health()` as the JSON body, so a load balancer and a person
@@ -29,8 +31,13 @@ class RuntimeSlot:
     runtime: Runtime | None = None
 
 
-def add_ops_routes(server: MCPServer[Any], slot: RuntimeSlot) -> None:
-    """Register `/healthz` and `/metrics` on `server` (used by its streamable HTTP app)."""
+def add_ops_routes(server: MCPServer[Any], slot: RuntimeSlot, *, public: bool = True) -> None:
+    """Register `/healthz` and `/metrics` on `server` (used by its streamable HTTP app).
+
+    Both stay open without a token (probes and scrapers have none). With `public` False (auth
+    configured) `/healthz` answers only its status, no database names or errors; `/metrics`
+    holds counters labelled by database, tool and status, never a principal or a row.
+    """
 
     # custom_route is unannotated in the SDK, hence the ignores.
     @server.custom_route("/healthz", methods=["GET"], include_in_schema=False)  # type: ignore[untyped-decorator]
@@ -39,7 +46,8 @@ def add_ops_routes(server: MCPServer[Any], slot: RuntimeSlot) -> None:
         if runtime is None:
             return JSONResponse({"status": "starting"}, status_code=503)
         health = await runtime.health()
-        return JSONResponse(health, status_code=200 if health["status"] == "ok" else 503)
+        code = 200 if health["status"] == "ok" else 503
+        return JSONResponse(health if public else {"status": health["status"]}, status_code=code)
 
     @server.custom_route("/metrics", methods=["GET"], include_in_schema=False)  # type: ignore[untyped-decorator]
     async def metrics(_: Request) -> Response:

@@ -14,16 +14,20 @@ import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Literal, ParamSpec, TypeVar
 
+from mcp.server.auth.provider import TokenVerifier
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp_types import ToolAnnotations
 
 from pgmcp import __version__
+from pgmcp.auth.principal import acting_as
 from pgmcp.config.model import Config
 from pgmcp.errors import DatabaseNotFound, PgmcpError
 from pgmcp.mcp import models, tools
 from pgmcp.mcp.calls import clean_argument_errors, tool_call
 from pgmcp.mcp.http import RuntimeSlot, add_ops_routes
+from pgmcp.mcp.identity import principal_of
 from pgmcp.observe.logs import request_scope
 from pgmcp.service.runtime import Runtime
 
@@ -41,26 +45,40 @@ READ_ONLY = ToolAnnotations(
 )
 
 
-def resource_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Turn pgmcp errors in a resource read into the SDK's resource errors, with the reason."""
+def resource_errors(
+    slot: RuntimeSlot,
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """Read a resource as the request's principal (rate-limited like a tool call), and turn
+    pgmcp errors into the SDK's resource errors, with the reason."""
 
-    @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        with request_scope():
-            try:
-                return await fn(*args, **kwargs)
-            except DatabaseNotFound as exc:
-                raise ResourceNotFoundError(f"[{exc.code}] {exc}") from exc
-            except PgmcpError as exc:
-                raise ResourceError(f"[{exc.code}] {exc}") from exc
+    def decorate(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        @functools.wraps(fn)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            with request_scope(), acting_as(principal_of(kwargs.get("ctx"))):
+                try:
+                    if slot.runtime is None:
+                        raise ResourceError("pgmcp is still starting; try again in a moment")
+                    slot.runtime.admit()
+                    return await fn(*args, **kwargs)
+                except DatabaseNotFound as exc:
+                    raise ResourceNotFoundError(f"[{exc.code}] {exc}") from exc
+                except PgmcpError as exc:
+                    raise ResourceError(f"[{exc.code}] {exc}") from exc
 
-    return wrapper
+        return wrapper
+
+    return decorate
 
 
 def build_server(
-    config: Config, *, runtime_factory: Callable[[Config], Runtime] = Runtime
+    config: Config, *, runtime_factory: Callable[[Config], Runtime] = Runtime,
+    auth: AuthSettings | None = None, token_verifier: TokenVerifier | None = None,
 ) -> MCPServer[Runtime]:
     """The MCP server for `config`; the lifespan opens the runtime and closes it on shutdown.
+
+    With `auth` and `token_verifier` (HTTP with `auth` configured, `pgmcp.auth.verifier`) the
+    SDK requires a valid bearer token on /mcp (401 with WWW-Authenticate otherwise) and serves
+    the protected-resource metadata; /healthz then answers only its status.
 
     The runtime is built when the server starts (once per process for stdio and HTTP), so
     build it beforehand and pass `runtime_factory=lambda _: runtime` to report config and
@@ -81,9 +99,9 @@ def build_server(
 
     server: MCPServer[Runtime] = MCPServer(
         "pgmcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, log_level="WARNING",
-        middleware=[clean_argument_errors],
+        middleware=[clean_argument_errors], auth=auth, token_verifier=token_verifier,
     )
-    add_ops_routes(server, slot)
+    add_ops_routes(server, slot, public=auth is None)
 
     def rt(ctx: Context[Runtime, Any]) -> Runtime:
         runtime: Runtime = ctx.request_context.lifespan_context
@@ -97,7 +115,7 @@ def build_server(
         except PgmcpError:
             return None
 
-    call = tool_call(database_label)
+    call = tool_call(database_label, lambda ctx: rt(ctx).admit())
 
     @server.tool(annotations=READ_ONLY)
     @call
@@ -156,25 +174,24 @@ def build_server(
     @server.resource(
         "pgmcp://databases", mime_type="application/json", description="The configured databases"
     )
-    @resource_errors
+    @resource_errors(slot)
     async def databases_resource() -> str:
         # The SDK gives static resources no Context; the lifespan's slot holds the runtime.
-        if slot.runtime is None:
-            raise ResourceError("pgmcp is still starting; try again in a moment")
+        assert slot.runtime is not None  # resource_errors answers "still starting" before
         return tools.list_databases(slot.runtime).model_dump_json(indent=2)
 
     @server.resource(
         "pgmcp://{database}/schema", mime_type="text/plain",
         description="The policy-filtered schema of a database",
     )
-    @resource_errors
+    @resource_errors(slot)
     async def schema_resource(database: str, ctx: Context[Runtime, Any]) -> str:
         return await rt(ctx).schema_text(database)
 
     @server.resource(
         "pgmcp://{database}/policy", mime_type="text/plain", description="The effective policy of a database"
     )
-    @resource_errors
+    @resource_errors(slot)
     async def policy_resource(database: str, ctx: Context[Runtime, Any]) -> str:
         return rt(ctx).policy_text(database)
 

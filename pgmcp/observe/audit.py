@@ -35,6 +35,7 @@ class Caller:
     client: str = "unknown"
     version: str | None = None
     transport: str = "unknown"  # "stdio" | "http" | "cli"
+    principal: str | None = None  # the authenticated principal (HTTP with auth); None: the local user
 
 
 CLI = Caller("cli", None, "cli")
@@ -174,6 +175,7 @@ def _write(scope: AuditScope, decision: _Decision | None) -> None:
         "event": "decision",
         "client": {"name": scope.caller.client, "version": scope.caller.version},
         "transport": scope.caller.transport,
+        "principal": scope.caller.principal,
         "tool": scope.tool,
     }
     if scope.question is not None:

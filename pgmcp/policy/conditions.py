@@ -3,7 +3,8 @@
 A policy that cannot mean what its author thinks must fail when it is loaded, with the line,
 not silently match nothing at check time: table globs are `schema.name`, column globs
 `schema.table.column`, function globs `name` or `schema.name`; a row filter is one boolean
-SQL expression over the table's own (bare) columns, with no subquery.
+SQL expression over the table's own (bare) columns, with no subquery; it may name claims of the
+caller's token as `:claim_name` (bound per principal by `pgmcp.policy.claims`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pgmcp.errors import PolicyError, SourceLocation
 _PART = re.compile(r"^[^\s.\"']+$")
 _GLOB_CHARS = re.compile(r"[*?\[\]]")
 RESERVED_PREFIX = "_pgmcp_"
+_CLAIM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 _EXAMPLES = {
     "table": '"public.orders" or "public.*" (schema.name)',
@@ -44,6 +46,14 @@ def check_pattern(pattern: str, kind: str, parts: tuple[int, ...], where: Source
             where,
             hint=f"write e.g. {_EXAMPLES[kind]}; add one filter per table",
         )
+
+
+def claim_name(placeholder: exp.Placeholder) -> str | None:
+    """The claim a `:name` parameter names; None for any other placeholder (`?`, `%(x)s`)."""
+    name = placeholder.this
+    if placeholder.args.get("jdbc") or not isinstance(name, str) or not _CLAIM_NAME.match(name):
+        return None
+    return name
 
 
 def _unwrap(node: exp.Expr) -> exp.Expr:
@@ -78,8 +88,16 @@ def check_condition(condition: str, where: SourceLocation) -> None:
         )
     if root.find(exp.AggFunc) is not None or root.find(exp.Window) is not None:
         raise PolicyError("row filter must not use aggregate or window functions", where, hint=hint)
-    if root.find(exp.Parameter, exp.Placeholder) is not None:
-        raise PolicyError("row filter must not use parameters ($1, ?)", where, hint="write the value itself")
+    placeholders = list(root.find_all(exp.Placeholder))
+    if root.find(exp.Parameter) is not None or any(p.args.get("jdbc") or not p.this for p in placeholders):
+        raise PolicyError(
+            "row filter must not use positional parameters ($1, ?, %s)", where,
+            hint="write the value itself, or name a claim of the caller's token as :claim_name",
+        )
+    for placeholder in placeholders:
+        if claim_name(placeholder) is None:
+            raise PolicyError(f"claim parameter {placeholder.sql(dialect='postgres')} is not a plain :name", where,
+                              hint="claim names are letters, digits and _, e.g. :tenant_id")
     for column in root.find_all(exp.Column):
         if column.table:
             raise PolicyError(

@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import functools
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cachetools import LRUCache
 from loguru import logger
 
+from pgmcp.auth.access import AccessControl
 from pgmcp.config.model import Config, DatabaseConfig
 from pgmcp.db.executor import Executor
 from pgmcp.db.pools import PoolSet
 from pgmcp.db.result import QueryResult
-from pgmcp.errors import DatabaseError, DatabaseNotFound, Overloaded, PgmcpError, UsageError
+from pgmcp.errors import AccessDenied, DatabaseError, DatabaseNotFound, Overloaded, PgmcpError, UsageError
 from pgmcp.llm.breaker import CircuitBreaker
 from pgmcp.llm.factory import make_provider
 from pgmcp.observe.audit import record_execution, record_verdict
@@ -30,6 +34,7 @@ from pgmcp.observe.metrics import DB_ACTIVE_CONNECTIONS, SCHEMA_CACHE_AGE
 from pgmcp.observe.redact import register_secrets_in
 from pgmcp.observe.stats_file import StatsWriter
 from pgmcp.policy.checker import check
+from pgmcp.policy.claims import Unbound, refuse_unbound
 from pgmcp.policy.compiler import CompiledPolicy, compile_policy
 from pgmcp.policy.document import load_policy_spec
 from pgmcp.policy.verdict import Verdict
@@ -76,13 +81,18 @@ class Runtime:
     """Everything one pgmcp process serves, built from a `Config`."""
 
     def __init__(
-        self, config: Config, *, provider: Provider | None = None, write_stats: bool = False
+        self, config: Config, *, provider: Provider | None = None, write_stats: bool = False,
+        auth_required: bool = False,
     ) -> None:
         register_secrets_in(config)
         self.config = config
         self.policies: dict[str, CompiledPolicy] = {
             db.name: _policy_for(config, db) for db in config.databases
         }
+        # Who may use what, as which policy (pgmcp.auth.access); with `auth_required` (HTTP with
+        # auth) a call without an authenticated principal is refused, never run as the local user.
+        self.access = AccessControl(config, self.policies, lambda db, extra: _policy_for(config, db, extra),
+                                    auth_required=auth_required)
         self.pools = PoolSet(
             config.databases, config.limits,
             search_paths={name: p.search_path for name, p in self.policies.items()},
@@ -91,7 +101,9 @@ class Runtime:
             self._introspect, config.schema_cache.ttl, config.schema_cache.refresh_ahead
         )
         self._snapshots: dict[str, SchemaSnapshot] = {}
-        self._filtered: dict[str, tuple[SchemaSnapshot, SchemaSnapshot]] = {}
+        self._filtered: LRUCache[tuple[str, int], tuple[SchemaSnapshot, CompiledPolicy, SchemaSnapshot]] = (
+            LRUCache(256)
+        )
         self.executor = Executor(
             self.pools,
             {name: self._checker(name) for name in self.policies},
@@ -136,18 +148,33 @@ class Runtime:
 
     # -- core operations -------------------------------------------------------------------
 
+    def admit(self) -> None:
+        """Let a call in: it has a principal (where authentication is required) within its rate limit."""
+        self.access.admit()
+
+    def policy_for(self, database: str) -> tuple[CompiledPolicy, tuple[Unbound, ...]]:
+        """The current principal's policy on `database` (access checked, claims bound)."""
+        return self.access.policy(database, self.access.principal())
+
     def resolve(self, database: str | None) -> str:
-        """The database a request means: the named one, or the only one configured."""
-        names = list(self.policies)
+        """The database a request means: the named one, or the only one the principal may use."""
+        principal = self.access.principal()
+        names = self.access.visible(principal)
         if database:
             if database not in self.policies:
+                close = difflib.get_close_matches(database, names, n=1)
                 raise DatabaseNotFound(
                     f"unknown database '{database}'; configured databases: {', '.join(names) or '(none)'}",
-                    hint="call list_databases and use one of those names",
+                    hint=(f"did you mean '{close[0]}'? " if close else "")
+                    + "call list_databases and use one of those names",
                 )
+            self.access.require(database, principal)
             return database
         if len(names) == 1:
             return names[0]
+        if not names and self.policies:
+            raise AccessDenied(f"principal {principal.name} may use none of the configured databases",
+                               hint="ask an administrator for access")
         raise UsageError(
             f"several databases are configured ({', '.join(names)}); say which one with `database`",
             hint="call list_databases to see them",
@@ -171,22 +198,26 @@ class Runtime:
             return self._snapshots.get(database)
 
     async def visible_snapshot(self, database: str) -> SchemaSnapshot:
-        """The policy-filtered snapshot: what the LLM and the user may be shown."""
+        """The snapshot filtered by the principal's policy: what the LLM and the user may be shown."""
+        policy, _ = self.policy_for(database)
         snap = await self.snapshot(database)
-        cached = self._filtered.get(database)
-        if cached is None or cached[0] is not snap:
-            cached = (snap, filter_snapshot(snap, self.policies[database]))
-            self._filtered[database] = cached
-        return cached[1]
+        key = (database, id(policy))
+        cached = self._filtered.get(key)
+        if cached is None or cached[0] is not snap or cached[1] is not policy:
+            cached = (snap, policy, filter_snapshot(snap, policy))
+            self._filtered[key] = cached
+        return cached[2]
 
     def _checker(self, database: str) -> Any:
-        policy = self.policies[database]
-
         def checker(sql: str) -> Verdict:
-            # Every verdict (check_sql, execute_sql, each pipeline attempt) is made here.
+            # Every verdict (check_sql, execute_sql, each pipeline attempt) is made here, under
+            # the policy of the principal the call runs as.
+            policy, unbound = self.policy_for(database)
             started = time.perf_counter()
             verdict = check(sql, policy, self._snapshots.get(database))
             record_verdict(database, sql, verdict, (time.perf_counter() - started) * 1000)
+            if unbound and not verdict.allowed:
+                refuse_unbound(verdict, unbound)
             return verdict
 
         return checker
@@ -236,7 +267,10 @@ class Runtime:
     async def ask(
         self, question: str, database: str | None, return_type: ReturnType, progress: Progress | None = None
     ) -> QueryAnswer:
-        """Answer a question through the pipeline (SQL written, checked and, for "result", run)."""
+        """Answer a question for the caller through the pipeline (SQL written, checked and, for
+        "result", run); the database is resolved first, so access is checked before any model is
+        asked."""
+        database = self.resolve(database)
         return await self.pipeline.query(question, database, return_type, progress=progress)
 
     async def check_named(self, sql: str, database: str | None) -> tuple[str, Verdict]:
@@ -249,13 +283,17 @@ class Runtime:
 
     def databases(self) -> list[DatabaseView]:
         out = []
+        principal = self.access.principal()
         for db in self.config.databases:
+            if not self.access.may_use(db.name, principal):
+                continue
             status = self.pools.status(db.name)
             state = "up" if status.up else f"down ({status.last_error or 'not connected yet'})"
             if status.role_warnings:
                 state += "; role warnings: " + "; ".join(status.role_warnings)
             out.append(DatabaseView(
-                name=db.name, description=db.description, policy=self.policies[db.name].summary(), status=state,
+                name=db.name, description=db.description, policy=self.policy_for(db.name)[0].summary(),
+                status=state,
             ))
         return out
 
@@ -270,7 +308,7 @@ class Runtime:
     def policy_text(self, database: str) -> str:
         from pgmcp.policy.describe import describe_policy
 
-        return describe_policy(self.policies[self.resolve(database)])
+        return describe_policy(self.policy_for(self.resolve(database))[0])
 
     async def refresh(self, database: str | None) -> Refreshed:
         """Introspect again now; on failure keep serving the previous snapshot and say so."""
@@ -303,11 +341,12 @@ class Runtime:
         }
 
 
-def _policy_for(config: Config, db: DatabaseConfig) -> CompiledPolicy:
-    """The database's compiled policy; a `search_path` in the config overrides the policy's, so
-    that the checker resolves names against exactly the path the connections are pinned to."""
+def _policy_for(config: Config, db: DatabaseConfig, extra: Sequence[str] = ()) -> CompiledPolicy:
+    """The database's compiled policy, with the `extra` policies of access entries merged after
+    its own; a `search_path` in the config overrides the policy's, so that the checker resolves
+    names against exactly the path the connections are pinned to."""
     base_dir = config.path.parent if config.path else Path.cwd()
-    spec = load_policy_spec(db.policies, base_dir)
+    spec = load_policy_spec((*db.policies, *extra), base_dir)
     if db.search_path:
         spec = dataclasses.replace(spec, search_path=tuple(db.search_path))
     return compile_policy(spec)

@@ -44,6 +44,10 @@ def rewrite(
                 continue
             try:
                 filters[(schema, ref.name)] = _condition(rf.condition)
+                if filters[(schema, ref.name)].find(exp.Placeholder) is not None:
+                    # A claim parameter nobody bound (pgmcp.policy.claims binds them): fail closed.
+                    return tree, False, [violation(
+                        "PGM502", f"row filter of {rf.table} names a claim that was not bound", source=rf.source)]
             except SqlglotError as err:
                 return (
                     tree,
