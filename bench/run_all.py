@@ -90,6 +90,20 @@ def _startup(out: str) -> list[Row]:
     )]
 
 
+def _tpch(out: str) -> list[Row]:
+    rows = []
+    pattern = (r"^(.+?) \((\d+) statements\): check-sql (\w+) CPU ([\d.]+) s vs sqlglot.parse ([\d.]+) s: "
+               r"([\d.]+)x \(wall ([\d.]+) s vs ([\d.]+) s: ([\d.]+)x\)$")
+    for m in re.finditer(pattern, out, re.M):
+        subset, n, policy, cpu, base, ratio, wall, base_wall, wall_ratio = m.groups()
+        rows.append((f"`check-sql` live schema, TPC-H ({subset}, {int(n):,} statements, {policy})",
+                     "process CPU (wall) vs `python -c sqlglot.parse`, process start included",
+                     f"{cpu} s vs {base} s: **{ratio}x** (wall {wall} s vs {base_wall} s: {wall_ratio}x; limit 3)"))
+    if not rows:
+        raise ValueError("unrecognised output")
+    return rows
+
+
 @dataclass(frozen=True)
 class Bench:
     args: tuple[str, ...]
@@ -104,6 +118,7 @@ BENCHES: dict[str, Bench] = {
     "bench_introspect.py": Bench((), ("--tables", "200", "--runs", "2"), _introspect),
     "bench_mcp_roundtrip.py": Bench(("--json",), ("--json", "--calls", "100", "--warmup", "10"), _roundtrip),
     "bench_startup.py": Bench(("--json",), ("--json", "--runs", "2"), _startup),
+    "bench_tpch.py": Bench((), ("--runs", "1", "--repeat", "2", "--max-ratio", "100"), _tpch),
 }
 
 

@@ -16,10 +16,10 @@ import asyncpg
 import pytest
 
 from pgmcp.demo.sample_data import DEMO_ROLE
+from pgmcp.policy.analysis.outputs import TABLE_FUNCTIONS
 from pgmcp.policy.checker import check
 from pgmcp.policy.compiler import compile_policy
 from pgmcp.policy.document import load_policy_spec
-from pgmcp.policy.row_calls import TABLE_FUNCTIONS
 from pgmcp.schema.introspect import introspect_dsn
 from pgmcp.schema.snapshot import SchemaSnapshot
 from tests.conftest import TestDatabase

@@ -102,6 +102,7 @@ SPECIAL: dict[str, tuple[Any, Any]] = {
     "llm.base_url": ("http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1"),
     "llm.examples": ([{"question": "How many?", "sql": "SELECT 1"}], (("How many?", "SELECT 1"),)),
     "databases.<name>.policies": (["permissive"], (str(shipped_policy_path("permissive")),)),
+    "limits.work_mem": ("4MB", "4MB"),
     "databases.<name>.dsn": (None, None),  # set on the second database, see below
     "databases.<name>.access": (None, None),  # principals and their policies: tests/test_auth_*.py
 }

@@ -155,7 +155,8 @@ REFUSED = [
     ("SELECT u.id FROM users u ORDER BY u", "PGM303"),
     ("SELECT id FROM users JOIN (SELECT 'hash1' AS password_hash) p USING (password_hash)", "PGM301"),
     ("SELECT count(*) AS password_hash FROM users GROUP BY password_hash", "PGM301"),
-    ("SELECT DISTINCT ON (password_hash) name AS password_hash FROM users", "PGM301"),
+    # a bare DISTINCT ON name is the output column (findTargetlistEntrySQL92); an expression is the input
+    ("SELECT DISTINCT ON (password_hash || '') name AS password_hash FROM users", "PGM301"),
     ("SELECT name AS password_hash, rank() OVER (ORDER BY password_hash) FROM users", "PGM301"),
     ("SELECT string_agg(name, ',' ORDER BY password_hash) FROM users", "PGM301"),
     ("SELECT id FROM users OFFSET (SELECT length(password_hash) FROM users LIMIT 1)", "PGM301"),

@@ -23,7 +23,7 @@ import yaml
 from sqlglot import exp
 from sqlglot.optimizer.scope import traverse_scope
 
-from pgmcp.policy.rewrite import apply_row_cap, apply_row_filters, is_pgmcp_fence, to_sql
+from pgmcp.policy.rewrite import apply_row_cap, apply_row_filters, fence_shape, to_sql
 
 SETUP = """
 CREATE TABLE public.orders (
@@ -118,7 +118,7 @@ async def test_every_orders_reference_is_fenced(conns: tuple[asyncpg.Connection,
         for table in tree.find_all(exp.Table):
             if table.name == "orders" and table.db == "public":
                 fence = table.find_ancestor(exp.Subquery)
-                assert fence is not None and is_pgmcp_fence(fence), sql
+                assert fence is not None and fence_shape(fence) is not None, sql
 
 
 COSTLY_FILTER = {

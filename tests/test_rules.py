@@ -100,3 +100,14 @@ def test_rule_case(doc: dict[str, Any], case: dict[str, Any]) -> None:
         assert verdict.rewritten_sql is not None and case["rewritten_contains"] in verdict.rewritten_sql
     for v in verdict.violations:
         assert v.name == RULES[v.rule].name and v.message
+
+
+def test_codes_are_declared_once_and_named_after_themselves() -> None:
+    """Each rule is a module constant named after its code; RULES holds exactly those."""
+    import re
+
+    import pgmcp.policy.rules as rules
+
+    constants = {name: value for name, value in vars(rules).items() if re.fullmatch(r"PGM\d{3}", name)}
+    assert {name: value.code for name, value in constants.items()} == {c: c for c in RULES}
+    assert len({r.name for r in RULES.values()}) == len(RULES)

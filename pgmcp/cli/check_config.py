@@ -2,12 +2,12 @@
 
 Offline it loads the config and the effective policy of every database (any error names the
 file, line and key) and prints a one-line summary of each policy. With `--connect` it also
-connects to each database as pgmcp would, checks the role (superuser, BYPASSRLS, dangerous
-memberships), introspects the live schema and reports what the policy lets through there,
-and tries every row filter on its table (a filter naming a missing column would make every
-read of that table fail). Exit 0 when all is well, 1 when a check fails (an unreachable
-database, an unsafe role with `refuse_unsafe_role`, a broken row filter), 2 for usage and
-config or policy errors.
+connects to each database exactly as `serve` does (the same pool code and settings), checks
+the role (superuser, BYPASSRLS, dangerous memberships), introspects the live schema, reports
+what the policy lets through there, and tries every row filter on its table (a filter naming
+a missing column would make every read of that table fail). Exit 0 when all is well, 1 when
+a check fails (an unreachable database, an unsafe role with `refuse_unsafe_role`, a broken
+row filter), 2 for usage and config or policy errors.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import asyncpg
 from pgmcp.cli.ops import (
     EXIT_FAILED,
     EXIT_OK,
-    connect_database,
     database_policy,
     error_exit,
     load_ops_config,
@@ -32,9 +31,9 @@ from pgmcp.cli.ops import (
     shown_path,
 )
 from pgmcp.config.model import Config, DatabaseConfig
-from pgmcp.db.pools import quote_ident
+from pgmcp.db.pools import PoolSet, quote_ident
 from pgmcp.db.privileges import check_role
-from pgmcp.errors import DatabaseError, PgmcpError
+from pgmcp.errors import DatabaseError, PgmcpError, UnsafeRole
 from pgmcp.observe.redact import redact
 from pgmcp.policy.checker import check
 from pgmcp.policy.claims import plannable
@@ -138,32 +137,42 @@ def live_report(snapshot: SchemaSnapshot, policy: CompiledPolicy) -> LiveReport:
 
 
 async def _check_live(config: Config, db: DatabaseConfig, policy: CompiledPolicy) -> int:
-    """Connect, check the role and the policy on the live schema; return the number of failures."""
+    """Connect, check the role and the policy on the live schema; return the number of failures.
+
+    The connection comes from the same pool code, with the same settings, as `serve`'s
+    (`PoolSet.connect`): what works here works there, PgBouncer included.
+    """
+    search_path = db.search_path or policy.search_path
+    pools = PoolSet([db], config.limits, search_paths={db.name: search_path})
     try:
-        conn = await connect_database(db)
+        return await _check_pooled(pools, db, policy)
+    finally:
+        await pools.close()
+
+
+async def _check_pooled(pools: PoolSet, db: DatabaseConfig, policy: CompiledPolicy) -> int:
+    try:
+        await pools.connect(db.name)
+    except UnsafeRole:
+        for warning in pools.status(db.name).role_warnings:
+            print(f"  FAIL unsafe role: {warning} (refuse_unsafe_role is set: pgmcp will not serve it)")
+        return 1
     except DatabaseError as err:
-        print(f"  FAIL {redact(err.message)}")
+        hint = f" (hint: {err.hint})" if err.hint else ""
+        print(f"  FAIL cannot connect to database {db.name!r} at {shown_dsn(db)}: {redact(err.message)}{redact(hint)}")
         return 1
     try:
-        failures = 0
-        report = await check_role(conn)
-        version = await conn.fetchval("SHOW server_version")
-        print(f"  connected to {shown_dsn(db)} as {report.current_role} (PostgreSQL {version})")
-        for warning in report.warnings:
-            if db.refuse_unsafe_role:
-                print(f"  FAIL unsafe role: {warning} (refuse_unsafe_role is set: pgmcp will not serve it)")
-            else:
+        async with pools.acquire(db.name) as conn:
+            report = await check_role(conn)
+            version = await conn.fetchval("SHOW server_version")
+            print(f"  connected to {shown_dsn(db)} as {report.current_role} (PostgreSQL {version})")
+            for warning in report.warnings:
                 print(f"  WARN unsafe role: {warning}")
-        if report.warnings and db.refuse_unsafe_role:
-            failures += 1
-        snapshot = await introspect(conn, db.name)
-        failures += await _print_live(conn, snapshot, policy)
-        return failures
+            snapshot = await introspect(conn, db.name)
+            return await _print_live(conn, snapshot, policy)
     except PgmcpError as err:
         print(f"  FAIL {redact(err.message)}")
         return 1
-    finally:
-        await conn.close()
 
 
 async def _print_live(conn: Any, snapshot: SchemaSnapshot, policy: CompiledPolicy) -> int:

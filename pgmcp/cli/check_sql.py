@@ -29,7 +29,7 @@ from pgmcp.cli.ops import (
 from pgmcp.errors import PgmcpError, UsageError
 from pgmcp.policy.checker import check
 from pgmcp.policy.compiler import CompiledPolicy
-from pgmcp.policy.rules import violation
+from pgmcp.policy.rules import PGM001, violation
 from pgmcp.policy.splitter import split_statements
 from pgmcp.policy.verdict import Verdict
 from pgmcp.schema.snapshot import SchemaSnapshot
@@ -88,7 +88,7 @@ def judge(sources: Sequence[Source], policy: CompiledPolicy, snapshot: SchemaSna
             if stmt.unterminated is not None and verdict.allowed:
                 # psql would never send it as is; whatever the parser made of it, refuse.
                 message = f"unterminated {stmt.unterminated} at the end of the input"
-                verdict = Verdict(stmt.text, False, (violation("PGM001", message),))
+                verdict = Verdict(stmt.text, False, (violation(PGM001, message),))
             results.append(StatementResult(source.path, stmt.index, stmt.line, stmt.column, stmt.text, verdict))
     return Report(tuple(results), len(sources), policy.name, snapshot is not None)
 

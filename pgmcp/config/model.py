@@ -109,6 +109,8 @@ class SchemaCacheConfig:
 class LimitsConfig:
     max_rows: int = 1000
     max_result_bytes: int = 1_000_000
+    max_value_bytes: int = 1_000_000
+    work_mem: str = "16MB"  # PostgreSQL memory units (kB, MB, GB); SET LOCAL in every query
     statement_timeout: float = 5.0
     lock_timeout: float = 1.0
     idle_in_transaction_timeout: float = 10.0

@@ -1,59 +1,108 @@
 """Policy-checked, read-only execution: `Executor.execute(database, sql) -> QueryResult`.
 
-The SQL is checked first (a refusal raises PolicyDenied carrying the verdict; nothing runs).
-What runs is exactly `verdict.executable_sql`, through the extended protocol only (Parse
-rejects multi-statement text), inside `BEGIN READ ONLY` with the hardening re-applied by
-`SET LOCAL`. Rows are read through a cursor in batches, so no more than `max_rows + 1` rows
-ever leave the server, and reading stops as soon as the JSON size passes `max_result_bytes`.
-The transaction is always rolled back, which also undoes any session-level `set_config` the
-statement may have made.
+Each call has one deadline (the statement timeout) covering the check, the execution and the
+encoding; past it the call fails with `QueryTimeout` and its work is abandoned
+(`pgmcp.db.offload`). The SQL is checked first, off the event loop (a refusal raises
+PolicyDenied carrying the verdict; nothing runs). What runs is exactly `verdict.executable_sql`,
+through the extended protocol only (Parse rejects multi-statement text), inside
+`BEGIN READ ONLY` with the hardening re-applied by `SET LOCAL`; a SELECT is wrapped by pgmcp's
+own value-size cap (`pgmcp.db.valuecap`). Rows are read through a cursor in batches, so no more
+than `max_rows + 1` rows ever leave the server, and reading stops once their size (as
+PostgreSQL measures it) passes twice `max_result_bytes`. Then the transaction is rolled back
+(which also undoes any session-level `set_config` the statement made), and only then are the
+rows encoded, in a thread, where the exact JSON size cut is made: pgmcp's own work never keeps
+a transaction open.
 
 Round trips per statement: `BEGIN READ ONLY` and the `SET LOCAL`s are one simple-protocol
-execute of pgmcp's own text (never the user's SQL); then Parse/Describe of the unnamed
-statement, Bind, one Execute per batch, `ROLLBACK`, and the pool's reset on release.
+execute of pgmcp's own text (never the user's SQL); then Parse/Describe of the statement, and
+of its capped form, Bind, one Execute per batch, `ROLLBACK`, and the pool's reset on release.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pgmcp.config.model import LimitsConfig
 from pgmcp.db.concurrency import Limiter
+from pgmcp.db.offload import CheckWorkers, Deadline, Encoders
 from pgmcp.db.pgerrors import is_connection_lost, translate
 from pgmcp.db.pools import PoolSet
 from pgmcp.db.result import Column, QueryResult
 from pgmcp.db.serialize import JsonValue, SerializeOptions, row_to_json
+from pgmcp.db.valuecap import CappedQuery, approx_size, split_row, wrap
 from pgmcp.errors import DatabaseNotFound, PolicyDenied
+from pgmcp.policy.checker import check
+from pgmcp.policy.compiler import CompiledPolicy
 from pgmcp.policy.verdict import Verdict
+from pgmcp.schema.snapshot import SchemaSnapshot
 
 Checker = Callable[[str], Verdict]
-CLIENT_GRACE = 2.0  # seconds past statement_timeout before the client gives up on the server
+VerdictHook = Callable[[str, str, Verdict, float], None]  # database, sql, verdict, milliseconds
+CLIENT_GRACE = 2.0  # seconds past the deadline before the client gives up on the server
 FIRST_BATCH = 10  # rows in the first cursor fetch; later batches are sized from the bytes left
 MAX_BATCH = 5000
+READ_FACTOR = 2  # reading stops at this many times max_result_bytes (PostgreSQL's sizes)
 # Result size is measured as compact ASCII JSON: C-accelerated, and never less than the UTF-8
 # size of the same JSON written with ensure_ascii=False, so the cap errs on the safe side.
-_ENCODER = json.JSONEncoder(separators=(",", ":"))
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
+VerdictFollowUp = Callable[[Verdict], None]  # run on the verdict in the caller; may raise
+
+
+@dataclass(frozen=True)
+class PolicyCheck:
+    """A database's policy check that can run in a checker process. `policy()` gives the policy
+    in force for the current call (it may depend on who calls) and an optional follow-up run
+    on its verdict; `snapshot()` the current schema snapshot. Calling it checks in this process
+    (tests, the CLI)."""
+
+    policy: Callable[[], tuple[CompiledPolicy, VerdictFollowUp | None]]
+    snapshot: Callable[[], SchemaSnapshot | None] = lambda: None
+
+    @classmethod
+    def fixed(cls, policy: CompiledPolicy, snapshot: SchemaSnapshot | None = None) -> PolicyCheck:
+        return cls(lambda: (policy, None), lambda: snapshot)
+
+    def __call__(self, sql: str) -> Verdict:
+        policy, follow_up = self.policy()
+        verdict = check(sql, policy, self.snapshot())
+        if follow_up is not None:
+            follow_up(verdict)
+        return verdict
+
+
+class _Row(list[Any]):
+    """Fetched values in column order, read like a record (`values()`) by the encoder."""
+
+    def values(self) -> list[Any]:
+        return self
 
 
 @dataclass
-class _Rows:
-    rows: list[list[JsonValue]]
+class _Fetched:
+    columns: tuple[Column, ...]
+    rows: list[_Row] = field(default_factory=list)
     fetched: int = 0
     truncated_reason: str | None = None
+    omitted: dict[str, None] = field(default_factory=dict)  # columns with values left out, in order
 
 
 class Executor:
     """Checks and runs SQL against the databases of a PoolSet (see the module docstring).
 
-    `checkers` maps each database to its policy check; `timeouts` optionally gives a
-    per-database statement timeout in seconds (the policy's); `max_rows` a per-database row
-    cap (the policy's). Where the policy and the config both set a timeout or cap, the
-    smaller wins.
+    `checkers` maps each database to its policy check (a `PolicyCheck` runs in a checker
+    process, any other callable in a thread); `timeouts` optionally gives a per-database
+    statement timeout in seconds (the policy's); `max_rows` a per-database row cap (the
+    policy's). Where the policy and the config both set a timeout or cap, the smaller wins.
+    `on_verdict` is told of every verdict (the audit log and metrics).
     """
 
     def __init__(
@@ -64,14 +113,32 @@ class Executor:
         timeouts: Mapping[str, float] | None = None,
         *,
         max_rows: Mapping[str, int] | None = None,
+        on_verdict: VerdictHook | None = None,
     ) -> None:
         self._pools = pools
         self._checkers = dict(checkers)
         self._limits = limits
         self._timeouts = dict(timeouts or {})
         self._max_rows = dict(max_rows or {})
+        self._on_verdict = on_verdict
         self._options = SerializeOptions.from_limits(limits)
         self._limiter = Limiter.for_queries(limits)  # every query, from every tool and database
+        self._workers = CheckWorkers(limits.max_concurrent_queries)
+        self._encoders = Encoders(limits.max_concurrent_queries)
+        self._warming: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start a checker process ahead of the first call (in the background, so that it does
+        not delay startup), when any check runs in one."""
+        if any(isinstance(c, PolicyCheck) for c in self._checkers.values()):
+            self._warming = asyncio.get_running_loop().create_task(self._workers.start())
+
+    async def close(self) -> None:
+        if self._warming is not None:
+            with contextlib.suppress(BaseException):
+                await self._warming
+        await self._workers.close()
+        self._encoders.close()
 
     def statement_timeout(self, database: str) -> float:
         configured = self._pools.statement_timeout(database)
@@ -82,32 +149,54 @@ class Executor:
         policy = self._max_rows.get(database)
         return min(self._limits.max_rows, policy) if policy else self._limits.max_rows
 
-    def check(self, database: str, sql: str) -> Verdict:
-        """The verdict of `database`'s policy on `sql` (DatabaseNotFound for unknown names)."""
+    async def check(self, database: str, sql: str, deadline: Deadline | None = None) -> Verdict:
+        """The verdict of `database`'s policy on `sql`, judged off the event loop within
+        `deadline` (default: the statement timeout). DatabaseNotFound for unknown names."""
         if database not in self._pools.names() or database not in self._checkers:
             valid = ", ".join(n for n in self._pools.names() if n in self._checkers) or "(none)"
             raise DatabaseNotFound(
                 f"unknown database '{database}'; configured databases: {valid}", hint=f"use one of: {valid}"
             )
-        return self._checkers[database](sql)
+        deadline = deadline or Deadline(self.statement_timeout(database))
+        checker = self._checkers[database]
+        started = time.perf_counter()
+        follow_up: VerdictFollowUp | None = None
+        if isinstance(checker, PolicyCheck):
+            policy, follow_up = checker.policy()
+            verdict = await self._workers.check(database, policy, checker.snapshot(), sql, deadline)
+        else:
+            verdict = await self._encoders.run(
+                lambda: checker(sql), deadline, "checking the SQL against the policy"
+            )
+        if self._on_verdict is not None:
+            self._on_verdict(database, sql, verdict, (time.perf_counter() - started) * 1000)
+        if follow_up is not None:
+            follow_up(verdict)
+        return verdict
 
     async def execute(self, database: str, sql: str) -> QueryResult:
         """Check `sql`, then run exactly the checked text read-only; see the module docstring."""
-        verdict = self.check(database, sql)
+        deadline = Deadline(self.statement_timeout(database)) if database in self._checkers else None
+        verdict = await self.check(database, sql, deadline)
+        assert deadline is not None  # check() raised DatabaseNotFound otherwise
         if not verdict.allowed:
             raise PolicyDenied(
                 f"refused by policy: {verdict.reason()}", hint="change the query as the violations say",
                 verdict=verdict,
             )
         text = verdict.executable_sql
-        timeout = self.statement_timeout(database)
-        ctx = self._pools.error_context(database, text, timeout)
-        async with self._limiter.slot():
+        ctx = self._pools.error_context(database, text, deadline.seconds)
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                async with asyncio.timeout(max(0.0, deadline.left())):
+                    await stack.enter_async_context(self._limiter.slot())
+            except TimeoutError:
+                raise deadline.expired("waiting for a free query slot") from None
             started = time.perf_counter()
             for attempt in (1, 2):
                 try:
                     async with self._pools.acquire(database) as conn:
-                        columns, got = await self._run(conn, database, text, timeout)
+                        got = await self._run(conn, database, text, verdict, deadline)
                     break
                 except Exception as exc:
                     # A read-only statement is safe to run again when the connection (not the
@@ -115,12 +204,14 @@ class Executor:
                     if attempt == 1 and is_connection_lost(exc):
                         continue
                     raise translate(exc, ctx) from exc
-        if got.truncated_reason is None:
-            got.truncated_reason = self._policy_cap_reached(database, verdict, len(got.rows))
-        truncated = got.truncated_reason is not None
+            rows, reason = await self._encoders.run(
+                lambda: self._encode(got), deadline, "encoding the result"
+            )
+        if reason is None:
+            reason = self._policy_cap_reached(database, verdict, len(rows))
         return QueryResult(
-            database=database, sql=text, columns=columns, rows=got.rows, row_count=len(got.rows),
-            truncated=truncated, truncated_reason=got.truncated_reason, verdict=verdict,
+            database=database, sql=text, columns=got.columns, rows=rows, row_count=len(rows),
+            truncated=reason is not None, truncated_reason=reason, verdict=verdict,
             elapsed_ms=(time.perf_counter() - started) * 1000, rows_fetched=got.fetched,
         )
 
@@ -131,19 +222,27 @@ class Executor:
             return f"the policy's row cap (LIMIT {cap}) was reached; there may be more rows"
         return None
 
-    async def _run(
-        self, conn: Any, database: str, sql: str, timeout: float
-    ) -> tuple[tuple[Column, ...], _Rows]:
+    async def _run(self, conn: Any, database: str, sql: str, verdict: Verdict, deadline: Deadline) -> _Fetched:
+        left = deadline.left()
+        if left <= 0:
+            raise deadline.expired("waiting for a database connection")
+        # The server's own timeout is what is left of the call's deadline, in whole 100 ms.
+        server_timeout = min(deadline.seconds, math.ceil(left * 10) / 10)
         try:
-            async with asyncio.timeout(timeout + CLIENT_GRACE):
-                await conn.execute("BEGIN READ ONLY;\n" + self._pools.local_settings_sql(database, timeout))
+            async with asyncio.timeout(left + CLIENT_GRACE):
+                await conn.execute("BEGIN READ ONLY;\n" + self._pools.local_settings_sql(database, server_timeout))
                 # The unnamed statement (name ""): a named one (asyncpg's default) is closed on the
                 # server when garbage-collected, which costs the next execution a round trip.
                 stmt = await conn.prepare(sql, name="")
                 attrs = stmt.get_attributes()
                 columns = tuple(Column(a.name, a.type.name) for a in attrs)
+                capped = None
+                if verdict.statement_kind != "explain":
+                    capped = wrap(sql, [a.type.oid for a in attrs], self._limits.max_value_bytes)
+                if capped is not None:
+                    stmt = await conn.prepare(capped.sql, name="")
                 cursor = await stmt.cursor()
-                got = await self._fetch(cursor, tuple(c.type for c in columns), self.row_cap(database))
+                got = await self._fetch(cursor, _Fetched(columns), capped, self.row_cap(database))
         except BaseException as exc:
             server_side = isinstance(exc, Exception) and not isinstance(exc, TimeoutError)
             if server_side and not is_connection_lost(exc):
@@ -152,12 +251,14 @@ class Executor:
                 conn.terminate()  # cancelled, timed out or broken: do not reuse this connection
             raise
         await conn.execute("ROLLBACK")
-        return columns, got
+        return got
 
-    async def _fetch(self, cursor: Any, types: tuple[str, ...], max_rows: int) -> _Rows:
-        max_bytes = self._limits.max_result_bytes
-        out = _Rows(rows=[])
-        size = 2  # "[]"
+    async def _fetch(self, cursor: Any, out: _Fetched, capped: CappedQuery | None, max_rows: int) -> _Fetched:
+        """Read at most `max_rows + 1` rows, stopping once their size passes READ_FACTOR times
+        max_result_bytes; values over max_value_bytes stay in PostgreSQL (markers here)."""
+        budget = READ_FACTOR * self._limits.max_result_bytes
+        names = [c.name for c in out.columns]
+        size = 0
         batch = min(FIRST_BATCH, max_rows + 1)
         while True:
             records = await cursor.fetch(batch)
@@ -166,18 +267,47 @@ class Executor:
                 if len(out.rows) >= max_rows:
                     out.truncated_reason = f"more than max_rows ({max_rows}) rows; only those are shown"
                     return out
-                row = row_to_json(record, self._options, types)
-                row_size = len(_ENCODER.encode(row)) + 1
-                if size + row_size > max_bytes:
-                    out.truncated_reason = (
-                        f"result larger than max_result_bytes ({max_bytes}); "
-                        f"the first {len(out.rows)} rows are shown"
-                    )
+                if capped is None:
+                    values = _Row(record.values())
+                    size += approx_size(values)
+                else:
+                    user, row_size, omitted = split_row(record, capped, names)
+                    values = _Row(user)
+                    size += row_size
+                    out.omitted.update(dict.fromkeys(omitted))
+                out.rows.append(values)
+                if size > budget:
+                    out.truncated_reason = self._bytes_reason(len(out.rows))
                     return out
-                out.rows.append(row)
-                size += row_size
             if len(records) < batch:
                 return out
             left = max_rows + 1 - out.fetched
-            per_row = max(1, (size - 2) // max(1, len(out.rows)))
-            batch = max(1, min(left, MAX_BATCH, (max_bytes - size) // per_row + 1))
+            per_row = max(1, size // max(1, len(out.rows)))
+            batch = max(1, min(left, MAX_BATCH, (budget - size) // per_row + 1))
+
+    def _bytes_reason(self, rows: int) -> str:
+        return f"result larger than max_result_bytes ({self._limits.max_result_bytes}); the first {rows} rows are shown"
+
+    def _encode(self, got: _Fetched) -> tuple[list[list[JsonValue]], str | None]:
+        """JSON-safe rows, cut exactly at max_result_bytes; runs in a thread after the transaction."""
+        max_bytes = self._limits.max_result_bytes
+        types = tuple(c.type for c in got.columns)
+        rows: list[list[JsonValue]] = []
+        reason = got.truncated_reason
+        size = 2  # "[]"
+        for values in got.rows:
+            row = row_to_json(values, self._options, types)
+            row_size = len(_ENCODER.encode(row)) + 1
+            if size + row_size > max_bytes:
+                reason = self._bytes_reason(len(rows))
+                break
+            rows.append(row)
+            size += row_size
+        if got.omitted:
+            shown = ", ".join(repr(c) for c in got.omitted)
+            note = (
+                f"values larger than max_value_bytes ({self._limits.max_value_bytes}) in column(s) {shown} "
+                "were left out (each is shown as a marker)"
+            )
+            reason = f"{reason}; {note}" if reason else note
+        return rows, reason

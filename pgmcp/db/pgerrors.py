@@ -129,6 +129,13 @@ def translate(exc: BaseException, ctx: ErrorContext) -> PgmcpError:
         return exc
     text = scrub(str(exc) or type(exc).__name__, ctx.secrets)
     sqlstate = getattr(exc, "sqlstate", None) if isinstance(exc, asyncpg.PostgresError) else None
+    if "unsupported startup parameter" in text:
+        return DatabaseUnavailable(
+            f"database '{ctx.database}' is unavailable: {text}",
+            hint=f"this is a connection pooler such as PgBouncer: set `pgbouncer: true` for database "
+            f"'{ctx.database}' in the config",
+            sqlstate=sqlstate,
+        )
     if isinstance(exc, TimeoutError):
         return QueryTimeout(
             f"database '{ctx.database}' did not answer in time (the client-side deadline passed)",

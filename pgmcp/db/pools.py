@@ -10,8 +10,17 @@ PgBouncer in transaction mode no session state can be relied on: only applicatio
 sent, the statement cache is off, and the executor applies everything with `SET LOCAL`
 inside each transaction (it does so in every mode, as a second line of defence).
 
-A database that is down at startup does not stop the others: it is retried in the background
-with backoff, and on the next `acquire`.
+A database that is down, at startup or found down while serving, does not stop the others:
+it is re-probed in the background with backoff (at most `RETRY_MAX` seconds apart), so its
+status, and `/healthz`, turn up again on their own once it is back, and on the next `acquire`.
+
+A `SQL_ASCII` database stores whatever bytes it was given, and PostgreSQL refuses to send text
+that is not valid UTF-8 to a UTF8 client. Such a database is connected with
+`client_encoding = LATIN1` (every byte is valid), and `pgmcp.db.oddvalues` decodes its text as
+UTF-8 with U+FFFD for invalid sequences.
+
+`check-config --connect` opens its connection through `PoolSet.connect` too, so it connects
+exactly as `serve` does.
 """
 
 from __future__ import annotations
@@ -28,13 +37,14 @@ from loguru import logger
 
 from pgmcp.config.model import DatabaseConfig, LimitsConfig
 from pgmcp.db.pgerrors import ErrorContext, is_connection_lost, scrub, translate
-from pgmcp.db.privileges import check_role
+from pgmcp.db.privileges import RoleReport, check_role
 from pgmcp.db.serialize import install_codecs
 from pgmcp.errors import DatabaseNotFound, DatabaseUnavailable, UnsafeRole
 from pgmcp.observe.metrics import DB_ACTIVE_CONNECTIONS
 
 CONNECT_TIMEOUT = 10.0  # seconds for one connection attempt
-RETRY_INITIAL, RETRY_MAX = 1.0, 30.0  # background reconnect backoff (seconds)
+RETRY_INITIAL, RETRY_MAX = 0.5, 5.0  # background re-probe backoff (seconds)
+PROBE_TIMEOUT = 5.0
 DEFAULT_SEARCH_PATH = ("public",)
 _PLAIN_IDENT = re.compile(r"[a-z_][a-z0-9_$]*")
 
@@ -84,6 +94,7 @@ class _Database:
     current_role: str | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     retry_task: asyncio.Task[None] | None = None
+    sql_ascii: bool = False  # the server's encoding is SQL_ASCII: connect with client_encoding LATIN1
 
 
 class PoolSet:
@@ -153,9 +164,12 @@ class PoolSet:
     def session_settings(self, name: str) -> dict[str, str]:
         """Startup-packet settings: the session defaults that `RESET ALL` returns to."""
         db = self._get(name)
+        encoding = {"client_encoding": "LATIN1"} if db.sql_ascii else {}
         if db.config.pgbouncer:
-            return {"application_name": "pgmcp"}  # PgBouncer rejects most startup parameters
+            # PgBouncer rejects most startup parameters; it tracks these two itself.
+            return {"application_name": "pgmcp", **encoding}
         return {
+            **encoding,
             "application_name": "pgmcp",
             "default_transaction_read_only": "on",
             "statement_timeout": _ms(self.statement_timeout(name)),
@@ -175,6 +189,8 @@ class PoolSet:
             + _ms(self._limits.idle_in_transaction_timeout),
             f"SELECT set_config('search_path', {sql_literal(search_path_value(db.search_path))}, true)",
             "SET LOCAL standard_conforming_strings = on",
+            "SET LOCAL application_name = pgmcp",  # behind a pooler the session's may be another's
+            f"SET LOCAL work_mem = {sql_literal(self._limits.work_mem)}",
         ]
         if db.config.role:
             parts.append(f"SET LOCAL ROLE {quote_ident(db.config.role)}")
@@ -218,16 +234,10 @@ class PoolSet:
             cfg = db.config
             pool: Any = None
             try:
-                pool = await asyncpg.create_pool(
-                    dsn=cfg.dsn, host=cfg.host, port=cfg.port, user=cfg.user, database=cfg.dbname,
-                    password=cfg.password.value or None, ssl=cfg.sslmode,
-                    min_size=min(cfg.pool.min_size, cfg.pool.max_size), max_size=cfg.pool.max_size,
-                    timeout=CONNECT_TIMEOUT, server_settings=self.session_settings(cfg.name),
-                    statement_cache_size=0 if cfg.pgbouncer else 100,
-                    init=self._init(db), reset=self._reset(db),
-                )
-                async with pool.acquire(timeout=CONNECT_TIMEOUT) as conn:
-                    report = await check_role(conn)
+                pool, report = await self._open_pool(db)
+                if report is None:  # a SQL_ASCII database: once more, with client_encoding LATIN1
+                    pool, report = await self._open_pool(db)
+                assert report is not None
             except Exception as exc:
                 if pool is not None:
                     pool.terminate()
@@ -250,19 +260,67 @@ class PoolSet:
             db.pool, db.up, db.last_error = pool, True, None
             logger.info("database {}: connected (role {})", cfg.name, report.current_role)
 
+    async def _open_pool(self, db: _Database) -> tuple[Any, RoleReport | None]:
+        """A new pool and its role report; (None, None) when the server turned out to be
+        SQL_ASCII and `db` did not know yet (it knows now: connect again)."""
+        cfg = db.config
+        pool = await asyncpg.create_pool(
+            dsn=cfg.dsn, host=cfg.host, port=cfg.port, user=cfg.user, database=cfg.dbname,
+            password=cfg.password.value or None, ssl=cfg.sslmode,
+            min_size=min(cfg.pool.min_size, cfg.pool.max_size), max_size=cfg.pool.max_size,
+            timeout=CONNECT_TIMEOUT, server_settings=self.session_settings(cfg.name),
+            statement_cache_size=0 if cfg.pgbouncer else 100,
+            init=self._init(db), reset=self._reset(db),
+        )
+        try:
+            async with pool.acquire(timeout=CONNECT_TIMEOUT) as conn:
+                report = await check_role(conn)
+                sql_ascii = conn.get_settings().server_encoding == "SQL_ASCII"
+        except BaseException:
+            pool.terminate()
+            raise
+        if sql_ascii and not db.sql_ascii:
+            db.sql_ascii = True
+            pool.terminate()
+            return None, None
+        return pool, report
+
+    async def connect(self, name: str) -> None:
+        """Open `name`'s pool now, raising the translated error (DatabaseUnavailable, UnsafeRole)
+        when it cannot: what `check-config --connect` uses, so it connects exactly as serve does."""
+        await self._connect(self._get(name))
+
     def _schedule_retry(self, db: _Database) -> None:
+        if self._closed or db.refused:
+            return
         if db.retry_task is None or db.retry_task.done():
             db.retry_task = asyncio.get_running_loop().create_task(self._retry(db))
 
     async def _retry(self, db: _Database) -> None:
+        """Probe a down database with backoff until it answers (or pgmcp shuts down)."""
         delay = RETRY_INITIAL
-        while db.pool is None and not self._closed and not db.refused:
+        while not db.up and not self._closed and not db.refused:
             await asyncio.sleep(delay)
             try:
-                await self._connect(db)
+                await self._probe(db)
             except Exception as exc:  # logged; the loop tries again later
-                logger.debug("database {}: reconnect failed: {}", db.config.name, exc)
+                logger.debug("database {}: still down: {}", db.config.name, exc)
             delay = min(delay * 2, RETRY_MAX)
+        if db.up:
+            logger.info("database {}: up again", db.config.name)
+
+    async def _probe(self, db: _Database) -> None:
+        if db.pool is None:
+            await self._connect(db)
+            return
+        pool = db.pool
+        async with asyncio.timeout(PROBE_TIMEOUT):
+            conn = await pool.acquire()
+            try:
+                await conn.fetchval("SELECT 1")
+            finally:
+                await pool.release(conn)
+        db.up, db.last_error = True, None
 
     async def close(self) -> None:
         """Stop background retries and close every pool (terminating it if it hangs)."""
@@ -321,3 +379,4 @@ class PoolSet:
         db.last_error = str(translate(exc, self.error_context(db.config.name)))
         if db.pool is not None:
             await db.pool.expire_connections()
+        self._schedule_retry(db)

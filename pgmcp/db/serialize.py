@@ -25,6 +25,7 @@ import asyncpg
 from asyncpg.pgproto.types import BitString, Box, Circle, Line, LineSegment, Path, Point, Polygon
 
 from pgmcp.config.model import LimitsConfig
+from pgmcp.db.oddvalues import decode_json, install_lossy_text
 
 JsonValue: TypeAlias = "bool | int | float | str | list[JsonValue] | dict[str, JsonValue] | None"
 
@@ -109,7 +110,9 @@ def _decimal(value: Decimal, options: SerializeOptions) -> float | str:
     if not value.is_finite():
         return "NaN" if value.is_nan() else ("Infinity" if value > 0 else "-Infinity")
     # format(..., "f") never uses exponent notation, so 0.0000001 stays as written.
-    return float(value) if options.decimal_as_float else format(value, "f")
+    if options.decimal_as_float and math.isfinite(as_float := float(value)):
+        return as_float
+    return format(value, "f")  # also when a float cannot hold it (1e400 would become infinity)
 
 
 def _point(p: tuple[float, float]) -> dict[str, JsonValue]:
@@ -252,7 +255,7 @@ async def install_codecs(conn: Any) -> None:
     """Per-connection codecs: json/jsonb parsed, intervals exact (see the module docstring)."""
     for name in ("json", "jsonb"):
         await conn.set_type_codec(
-            name, schema="pg_catalog", encoder=json.dumps, decoder=json.loads, format="text"
+            name, schema="pg_catalog", encoder=json.dumps, decoder=decode_json, format="text"
         )
     await conn.set_type_codec(
         "interval", schema="pg_catalog", encoder=_interval_encode, decoder=_interval_decode,
@@ -260,3 +263,4 @@ async def install_codecs(conn: Any) -> None:
     )
     # asyncpg decodes pg_lsn to an int; PostgreSQL's own form ("0/16B6C50") is what people read.
     await conn.set_type_codec("pg_lsn", schema="pg_catalog", encoder=str, decoder=str, format="text")
+    await install_lossy_text(conn)  # SQL_ASCII databases: bad UTF-8 becomes U+FFFD, not an error

@@ -1,144 +1,220 @@
 """`check(sql, policy, snapshot)`: one SQL statement in, a `Verdict` out. Pure and fail-closed.
 
-The stages, in order (each one only runs on what the previous ones let through):
-1. parse: exactly one statement, EXPLAIN peeled, token-level refusals (`parse.py`);
-2. statement kind: root allow-list, no write/INTO/lock anywhere (`rules/statements.py`);
-3. relations: resolved like PostgreSQL, schema written into the tree (`names.py`,
-   `rules/relations.py`);
-4. functions: every call by its spelled, folded name (`rules/functions.py`); with a snapshot,
-   `(x).name` proven to select a field of a composite is no call (`fields.py`), and `t.name`
-   that is no column of FROM item t is the call name(t) (`row_calls.py`);
-5. columns: denied columns, unprovable stars and whole-row references (`rules/columns.py`);
-6. rewrites: row-filter fences and the row cap (`rules/limits.py`); the generated text is
-   checked again from step 1, and is what runs.
+The checker is the ordered `STAGES` table below (as sqlglot's optimizer lists its RULES), each
+stage a function over one `Context`. A stage marked `clean` runs only while nothing has been
+refused; `stop` ends the check once the stage has refused something:
+
+1. size: `limits.max_sql_bytes`, before anything is parsed (PGM007);
+2. parse: exactly one statement, EXPLAIN peeled, token-level refusals (`parse.py`, `tokens.py`);
+3. statement kind: root allow-list, no write/INTO/lock anywhere (`rules/statements.py`);
+4. reserved names: `_pgmcp_` in any token form, on the tree (`rules/reserved.py`);
+5. resolve: the one resolution pass (`pgmcp.policy.analysis`): relations, columns, calls on
+   rows, field selections; the resolved schema is written into the tree;
+6. relations (`rules/relations.py`), type references (`rules/types.py`), functions and
+   attribute calls (`rules/functions.py`);
+7. columns (`rules/columns.py`);
+8. rewrite: row-filter fences and the row cap (`rules/limits.py`); the generated text is
+   checked again from stage 1, with the places of the checker's own rewrites (`Written`),
+   and is what runs.
 """
 
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
-from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
-from pgmcp.errors import PolicyDenied
+from pgmcp.policy.analysis import Analysis, AnalysisError, analyse, type_refs
+from pgmcp.policy.analysis.calls import FunctionRef, function_refs
 from pgmcp.policy.compiler import CompiledPolicy
-from pgmcp.policy.fields import attribute_dots, field_selections
-from pgmcp.policy.names import function_refs, resolve_relations
 from pgmcp.policy.parse import Parsed, parse_statement
-from pgmcp.policy.rewrite import to_sql
-from pgmcp.policy.row_calls import row_calls
-from pgmcp.policy.rules import violation
+from pgmcp.policy.rewrite import generate
+from pgmcp.policy.rules import PGM003, PGM006, PGM007, PGM105, PGM106, PGM501, PGM502, violation
 from pgmcp.policy.rules.columns import column_violations
 from pgmcp.policy.rules.functions import attribute_calls, function_violations
-from pgmcp.policy.rules.limits import rewrite, verify_rewritten
+from pgmcp.policy.rules.limits import Written, recognise, rewrite, verify_rewritten
 from pgmcp.policy.rules.relations import relation_violations
+from pgmcp.policy.rules.reserved import owned_names, reserved_names
 from pgmcp.policy.rules.statements import root_kind, writes_in_tree
+from pgmcp.policy.rules.types import type_violations
 from pgmcp.policy.verdict import TraceEntry, Verdict, Violation
 from pgmcp.schema.snapshot import SchemaSnapshot
 
 
+@dataclass
+class Context:
+    """Everything the stages share while judging one statement."""
+
+    sql: str
+    policy: CompiledPolicy
+    snapshot: SchemaSnapshot | None
+    written: Written | None = None  # set on the re-check of a statement the checker rewrote
+    parsed: Parsed | None = None
+    analysis: Analysis | None = None
+    calls: list[FunctionRef] = field(default_factory=list)
+    fences: dict[int, exp.Table] = field(default_factory=dict)
+    violations: list[Violation] = field(default_factory=list)
+    trace: list[TraceEntry] = field(default_factory=list)
+    kind: str | None = None
+    rewritten: str | None = None
+    done: bool = False  # a stage decided the verdict
+
+    @property
+    def tree(self) -> exp.Expr:
+        assert self.parsed is not None and self.parsed.tree is not None
+        return self.parsed.tree
+
+    def refuse(self, found: list[Violation]) -> None:
+        self.violations += found
+
+
+def _size(ctx: Context) -> None:
+    if ctx.written is not None:
+        return  # the checker's own rewrite of a statement that passed
+    size = len(ctx.sql.encode("utf-8"))
+    limit = ctx.policy.spec.max_sql_bytes
+    if size > limit:
+        ctx.refuse([violation(PGM007, f"the statement is {size} bytes, more than policy {ctx.policy.name}'s "
+                                      f"limits.max_sql_bytes ({limit}); send a shorter query")])
+
+
+def _parse(ctx: Context) -> None:
+    parsed = ctx.parsed = parse_statement(ctx.sql, allow_reserved=ctx.written is not None)
+    ctx.trace += [TraceEntry("PGM003", "sqlglot", "info", line) for line in parsed.log]
+    if parsed.leading is not None:
+        ctx.kind = "explain" if parsed.explain else None
+        ctx.refuse(root_kind(parsed, ctx.policy))
+        ctx.done = True
+    elif parsed.tree is None:
+        ctx.refuse(parsed.violations)
+    else:
+        ctx.kind = "explain" if parsed.explain else "select"
+
+
+def _statement(ctx: Context) -> None:
+    assert ctx.parsed is not None
+    ctx.refuse(root_kind(ctx.parsed, ctx.policy) + writes_in_tree(ctx.parsed))
+    if any(v.rule not in (PGM105.code, PGM106.code) for v in ctx.violations):
+        ctx.done = True
+
+
+def _reserved(ctx: Context) -> None:
+    assert ctx.parsed is not None
+    ours: list[exp.Expr] = []
+    if ctx.written is not None:
+        ctx.fences, ours, problems = recognise(ctx.tree, ctx.written)
+        ctx.refuse(problems)
+    ctx.refuse(reserved_names(ctx.parsed, ctx.tree, owned_names(ours)))
+
+
+def _resolve(ctx: Context) -> None:
+    try:
+        ctx.analysis = analyse(ctx.tree, ctx.policy.search_path, ctx.snapshot, ctx.fences)
+    except AnalysisError as err:
+        ctx.refuse([violation(PGM003, f"the query's names cannot be resolved: {err}; simplify the query")])
+        ctx.done = True
+
+
+def _relations(ctx: Context) -> None:
+    assert ctx.parsed is not None and ctx.analysis is not None
+    a = ctx.analysis
+    ctx.refuse(relation_violations(ctx.parsed, a.relations, a.unresolved, ctx.policy, ctx.snapshot, ctx.trace))
+
+
+def _types(ctx: Context) -> None:
+    assert ctx.parsed is not None
+    refs = type_refs(ctx.tree, ctx.policy.search_path, ctx.snapshot)
+    ctx.refuse(type_violations(ctx.parsed, refs, ctx.policy, ctx.snapshot))
+
+
+def _functions(ctx: Context) -> None:
+    assert ctx.parsed is not None and ctx.analysis is not None
+    a = ctx.analysis
+    ctx.calls = function_refs(ctx.tree, ctx.parsed.body, a.fields)
+    ctx.refuse(function_violations(ctx.parsed, ctx.calls, ctx.policy, ctx.trace))
+    ctx.refuse(attribute_calls(ctx.parsed, ctx.tree, ctx.policy, a.fields.values(), a.row_calls, ctx.trace))
+
+
+def _columns(ctx: Context) -> None:
+    assert ctx.parsed is not None and ctx.analysis is not None
+    ctx.refuse(column_violations(ctx.parsed, ctx.analysis, ctx.policy, ctx.snapshot))
+
+
+def _rewrite(ctx: Context) -> None:
+    assert ctx.parsed is not None and ctx.analysis is not None
+    if ctx.written is not None:
+        ctx.refuse(verify_rewritten(ctx.parsed, ctx.tree, ctx.analysis.relations, ctx.policy))
+        # What was judged is what runs: the text must be exactly what its tree generates.
+        if not ctx.violations and generate(ctx.tree, copy=False) != ctx.parsed.body:
+            ctx.refuse([violation(PGM502, "the rewritten query does not survive a round trip through the parser")])
+        return
+    tree, written, problems = rewrite(ctx.parsed, ctx.tree, ctx.analysis.relations, ctx.policy, ctx.trace)
+    ctx.refuse(problems)
+    if problems or written is None:
+        return
+    text = generate(tree, copy=False)  # the rewritten tree is ours alone
+    rewritten = (ctx.parsed.explain.prefix if ctx.parsed.explain else "") + text
+    again = _run(Context(rewritten, ctx.policy, ctx.snapshot, written=written))
+    if not again.allowed:
+        ctx.refuse([violation(PGM502, f"the rewritten query failed its re-check: {again.reason()}")])
+        return
+    ctx.rewritten = rewritten
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: Callable[[Context], None]
+    clean: bool = False  # runs only while nothing has been refused
+    stop: bool = False  # a refusal here ends the check
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("size", _size, stop=True),
+    Stage("parse", _parse, stop=True),
+    Stage("statement", _statement),
+    Stage("reserved-names", _reserved, stop=True),
+    Stage("resolve", _resolve),
+    Stage("relations", _relations),
+    Stage("types", _types),
+    Stage("functions", _functions),
+    Stage("columns", _columns, clean=True),
+    Stage("rewrite", _rewrite, clean=True),
+)
+
+
 def check(sql: str, policy: CompiledPolicy, snapshot: SchemaSnapshot | None = None) -> Verdict:
     """Judge one statement. Never raises on bad SQL: every problem is a violation."""
+    return _run(Context(sql, policy, snapshot))
+
+
+def _run(ctx: Context) -> Verdict:
     try:
-        return _check(sql, policy, snapshot, recheck=False)
+        for stage in STAGES:
+            if ctx.done or (stage.clean and ctx.violations):
+                break
+            stage.run(ctx)
+            if stage.stop and ctx.violations:
+                break
     except (TypeError, ValueError, AttributeError, KeyError, IndexError, SqlglotError) as err:
         # An analysis step met a tree shape it does not handle: refuse, never pass.
         message = f"the query could not be analysed ({type(err).__name__}); simplify it"
-        return Verdict(sql, False, (violation("PGM003", message),))
+        return Verdict(ctx.sql, False, (violation(PGM003, message),))
     except RecursionError:
-        return Verdict(
-            sql,
-            False,
-            (violation("PGM006", "the statement is nested too deeply to be checked; flatten the query"),),
-        )
+        message = "the statement is nested too deeply to be checked; flatten the query"
+        return Verdict(ctx.sql, False, (violation(PGM006, message),))
+    return _verdict(ctx)
 
 
-def _check(sql: str, policy: CompiledPolicy, snapshot: SchemaSnapshot | None, *, recheck: bool) -> Verdict:
-    parsed = parse_statement(sql, allow_reserved=recheck)
-    trace = [TraceEntry("PGM003", "sqlglot", "info", line) for line in parsed.log]
-    if parsed.leading is not None:
-        return _verdict(parsed, root_kind(parsed, policy), trace, "explain" if parsed.explain else None)
-    if parsed.tree is None:
-        return _verdict(parsed, parsed.violations, trace)
-    tree = parsed.tree
-    kind = "explain" if parsed.explain else "select"
-    violations = root_kind(parsed, policy) + writes_in_tree(parsed)
-    if any(v.rule not in ("PGM105", "PGM106") for v in violations):
-        return _verdict(parsed, violations, trace, kind)
-    dots = attribute_dots(tree) if snapshot is not None else []
-    # With a snapshot, `t.name` is proven a column of FROM item t or judged as the call name(t).
-    qualified = snapshot is not None and any(c.table for c in tree.find_all(exp.Column))
-    try:
-        has_ctes = any(isinstance(node, exp.With) for node in parsed.flagged)
-        if has_ctes or dots or qualified:
-            # CTE names and the FROM items a field selection or `t.name` names are matched by
-            # text in sqlglot's scopes: fold them as PostgreSQL does.
-            normalize_identifiers(tree, dialect="postgres")
-        refs, unresolved = resolve_relations(tree, policy.search_path, snapshot, has_ctes=has_ctes)
-        fields = field_selections(tree, snapshot, dots)
-        on_rows = row_calls(tree, snapshot) if qualified else []
-    except SqlglotError as err:
-        violations.append(violation("PGM003", f"the query's scopes cannot be analysed: {err}"))
-        return _verdict(parsed, violations, trace, kind)
-    violations += relation_violations(parsed, refs, unresolved, policy, snapshot, trace)
-    calls = function_refs(tree, parsed.body, fields)
-    violations += function_violations(parsed, calls, policy, trace)
-    violations += attribute_calls(parsed, tree, policy, fields.values(), on_rows, trace)
-    relations = tuple(sorted({f"{r.schema}.{r.name}" for r in refs}))
-    functions = tuple(sorted({f"{c.schema}.{c.name}" if c.schema else c.name for c in calls}))
-    if not violations:
-        try:
-            violations += column_violations(parsed, tree, policy, snapshot)
-        except SqlglotError as err:
-            violations.append(violation("PGM302", f"the columns the query reads cannot be proven: {err}"))
-    if violations:
-        return _verdict(parsed, violations, trace, kind, relations, functions)
-    if recheck:
-        violations = verify_rewritten(parsed, tree, refs, policy)
-        return _verdict(parsed, violations, trace, kind, relations, functions)
-    new_tree, changed, problems = rewrite(parsed, tree, refs, policy, trace)
-    if problems or not changed:
-        return _verdict(parsed, problems, trace, kind, relations, functions)
-    return _rechecked(parsed, new_tree, policy, snapshot, trace, kind, relations, functions)
-
-
-def _rechecked(
-    parsed: Parsed,
-    tree: exp.Expr,
-    policy: CompiledPolicy,
-    snapshot: SchemaSnapshot | None,
-    trace: list[TraceEntry],
-    kind: str,
-    relations: tuple[str, ...],
-    functions: tuple[str, ...],
-) -> Verdict:
-    try:
-        text = to_sql(cast(exp.Expression, tree), copy=False)  # the rewritten tree is ours alone
-    except PolicyDenied as err:
-        return _verdict(
-            parsed,
-            [violation("PGM502", f"the rewritten query cannot be generated: {err.message}")],
-            trace,
-            kind,
-            relations,
-            functions,
-        )
-    rewritten = (parsed.explain.prefix if parsed.explain else "") + text
-    again = _check(rewritten, policy, snapshot, recheck=True)
-    if not again.allowed:
-        problems = [violation("PGM502", f"the rewritten query failed its re-check: {again.reason()}")]
-        return _verdict(parsed, problems, trace, kind, relations, functions)
-    capped = policy.max_rows if any(entry.rule == "PGM501" for entry in trace) else None
-    return Verdict(parsed.sql, True, (), rewritten, kind, relations, functions, tuple(trace), row_cap=capped)
-
-
-def _verdict(
-    parsed: Parsed,
-    violations: list[Violation],
-    trace: list[TraceEntry],
-    kind: str | None = None,
-    relations: tuple[str, ...] = (),
-    functions: tuple[str, ...] = (),
-) -> Verdict:
-    return Verdict(parsed.sql, not violations, tuple(violations), None, kind, relations, functions, tuple(trace))
+def _verdict(ctx: Context) -> Verdict:
+    a = ctx.analysis
+    relations = tuple(sorted({f"{r.schema}.{r.name}" for r in a.relations})) if a is not None else ()
+    functions = tuple(sorted({f"{c.schema}.{c.name}" if c.schema else c.name for c in ctx.calls}))
+    allowed = not ctx.violations
+    capped = ctx.policy.max_rows if allowed and any(e.rule == PGM501.code for e in ctx.trace) else None
+    return Verdict(
+        ctx.sql, allowed, tuple(ctx.violations), ctx.rewritten if allowed else None, ctx.kind,
+        relations, functions, tuple(ctx.trace), row_cap=capped,
+    )

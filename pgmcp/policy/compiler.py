@@ -13,6 +13,7 @@ from fnmatch import fnmatchcase
 
 from pgmcp.errors import SourceLocation
 from pgmcp.policy.functions import FunctionSets, function_sets, pg_catalog_functions
+from pgmcp.policy.rules import PGM201, PGM202, PGM301, PGM401, PGM402, PGM403, Rule
 from pgmcp.policy.spec import ColumnRule, FunctionRule, PolicySpec, RowFilter, StatementKind, TableRule
 
 _GLOB_CHARS = frozenset("*?[")
@@ -30,8 +31,15 @@ class Decision:
     allowed: bool
     reason: str
     source: SourceLocation | None = None
-    code: str = ""
+    code: Rule | None = None
     explicit: bool = False
+
+    @property
+    def rule(self) -> Rule:
+        """The rule a refusal reports (asked only of a refusal)."""
+        if self.code is None:
+            raise ValueError(f"an allowing decision has no refusal rule: {self.reason}")
+        return self.code
 
 
 def _is_explicit(pattern: str) -> bool:
@@ -86,7 +94,7 @@ class CompiledPolicy:
         deny = _first(self.spec.tables, qualified, "deny")
         if deny is not None:
             return Decision(
-                False, f"denied by {self._where(deny.source, 'tables', deny.pattern)}", deny.source, "PGM201"
+                False, f"denied by {self._where(deny.source, 'tables', deny.pattern)}", deny.source, PGM201
             )
         allows = [r for r in self.spec.tables if r.action == "allow" and fnmatchcase(qualified, r.pattern)]
         if allows:
@@ -95,10 +103,10 @@ class CompiledPolicy:
                 True,
                 f"allowed by {self._where(best.source, 'tables', best.pattern)}",
                 best.source,
-                "",
+                None,
                 _is_explicit(best.pattern),
             )
-        return Decision(False, f"not matched by any allow rule of policy {self.name}", None, "PGM202")
+        return Decision(False, f"not matched by any allow rule of policy {self.name}", None, PGM202)
 
     def table_visible(self, schema: str, name: str) -> bool:
         return self.table_decision(schema, name).allowed
@@ -116,14 +124,14 @@ class CompiledPolicy:
                 False,
                 f"denied by {self._where(deny.source, 'columns.deny', deny.pattern)}",
                 deny.source,
-                "PGM301",
+                PGM301,
             )
         elif any(r.action == "allow" for r in self.spec.columns):
             allow = _first(self.spec.columns, qualified, "allow")
             if allow is None:
-                decision = Decision(False, f"not in the column allow list of policy {self.name}", None, "PGM301")
+                decision = Decision(False, f"not in the column allow list of policy {self.name}", None, PGM301)
             else:
-                decision = Decision(True, "allowed by a column rule", allow.source, "", True)
+                decision = Decision(True, "allowed by a column rule", allow.source, None, True)
         else:
             decision = Decision(True, "no column rule applies")
         self._columns[key] = decision
@@ -156,7 +164,7 @@ class CompiledPolicy:
 
     def _decide_function(self, schema: str | None, name: str) -> Decision:
         if self.functions.is_dangerous(name):
-            return Decision(False, "it is in pgmcp's built-in dangerous set and can never be allowed", None, "PGM401")
+            return Decision(False, "it is in pgmcp's built-in dangerous set and can never be allowed", None, PGM401)
         builtin = schema in (None, "pg_catalog") and self.functions.is_safe(name)
         # An unqualified call resolves in pg_catalog first, then along the search path.
         forms = (
@@ -173,7 +181,7 @@ class CompiledPolicy:
                     False,
                     f"denied by {self._where(rule.source, 'functions.deny', rule.pattern)}",
                     rule.source,
-                    "PGM402",
+                    PGM402,
                 )
         if builtin:
             return Decision(True, "in the built-in safe set")
@@ -183,14 +191,14 @@ class CompiledPolicy:
                     True,
                     f"allowed by {self._where(rule.source, 'functions.allow', rule.pattern)}",
                     rule.source,
-                    "",
+                    None,
                     _is_explicit(rule.pattern),
                 )
         return Decision(
             False,
             f"it is not a built-in safe function and policy {self.name} does not allow it",
             None,
-            "PGM403",
+            PGM403,
         )
 
     # -- row filters -----------------------------------------------------------------------

@@ -132,6 +132,7 @@ def read_policy_document(path: Path) -> PolicyDocument:
         row_filters=tuple(row_filters),
         max_rows=max_rows,
         statement_timeout_ms=timeout_ms,
+        max_sql_bytes=limits.get("max_sql_bytes"),
         search_path=search_path,
         tests=tuple(_test(doc, i, raw) for i, raw in enumerate(data.get("tests", []))),
     )

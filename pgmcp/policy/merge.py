@@ -51,6 +51,7 @@ class PolicyDocument:
     statement_timeout_ms: int | None
     search_path: tuple[str, ...] | None
     tests: tuple[PolicyTest, ...]
+    max_sql_bytes: int | None = None
 
 
 def _section(allow_per_doc: list[tuple[R, ...]], deny_per_doc: list[tuple[R, ...]]) -> tuple[R, ...]:
@@ -89,6 +90,8 @@ def merge_documents(order: Sequence[PolicyDocument], top: Sequence[PolicyDocumen
             changes["max_rows"], changes["max_rows_source"] = d.max_rows
         if d.statement_timeout_ms is not None:
             changes["statement_timeout_ms"] = d.statement_timeout_ms
+        if d.max_sql_bytes is not None:
+            changes["max_sql_bytes"] = d.max_sql_bytes
         if d.search_path is not None:
             changes["search_path"] = d.search_path
     # A parent's description describes the parent, so only the named documents' count.

@@ -19,7 +19,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError, TokenError
 from sqlglot.tokenizer_core import Token
 
-from pgmcp.policy.rules import violation
+from pgmcp.policy.rules import PGM001, PGM002, PGM006, violation
 from pgmcp.policy.tokens import (
     DIALECT,
     QUERY_STARTS,
@@ -154,7 +154,7 @@ def parse_statement(sql: str, *, allow_reserved: bool = False) -> Parsed:
     except RecursionError:
         parsed.tree = None
         parsed.violations.append(
-            violation("PGM006", "the statement is nested too deeply to be checked; flatten the query")
+            violation(PGM006, "the statement is nested too deeply to be checked; flatten the query")
         )
     finally:
         _captured.reset(token)
@@ -196,11 +196,11 @@ def _parse_into(parsed: Parsed, allow_reserved: bool) -> None:
     try:
         trees = _parse(tokens, parsed.body)
     except (ParseError, TokenError, SqlglotError) as err:
-        parsed.violations.append(violation("PGM001", f"the SQL could not be parsed: {error_summary(err)}"))
+        parsed.violations.append(violation(PGM001, f"the SQL could not be parsed: {error_summary(err)}"))
         return
     except (TypeError, ValueError, AttributeError, KeyError, IndexError) as err:
         # sqlglot's own bugs on odd input (seen: a TypeError in a JSONB operator builder).
-        parsed.violations.append(violation("PGM001", f"the SQL could not be parsed ({type(err).__name__})"))
+        parsed.violations.append(violation(PGM001, f"the SQL could not be parsed ({type(err).__name__})"))
         return
     # A comment after the last ';' yields an extra Semicolon node: it is not a statement.
     statements = [t for t in trees if t is not None and not isinstance(t, exp.Semicolon)]
@@ -208,31 +208,40 @@ def _parse_into(parsed: Parsed, allow_reserved: bool) -> None:
         what = "no statement" if not statements else f"{len(statements)} statements"
         parsed.violations.append(
             violation(
-                "PGM002" if statements else "PGM001",
+                PGM002 if statements else PGM001,
                 f"expected exactly one statement, got {what}; send one at a time",
             )
         )
         return
     tree = statements[0]
-    # A node takes at least one token, give or take a few wrappers: short input is never deep.
-    if len(tokens) * 4 > MAX_TREE_DEPTH and _tree_depth(tree) > MAX_TREE_DEPTH:
+    depth, flagged = _scan(tree)
+    if depth > MAX_TREE_DEPTH:
         parsed.violations.append(
-            violation("PGM006", f"the statement is nested more than {MAX_TREE_DEPTH} levels deep; flatten the query")
+            violation(PGM006, f"the statement is nested more than {MAX_TREE_DEPTH} levels deep; flatten the query")
         )
         return
     parsed.tree = tree
-    parsed.flagged = list(tree.find_all(*FLAGGED_NODES))
+    parsed.flagged = flagged
 
 
-def _tree_depth(tree: exp.Expr) -> int:
-    """The depth of `tree` (iterative), stopping as soon as it passes MAX_TREE_DEPTH."""
+def _scan(tree: exp.Expr) -> tuple[int, list[exp.Expr]]:
+    """The depth of `tree` (stopping once past MAX_TREE_DEPTH) and its FLAGGED_NODES in
+    breadth-first order (the order of `find_all`), in one pass over the tree."""
     deepest = 0
-    stack: list[tuple[exp.Expr, int]] = [(tree, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > deepest:
-            deepest = depth
-            if deepest > MAX_TREE_DEPTH:
-                return deepest
-        stack.extend((child, depth + 1) for child in node.iter_expressions())
-    return deepest
+    flagged: list[exp.Expr] = []
+    level: list[exp.Expr] = [tree]
+    while level:
+        deepest += 1
+        if deepest > MAX_TREE_DEPTH:
+            return deepest, flagged
+        below: list[exp.Expr] = []
+        for node in level:
+            if isinstance(node, FLAGGED_NODES):
+                flagged.append(node)
+            for value in node.args.values():
+                if isinstance(value, exp.Expr):
+                    below.append(value)
+                elif isinstance(value, list):
+                    below.extend(v for v in value if isinstance(v, exp.Expr))
+        level = below
+    return deepest, flagged

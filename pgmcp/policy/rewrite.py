@@ -10,8 +10,12 @@ A row filter replaces every reference to a filtered table by a *fence*:
 
 `OFFSET 0` keeps PostgreSQL from pulling the subquery up and pushing the user's predicates
 below the filter, where an error (a failed cast, a division by zero) could reveal a row the
-filter hides. `_pgmcp_` identifiers are reserved, so only pgmcp writes `_pgmcp_rf`, which is
-how `is_pgmcp_fence` recognises a fence when the rewritten SQL is checked again.
+filter hides.
+
+A fence is never recognised by its name or shape in SQL text: the checker records where in
+the tree it wrote each fence and the row-cap wrapper (`node_path`), and on the re-check of
+the generated text looks at exactly those places (`at_path`), verifying the shape there
+(`fence_shape`). A subquery of the same shape anywhere else is the user's.
 """
 
 from __future__ import annotations
@@ -59,6 +63,11 @@ def to_sql(tree: exp.Expression, *, copy: bool = True) -> str:
 _POSTGRES = Postgres()
 
 
+def generate(tree: exp.Expr, *, copy: bool = True) -> str:
+    """PostgreSQL text for `tree`, function names as written, comments dropped (no round trip)."""
+    return _generate(tree, copy=copy)
+
+
 def _generate(tree: exp.Expr, *, copy: bool = True) -> str:
     return _POSTGRES.generate(tree, copy=copy, normalize_functions=False, comments=False)
 
@@ -75,30 +84,42 @@ def filtered_key(table: exp.Table) -> tuple[str, str] | None:
 def apply_row_filters(
     tree: exp.Expression, filters: Mapping[tuple[str, str], exp.Expression]
 ) -> exp.Expression:
-    """Return a copy of `tree` in which every reference to a filtered table is fenced.
+    """A copy of `tree` in which every reference to a filtered table (resolved: `db` set) is fenced.
 
     `filters` maps (schema, table) as stored in the catalog to a condition whose bare column
-    names refer to that table. References are found in every scope (FROM and JOIN of the
-    root, CTE bodies, derived tables, LATERAL, subqueries anywhere, set-operation branches).
-    Tables inside the conditions themselves are policy-written and left alone. A filtered
-    table in a position that cannot be fenced raises `PolicyDenied` (fail closed).
+    names refer to that table. A filtered table where no fence fits raises `PolicyDenied`.
     """
     out = tree.copy()
-    if not filters:
-        return out
-    targets = [t for t in out.find_all(exp.Table) if filtered_key(t) in filters]
-    for table in targets:
-        if _inside_fence(table):
-            continue
-        if not isinstance(table.parent, (exp.From, exp.Join)):
-            raise PolicyDenied(
-                f"row filter on {table.db}.{table.name}: the table is referenced where pgmcp "
-                "cannot fence it"
-            )
+    targets = []
+    for table in out.find_all(exp.Table):
         key = filtered_key(table)
-        assert key is not None
-        table.replace(fence(table, filters[key]))
+        if key is not None and key in filters:
+            targets.append((table, filters[key]))
+    fence_tables(targets)
     return out
+
+
+def fence_tables(targets: list[tuple[exp.Table, exp.Expression]]) -> list[exp.Subquery]:
+    """Replace each table by its fence, in place; the fences, in order.
+
+    Only a table that is a FROM or JOIN item can be fenced; any other position (a
+    parenthesised join's first member) raises `PolicyDenied` (fail closed).
+    """
+    fences: list[exp.Subquery] = []
+    for table, condition in targets:
+        joins = table.args.get("joins")  # the first member of a parenthesised join carries them
+        first_member = isinstance(table.parent, exp.Subquery) and table.arg_key == "this" and bool(joins)
+        if not isinstance(table.parent, (exp.From, exp.Join)) and not first_member:
+            raise PolicyDenied(
+                f"row filter on {table.db}.{table.name}: the table is referenced where pgmcp cannot fence it"
+            )
+        table.set("joins", None)
+        fenced = fence(table, condition)
+        if joins:
+            fenced.set("joins", joins)
+        table.replace(fenced)
+        fences.append(fenced)
+    return fences
 
 
 def fence(table: exp.Table, condition: exp.Expression) -> exp.Subquery:
@@ -133,17 +154,11 @@ def _bind_to_fence(condition: exp.Expression) -> exp.Expression:
     return condition
 
 
-def _inside_fence(node: exp.Expression) -> bool:
-    parent = node.find_ancestor(exp.Subquery)
-    while parent is not None:
-        if is_pgmcp_fence(parent):
-            return True
-        parent = parent.find_ancestor(exp.Subquery)
-    return False
+def fence_shape(subquery: exp.Expr) -> exp.Table | None:
+    """The table the fence `subquery` reads, None when it does not have the shape `fence` writes.
 
-
-def fence_table(subquery: exp.Expression) -> exp.Table | None:
-    """The physical table a pgmcp fence reads, or None when `subquery` is not a fence."""
+    Only ever asked of a node the checker knows it wrote (by its place in the tree).
+    """
     if not isinstance(subquery, exp.Subquery):
         return None
     alias = subquery.args.get("alias")
@@ -168,9 +183,29 @@ def fence_table(subquery: exp.Expression) -> exp.Table | None:
     return table
 
 
-def is_pgmcp_fence(subquery: exp.Expression) -> bool:
-    """True when `subquery` has exactly the shape `apply_row_filters` writes."""
-    return fence_table(subquery) is not None
+Path = tuple[tuple[str, int | None], ...]
+
+
+def node_path(node: exp.Expr) -> Path:
+    """Where `node` sits in its tree: the argument names (and list positions) from the root."""
+    path: list[tuple[str, int | None]] = []
+    while node.parent is not None:
+        path.append((str(node.arg_key), node.index))
+        node = node.parent
+    return tuple(reversed(path))
+
+
+def at_path(root: exp.Expr, path: Path) -> exp.Expr | None:
+    """The node at `path` in `root`, None when the tree has no node there."""
+    node: object = root
+    for key, index in path:
+        if not isinstance(node, exp.Expr):
+            return None
+        value = node.args.get(key)
+        if index is not None:
+            value = value[index] if isinstance(value, list) and index < len(value) else None
+        node = value
+    return node if isinstance(node, exp.Expr) else None
 
 
 def apply_row_cap(tree: exp.Expression, max_rows: int, *, copy: bool = True) -> tuple[exp.Expression, bool]:

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pgmcp.errors import SourceLocation
 
+DEFAULT_MAX_SQL_BYTES = 100_000
 StatementKind = Literal["select", "explain"]
 Action = Literal["allow", "deny"]
 
@@ -90,6 +91,8 @@ class PolicySpec:
     max_rows: int | None = None
     max_rows_source: SourceLocation | None = None
     statement_timeout_ms: int | None = None
+    # The longest statement the checker parses (bytes of UTF-8); longer ones are refused (PGM007).
+    max_sql_bytes: int = DEFAULT_MAX_SQL_BYTES
     search_path: tuple[str, ...] = ("public",)
     description: str = ""
     tests: tuple[PolicyTest, ...] = field(default=(), compare=False)

@@ -18,7 +18,7 @@ from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import SqlglotError, TokenError
 from sqlglot.tokenizer_core import Token, TokenType
 
-from pgmcp.policy.rules import violation
+from pgmcp.policy.rules import PGM001, PGM002, PGM003, PGM004, PGM005, PGM006, violation
 from pgmcp.policy.verdict import Violation
 
 MAX_PAREN_DEPTH = 100  # PostgreSQL's own parser gives up far later; real queries stay far below
@@ -74,7 +74,7 @@ def error_summary(err: Exception) -> str:
 
 def tokenize_error(err: Exception) -> Violation:
     """The PGM001 violation for text that could not be tokenized."""
-    return violation("PGM001", f"the SQL could not be tokenized: {error_summary(err)}")
+    return violation(PGM001, f"the SQL could not be tokenized: {error_summary(err)}")
 
 
 @dataclass(frozen=True)
@@ -123,12 +123,12 @@ def peel_explain(sql: str, first: Token) -> Explain | Violation:
             if tok.token_type == TokenType.COMMA:
                 words.append([])
             elif tok.token_type in (TokenType.STRING, TokenType.L_PAREN, TokenType.SEMICOLON):
-                return violation("PGM003", "unsupported EXPLAIN option list")
+                return violation(PGM003, "unsupported EXPLAIN option list")
             else:
                 words[-1].append(tok.text.lower())
             i += 1
         if i >= len(tokens):
-            return violation("PGM001", "unterminated EXPLAIN option list")
+            return violation(PGM001, "unterminated EXPLAIN option list")
         i += 1
         for word in words:
             if not word:
@@ -142,7 +142,7 @@ def peel_explain(sql: str, first: Token) -> Explain | Violation:
             analyze = analyze or tokens[i].text.lower() != "verbose"
             i += 1
     if i >= len(tokens):
-        return violation("PGM001", "EXPLAIN without a statement")
+        return violation(PGM001, "EXPLAIN without a statement")
     body_at = rest_at + tokens[i].start
     # Comments before the inner statement belong to the prefix; keep the text verbatim.
     return Explain(sql[:body_at], analyze, tuple(options))
@@ -160,7 +160,7 @@ def leading_refusal(body: str, tokens: list[Token]) -> Leading | Violation | Non
         return None
     count = _statement_count(body, tokens)
     if count > 1:
-        return violation("PGM002", f"expected exactly one statement, got {count} statements; send one at a time")
+        return violation(PGM002, f"expected exactly one statement, got {count} statements; send one at a time")
     words = [first.text.upper()]
     if first.token_type in (TokenType.CREATE, TokenType.ALTER, TokenType.DROP, TokenType.COMMENT):
         for tok in tokens[1:5]:
@@ -213,7 +213,7 @@ def check_tokens(body: str, tokens: list[Token], allow_reserved: bool, position:
             if depth > MAX_PAREN_DEPTH:
                 found.append(
                     violation(
-                        "PGM006",
+                        PGM006,
                         f"parentheses nest more than {MAX_PAREN_DEPTH} levels deep; flatten the query",
                         *position(tok.start),
                     )
@@ -226,7 +226,7 @@ def check_tokens(body: str, tokens: list[Token], allow_reserved: bool, position:
             if brackets > MAX_BRACKET_DEPTH:
                 found.append(
                     violation(
-                        "PGM006",
+                        PGM006,
                         f"brackets nest more than {MAX_BRACKET_DEPTH} levels deep; flatten the query",
                         *position(tok.start),
                     )
@@ -242,9 +242,22 @@ def check_tokens(body: str, tokens: list[Token], allow_reserved: bool, position:
                 and i + 1 < len(tokens)
                 and tokens[i + 1].start == tok.end + 1
             ):
+                raw = body[tokens[i + 1].start : tokens[i + 1].end + 1]
+                raw = raw[1:-1].replace('""', '"') if len(raw) > 1 and raw[0] == raw[-1] == '"' else raw
+                decoded = decode_unicode_identifier(raw, _uescape(tokens, i + 2))
+                if not allow_reserved and (decoded is None or decoded.lower().startswith(RESERVED_PREFIX)):
+                    shown = decoded if decoded is not None else tokens[i + 1].text
+                    found.append(
+                        violation(
+                            PGM005,
+                            f"U&\"{shown}\" spells a name reserved for pgmcp (prefix {RESERVED_PREFIX}) or cannot "
+                            "be decoded; rename it",
+                            *position(prev.start),
+                        )
+                    )
                 found.append(
                     violation(
-                        "PGM004",
+                        PGM004,
                         'U&"..." identifiers with unicode escapes are refused; write the name plainly',
                         *position(prev.start),
                     )
@@ -256,9 +269,44 @@ def check_tokens(body: str, tokens: list[Token], allow_reserved: bool, position:
         ):
             found.append(
                 violation(
-                    "PGM005",
+                    PGM005,
                     f"identifier {tok.text} is reserved for pgmcp (prefix {RESERVED_PREFIX}); rename it",
                     *position(tok.start),
                 )
             )
     return found
+
+
+def _uescape(tokens: list[Token], at: int) -> str:
+    """The escape character of `U&"..." UESCAPE 'c'` (backslash when there is no UESCAPE)."""
+    if at + 1 < len(tokens) and tokens[at].text.upper() == "UESCAPE" and len(tokens[at + 1].text) == 1:
+        return tokens[at + 1].text
+    return "\\"
+
+
+def decode_unicode_identifier(text: str, escape: str = "\\") -> str | None:
+    """The name a `U&"..."` identifier spells (scan.l, check_unicode_value): `\\XXXX`,
+    `\\+XXXXXX` and a doubled escape character; None when the escapes are malformed."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch != escape:
+            out.append(ch)
+            i += 1
+            continue
+        if text[i + 1 : i + 2] == escape:
+            out.append(escape)
+            i += 2
+            continue
+        width = 6 if text[i + 1 : i + 2] == "+" else 4
+        start = i + 2 if width == 6 else i + 1
+        digits = text[start : start + width]
+        if len(digits) != width or any(c not in "0123456789abcdefABCDEF" for c in digits):
+            return None
+        try:
+            out.append(chr(int(digits, 16)))
+        except ValueError:
+            return None
+        i = start + width
+    return "".join(out)

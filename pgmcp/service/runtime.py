@@ -14,7 +14,7 @@ import dataclasses
 import difflib
 import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,7 @@ from loguru import logger
 
 from pgmcp.auth.access import AccessControl
 from pgmcp.config.model import Config, DatabaseConfig
-from pgmcp.db.executor import Executor
+from pgmcp.db.executor import Executor, PolicyCheck
 from pgmcp.db.pools import PoolSet
 from pgmcp.db.result import QueryResult
 from pgmcp.errors import AccessDenied, DatabaseError, DatabaseNotFound, Overloaded, PgmcpError, UsageError
@@ -33,7 +33,6 @@ from pgmcp.observe.audit import record_execution, record_verdict
 from pgmcp.observe.metrics import DB_ACTIVE_CONNECTIONS, SCHEMA_CACHE_AGE
 from pgmcp.observe.redact import register_secrets_in
 from pgmcp.observe.stats_file import StatsWriter
-from pgmcp.policy.checker import check
 from pgmcp.policy.claims import Unbound, refuse_unbound
 from pgmcp.policy.compiler import CompiledPolicy, compile_policy
 from pgmcp.policy.document import load_policy_spec
@@ -110,6 +109,7 @@ class Runtime:
             config.limits,
             {n: p.statement_timeout_ms / 1000 for n, p in self.policies.items() if p.statement_timeout_ms},
             max_rows={n: p.max_rows for n, p in self.policies.items() if p.max_rows},
+            on_verdict=record_verdict,  # every verdict (check_sql, execute_sql, each pipeline attempt)
         )
         self.provider: Provider = provider or make_provider(config.llm)
         self.breaker = CircuitBreaker(
@@ -124,6 +124,7 @@ class Runtime:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self.executor.start()
         await self.pools.open()
         for name in self.pools.names():
             with contextlib.suppress(PgmcpError):
@@ -143,6 +144,7 @@ class Runtime:
             await self._stats.stop()
         await self.schemas.close()
         await self.pools.close()
+        await self.executor.close()
         with contextlib.suppress(Exception):
             await self.provider.aclose()
 
@@ -208,23 +210,21 @@ class Runtime:
             self._filtered[key] = cached
         return cached[2]
 
-    def _checker(self, database: str) -> Any:
-        def checker(sql: str) -> Verdict:
-            # Every verdict (check_sql, execute_sql, each pipeline attempt) is made here, under
-            # the policy of the principal the call runs as.
-            policy, unbound = self.policy_for(database)
-            started = time.perf_counter()
-            verdict = check(sql, policy, self._snapshots.get(database))
-            record_verdict(database, sql, verdict, (time.perf_counter() - started) * 1000)
-            if unbound and not verdict.allowed:
-                refuse_unbound(verdict, unbound)
-            return verdict
+    def _checker(self, database: str) -> PolicyCheck:
+        """The database's check, run in a checker process with the latest snapshot, under the
+        policy of the principal the call runs as (every verdict: check_sql, execute_sql, each
+        pipeline attempt). A refusal caused by a claim the principal's token lacks becomes
+        `[access_denied]` naming the claim."""
 
-        return checker
+        def policy() -> tuple[CompiledPolicy, Callable[[Verdict], None] | None]:
+            policy, unbound = self.policy_for(database)
+            return policy, (functools.partial(_refuse_unbound, unbound=unbound) if unbound else None)
+
+        return PolicyCheck(policy, functools.partial(self._snapshots.get, database))
 
     async def check(self, database: str, sql: str) -> Verdict:
         await self._snapshot_or_none(database)
-        return self.executor.check(database, sql)
+        return await self.executor.check(database, sql)
 
     async def execute(self, database: str, sql: str) -> QueryResult:
         """Check and run `sql`; the outcome (rows or error code) is logged and noted for the audit.
@@ -339,6 +339,11 @@ class Runtime:
             "llm": {"provider": self.provider.name, "breaker": self.breaker.state},
             "uptime_seconds": round(time.time() - self.started_at, 1),
         }
+
+
+def _refuse_unbound(verdict: Verdict, *, unbound: tuple[Unbound, ...]) -> None:
+    if not verdict.allowed:
+        refuse_unbound(verdict, unbound)
 
 
 def _policy_for(config: Config, db: DatabaseConfig, extra: Sequence[str] = ()) -> CompiledPolicy:

@@ -1,77 +1,98 @@
 """PGM3xx: no denied column may be read in any way (named, `*`, whole row, WHERE/JOIN/ORDER...).
 
-The analysis of which physical columns a query reads lives in `pgmcp.policy.columns`; this
-module only judges its result against the policy. A `*` or whole-row reference that cannot
-be expanded is refused only where the policy restricts some column of the tables concerned.
+Which physical columns each reference reads is the resolution pass's result
+(`pgmcp.policy.analysis`); this module only judges it. A read pgmcp cannot name (a `*` or a
+renamed column without a snapshot) is refused only where the policy restricts some column
+of the table; a whole-row reference only when the table really has a denied column (or,
+without a snapshot, when a deny rule could match one of its columns).
 """
 
 from __future__ import annotations
 
-from typing import cast
-
-from sqlglot import exp
-
-from pgmcp.policy.columns import UNRESOLVED, column_reads
-from pgmcp.policy.compiler import CompiledPolicy
+from pgmcp.errors import SourceLocation
+from pgmcp.policy.analysis import Access, Analysis
+from pgmcp.policy.compiler import CompiledPolicy, Decision
 from pgmcp.policy.lineage import TableKey, ancestors
 from pgmcp.policy.parse import Parsed
-from pgmcp.policy.rules import violation
+from pgmcp.policy.rules import PGM301, PGM302, PGM303, PGM304, Rule, violation
 from pgmcp.policy.verdict import Violation
 from pgmcp.schema.snapshot import SchemaSnapshot
 
+_HINT = "leave it out of the query (also out of WHERE, JOIN, GROUP BY and ORDER BY)"
+
 
 def column_violations(
-    parsed: Parsed, tree: exp.Expr, policy: CompiledPolicy, snapshot: SchemaSnapshot | None
+    parsed: Parsed, analysis: Analysis, policy: CompiledPolicy, snapshot: SchemaSnapshot | None
 ) -> list[Violation]:
     if not policy.spec.columns:
         return []  # no column rules: nothing a column read could violate
-    reads = column_reads(cast(exp.Expression, tree), snapshot)
     out: list[Violation] = []
-    for ref in sorted(reads.reads):
-        decision = policy.column_decision(ref.schema, ref.table, ref.column)
-        # An inherited column is the ancestor's column: its rules follow it into children.
-        for anc in ancestors(snapshot, ref.schema, ref.table):
-            if decision.allowed and _has_column(snapshot, anc, ref.column):
-                decision = policy.column_decision(anc[0], anc[1], ref.column)
-        if not decision.allowed:
-            out.append(
-                violation(
-                    "PGM301",
-                    f"column {ref.schema}.{ref.table}.{ref.column} is {decision.reason}; "
-                    "leave it out of the query (also out of WHERE, JOIN, GROUP BY and ORDER BY)",
-                    ref.line,
-                    ref.column_pos,
-                    source=decision.source,
-                )
-            )
-    for item in reads.unprovable:
-        tables = item.tables
-        if tables:
-            restricted = [t for t in tables if _restricted(policy, snapshot, t)]
-            if item.column is not None:
-                restricted = [
-                    t for t in restricted
-                    if not all(policy.column_decision(s, n, item.column).allowed
-                               for s, n in (t, *ancestors(snapshot, *t)))
-                ]
-            if not restricted:
+    seen: set[tuple[str, str, int | None, int | None]] = set()
+    for access in analysis.accesses:
+        where = parsed.node_position(access.node)
+        for rule, message, source in _judge(access, policy, snapshot):
+            if (rule.code, message, *where) in seen:
                 continue
-        if item.kind == "unknown_column" and snapshot is not None and item.message.startswith(UNRESOLVED):
-            # Most often a typo: say so, rather than "cannot prove", so the caller can fix it.
-            message = (f"{item.message}: the live schema knows no such column in the tables this query "
-                       "reads (a typo?); check the columns with describe_schema and name an existing one")
-            out.append(violation("PGM304", message, item.line, item.column_pos))
-            continue
-        code = "PGM303" if item.kind == "whole_row" else "PGM302"
-        out.append(
-            violation(
-                code,
-                f"{item.message} (policy {policy.name} denies some columns here)",
-                item.line,
-                item.column_pos,
-            )
-        )
+            seen.add((rule.code, message, *where))
+            out.append(violation(rule, message, *where, source=source))
+    if snapshot is not None and analysis.unknown:
+        tables = {(r.schema, r.name) for r in analysis.relations}
+        if any(_restricted(policy, snapshot, t) for t in tables):
+            for miss in analysis.unknown:
+                out.append(violation(
+                    PGM304,
+                    f"the schema cannot resolve a column: {miss.name}: the live schema knows no such column in "
+                    "the tables this query reads (a typo?); check the columns with describe_schema and name an "
+                    "existing one",
+                    *parsed.node_position(miss.node),
+                ))
     return out
+
+
+def _judge(
+    access: Access, policy: CompiledPolicy, snapshot: SchemaSnapshot | None
+) -> list[tuple[Rule, str, SourceLocation | None]]:
+    """The violations one reference makes: each denied column it reads, or what it cannot name."""
+    denied: list[tuple[tuple[str, str, str], Decision]] = []
+    unnamed: list[str] = []
+    for schema, table, column in sorted(access.reads, key=lambda r: (r[0], r[1], r[2] or "")):
+        if column is None:
+            if _restricted(policy, snapshot, (schema, table)):
+                unnamed.append(f"{schema}.{table}")
+            continue
+        decision = column_decision(policy, snapshot, schema, table, column)
+        if not decision.allowed:
+            denied.append(((schema, table, column), decision))
+    if not denied and not unnamed:
+        return []
+    first_source = denied[0][1].source if denied else None
+    if access.kind == "ambiguous":
+        names = ", ".join(sorted({".".join(r[:2]) for r in access.reads}))
+        return [(PGM302, f"column {access.label} could belong to any of {names}, and policy {policy.name} denies "
+                         "some columns there; qualify it with its table alias", first_source)]
+    if access.kind == "whole_row":
+        named = ", ".join(".".join(key) for key, _ in denied)
+        what = f"denied column {named}" if denied else f"columns of {', '.join(unnamed)} it cannot name"
+        return [(PGM303, f"whole-row reference {access.label} reads every column, including {what} "
+                         f"(policy {policy.name}); name the columns you need instead", first_source)]
+    if denied:
+        how = " (through *)" if access.kind == "star" else ""
+        return [(PGM301, f"column {'.'.join(key)}{how} is {decision.reason}; {_HINT}", decision.source)
+                for key, decision in denied]
+    why = ("NATURAL JOIN compares every column the joined tables share" if access.kind == "natural"
+           else f"{access.label} reads a column pgmcp cannot name")
+    return [(PGM302, f"{why}: without a schema pgmcp cannot expand it over {', '.join(dict.fromkeys(unnamed))} "
+                     f"(policy {policy.name} denies some columns there); name the columns instead", None)]
+
+
+def column_decision(policy: CompiledPolicy, snapshot: SchemaSnapshot | None, schema: str, table: str,
+                    column: str) -> Decision:
+    """The decision for one physical column; an inherited column follows its ancestor's rules."""
+    decision = policy.column_decision(schema, table, column)
+    for anc in ancestors(snapshot, schema, table):
+        if decision.allowed and _has_column(snapshot, anc, column):
+            decision = policy.column_decision(anc[0], anc[1], column)
+    return decision
 
 
 def _restricted(policy: CompiledPolicy, snapshot: SchemaSnapshot | None, table: TableKey) -> bool:

@@ -6,13 +6,12 @@ from collections.abc import Iterable
 
 from sqlglot import exp
 
+from pgmcp.policy.analysis import FieldSelection, RowCall, fold
+from pgmcp.policy.analysis.calls import FunctionRef
 from pgmcp.policy.compiler import CompiledPolicy
-from pgmcp.policy.fields import FieldSelection
 from pgmcp.policy.functions import pg_catalog_functions
-from pgmcp.policy.names import FunctionRef, fold
 from pgmcp.policy.parse import Parsed
-from pgmcp.policy.row_calls import RowCall
-from pgmcp.policy.rules import violation
+from pgmcp.policy.rules import PGM401, violation
 from pgmcp.policy.verdict import TraceEntry, Violation
 
 
@@ -36,13 +35,13 @@ def function_violations(
         how = " (attribute notation calls it)" if isinstance(ref.node, exp.Dot) else ""
         out.append(
             violation(
-                decision.code,
+                decision.rule,
                 f"function {shown}{how} is refused: {decision.reason}; rewrite the query without it",
                 *where,
                 source=decision.source,
             )
         )
-        trace.append(TraceEntry(decision.code, "function", "deny", shown, decision.source))
+        trace.append(TraceEntry(decision.rule.code, "function", "deny", shown, decision.source))
     return out
 
 
@@ -57,7 +56,7 @@ def attribute_calls(
     """`t.name` and `(x).name` may be calls (PostgreSQL's attribute notation): judge them.
 
     `on_rows` are the `t.name` references a schema snapshot could not prove to be columns of
-    FROM item t (`pgmcp.policy.row_calls`): each is the call name(t), judged as any call of
+    FROM item t (`pgmcp.policy.analysis`): each is the call name(t), judged as any call of
     name. Every other `t.name` with a dangerous name is refused too: without a snapshot (offline
     check-sql) nothing proves it a column, and with one the proof may be older than the
     catalogs. A `(x).pg_sleep` proven a field selection (`fields`) is refused for that reason.
@@ -67,7 +66,7 @@ def attribute_calls(
         if policy.functions.is_dangerous(found.name):
             out.append(
                 violation(
-                    "PGM401",
+                    PGM401,
                     f"(...).{found.name} may call the dangerous function {found.name} "
                     "(attribute notation); rewrite the query without it",
                     *parsed.node_position(found.node),
@@ -84,7 +83,7 @@ def attribute_calls(
             continue
         out.append(
             violation(
-                decision.code,
+                decision.rule,
                 f"{call.alias}.{call.name}: {call.why}, so PostgreSQL would call {call.name}({call.alias}) "
                 f"(attribute notation); function {call.name} is refused: {decision.reason}; "
                 "name an existing column or rewrite the query without it",
@@ -99,7 +98,7 @@ def attribute_calls(
         if policy.functions.is_dangerous(name):
             out.append(
                 violation(
-                    "PGM401",
+                    PGM401,
                     f"{column.table}.{name} may call the dangerous function {name} "
                     "(attribute notation); rewrite the query without it",
                     *parsed.node_position(column),

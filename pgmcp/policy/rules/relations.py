@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from pgmcp.policy.analysis import RelationRef, Unresolved
 from pgmcp.policy.compiler import CompiledPolicy
 from pgmcp.policy.lineage import ancestors, view_reads
-from pgmcp.policy.names import RelationRef, Unresolved
 from pgmcp.policy.parse import Parsed
-from pgmcp.policy.rules import violation
+from pgmcp.policy.rules import PGM201, PGM203, PGM204, PGM502, violation
 from pgmcp.policy.verdict import TraceEntry, Violation
 from pgmcp.schema.snapshot import SchemaSnapshot
 
@@ -23,7 +23,7 @@ def relation_violations(
     for miss in unresolved:
         out.append(
             violation(
-                "PGM203",
+                PGM203,
                 f"{miss.reason}; name an existing table, schema-qualified",
                 *parsed.node_position(miss.node),
             )
@@ -38,16 +38,16 @@ def relation_violations(
             qualified = f"{schema}.{ref.name}"
             decision = policy.table_decision(schema, ref.name)
             if not decision.allowed:
-                hint = "query another table" if decision.code == "PGM201" else "query a table the policy allows"
+                hint = "query another table" if decision.code is PGM201 else "query a table the policy allows"
                 out.append(
                     violation(
-                        decision.code,
+                        decision.rule,
                         f"table {qualified} is {decision.reason}; {hint}",
                         *where,
                         source=decision.source,
                     )
                 )
-                trace.append(TraceEntry(decision.code, "table", "deny", qualified, decision.source))
+                trace.append(TraceEntry(decision.rule.code, "table", "deny", qualified, decision.source))
                 continue
             trace.append(TraceEntry("PGM2xx", "table", "allow", f"{qualified}: {decision.reason}", decision.source))
             if snapshot is None:
@@ -58,7 +58,7 @@ def relation_violations(
             if info.kind == "foreign_table" and not decision.explicit:
                 out.append(
                     violation(
-                        "PGM201",
+                        PGM201,
                         f"{qualified} is a foreign table (another server); it is denied "
                         "unless the policy allows it by its exact name",
                         *where,
@@ -91,12 +91,12 @@ def _view_violations(
             source = rf.source
         else:
             continue
-        out.append(violation("PGM204", f"view {qualified} reads {dep_schema}.{dep_name}, {why}; {hint}",
+        out.append(violation(PGM204, f"view {qualified} reads {dep_schema}.{dep_name}, {why}; {hint}",
                              *where, source=source))
     for col_schema, col_table, column in reads.columns:
         col = policy.column_decision(col_schema, col_table, column)
         if not col.allowed and policy.table_visible(col_schema, col_table):
-            out.append(violation("PGM204", f"view {qualified} reads column {col_schema}.{col_table}.{column}, "
+            out.append(violation(PGM204, f"view {qualified} reads column {col_schema}.{col_table}.{column}, "
                                  f"which is {col.reason}; {hint}", *where, source=col.source))
     return out
 
@@ -112,11 +112,11 @@ def _child_violations(
     for anc_schema, anc_name in ancestors(snapshot, schema, name):
         anc = policy.table_decision(anc_schema, anc_name)
         if not anc.allowed:
-            out.append(violation("PGM201", f"table {qualified} inherits from (or is a partition of) "
+            out.append(violation(PGM201, f"table {qualified} inherits from (or is a partition of) "
                                  f"{anc_schema}.{anc_name}, which is {anc.reason}; its rows are "
                                  f"{anc_schema}.{anc_name}'s rows; query another table", *where, source=anc.source))
         elif not own_filter and (rf := policy.row_filter(anc_schema, anc_name)) is not None:
-            out.append(violation("PGM502", f"table {qualified} inherits from (or is a partition of) the row-filtered "
+            out.append(violation(PGM502, f"table {qualified} inherits from (or is a partition of) the row-filtered "
                                  f"{anc_schema}.{anc_name}; query {anc_schema}.{anc_name}, whose filter "
                                  f"covers {qualified}'s rows", *where, source=rf.source))
     return out

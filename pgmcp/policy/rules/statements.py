@@ -11,7 +11,7 @@ from sqlglot import exp
 
 from pgmcp.policy.compiler import CompiledPolicy
 from pgmcp.policy.parse import WRITE_NODES, Parsed
-from pgmcp.policy.rules import violation
+from pgmcp.policy.rules import PGM003, PGM101, PGM102, PGM103, PGM104, PGM105, PGM106, violation
 from pgmcp.policy.verdict import Violation
 
 ALLOWED_ROOTS = (exp.Select, exp.SetOperation, exp.Subquery, exp.Values)
@@ -27,14 +27,14 @@ def root_kind(parsed: Parsed, policy: CompiledPolicy) -> list[Violation]:
         if leading.opaque:
             out.append(
                 violation(
-                    "PGM003",
+                    PGM003,
                     f"{leading.words} statements cannot be checked and are refused; only SELECT queries are accepted",
                 )
             )
         else:
             out.append(
                 violation(
-                    "PGM101",
+                    PGM101,
                     f"{leading.words} statements are not allowed by policy {policy.name}; "
                     "only SELECT queries are accepted",
                     source=policy.spec.statements_source,
@@ -47,7 +47,7 @@ def root_kind(parsed: Parsed, policy: CompiledPolicy) -> list[Violation]:
             keyword = str(tree.this).upper()
             out.append(
                 violation(
-                    "PGM003",
+                    PGM003,
                     f"{keyword} statements cannot be checked and are refused; only SELECT queries are accepted",
                 )
             )
@@ -55,7 +55,7 @@ def root_kind(parsed: Parsed, policy: CompiledPolicy) -> list[Violation]:
             kind = type(tree).__name__.upper()
             out.append(
                 violation(
-                    "PGM101",
+                    PGM101,
                     f"{kind} statements are not allowed by policy {policy.name}; only SELECT queries are accepted",
                     source=policy.spec.statements_source,
                 )
@@ -63,7 +63,7 @@ def root_kind(parsed: Parsed, policy: CompiledPolicy) -> list[Violation]:
         else:
             out.append(
                 violation(
-                    "PGM003",
+                    PGM003,
                     "the statement is not a query pgmcp can classify "
                     f"({type(tree).__name__}); only SELECT queries are accepted",
                 )
@@ -72,7 +72,7 @@ def root_kind(parsed: Parsed, policy: CompiledPolicy) -> list[Violation]:
         if "explain" not in policy.statements:
             out.append(
                 violation(
-                    "PGM105",
+                    PGM105,
                     f"EXPLAIN is not allowed by policy {policy.name}; run the query itself",
                     line=1,
                     column=1,
@@ -82,7 +82,7 @@ def root_kind(parsed: Parsed, policy: CompiledPolicy) -> list[Violation]:
         elif parsed.explain.analyze and not policy.explain_analyze:
             out.append(
                 violation(
-                    "PGM106",
+                    PGM106,
                     f"EXPLAIN ANALYZE executes the statement and policy {policy.name} "
                     "does not allow it; use plain EXPLAIN",
                     line=1,
@@ -92,7 +92,7 @@ def root_kind(parsed: Parsed, policy: CompiledPolicy) -> list[Violation]:
     elif "select" not in policy.statements:
         out.append(
             violation(
-                "PGM101",
+                PGM101,
                 f"SELECT is not allowed by policy {policy.name}",
                 source=policy.spec.statements_source,
             )
@@ -111,7 +111,7 @@ def writes_in_tree(parsed: Parsed) -> list[Violation]:
         if isinstance(node, exp.Into):
             out.append(
                 violation(
-                    "PGM103",
+                    PGM103,
                     "SELECT ... INTO creates a table; remove the INTO clause",
                     *parsed.node_position(node),
                 )
@@ -119,7 +119,7 @@ def writes_in_tree(parsed: Parsed) -> list[Violation]:
         elif isinstance(node, exp.Lock):
             out.append(
                 violation(
-                    "PGM104",
+                    PGM104,
                     "FOR UPDATE/SHARE takes row locks; remove the locking clause",
                     *parsed.node_position(node),
                 )
@@ -128,7 +128,7 @@ def writes_in_tree(parsed: Parsed) -> list[Violation]:
             kind = type(node).__name__.upper()
             out.append(
                 violation(
-                    "PGM102",
+                    PGM102,
                     f"a {kind} statement inside the query is not allowed; pgmcp runs read-only queries",
                     *parsed.node_position(node),
                 )

@@ -1,11 +1,6 @@
-"""Name resolution as PostgreSQL does it: relations and functions, folded and schema-qualified.
+"""Function calls by the name the user spelled, folded and schema-qualified (ParseFuncOrColumn).
 
-Relations: an unqualified name resolves in pg_catalog first (when pg_catalog has it), then
-along the policy's pinned search_path (with a snapshot: the first schema that has it). The
-resolved schema is written into the tree (`table.set("db", ...)`) so that what runs is what
-was checked. CTE references are not relations; table functions in FROM are functions.
-
-Functions: every call node, typed or not, gets the name the user spelled (sqlglot's typed
+Every call node, typed or not, gets the name the user spelled (sqlglot's typed
 classes lose it; the name token's offsets in `node.meta` recover it) and its schema if
 qualified. Attribute notation `(x).f` is a call of `f` too.
 """
@@ -17,30 +12,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlglot import exp
-from sqlglot.optimizer.scope import Scope, traverse_scope
 
-from pgmcp.policy.functions import pg_catalog_relations
-from pgmcp.schema.snapshot import SchemaSnapshot
-
-
-@dataclass(frozen=True)
-class RelationRef:
-    """One relation reference: the node, the candidate schemas, and the one written into the tree.
-
-    `candidates` holds every schema the name might resolve to at run time (more than one only
-    without a snapshot); the checker requires all of them to be allowed.
-    """
-
-    node: exp.Table
-    schema: str
-    name: str
-    candidates: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Unresolved:
-    node: exp.Table
-    reason: str
+from pgmcp.policy.analysis.names import fold, plain
 
 
 @dataclass(frozen=True)
@@ -54,126 +27,6 @@ class FunctionRef:
     # Written as a quoted identifier ("coalesce"(...)): a real function call even where the
     # unquoted word is SQL syntax.
     quoted: bool = False
-
-
-def fold(ident: exp.Expr | str | None) -> str:
-    """PostgreSQL case folding: unquoted identifiers become lower case, quoted stay as written."""
-    if ident is None:
-        return ""
-    if isinstance(ident, str):
-        return ident.lower()
-    if isinstance(ident, exp.Identifier):
-        text = str(ident.this)
-        return text if ident.quoted else text.lower()
-    return ident.name.lower()
-
-
-def resolve_relations(
-    tree: exp.Expr, search_path: tuple[str, ...], snapshot: SchemaSnapshot | None, *, has_ctes: bool = True
-) -> tuple[list[RelationRef], list[Unresolved]]:
-    """Resolve every physical relation reference in `tree` and write its schema into the tree.
-
-    `has_ctes=False` (the tree holds no `With`) skips sqlglot's scope walk: it only tells CTE
-    references from relations, and without a CTE every table reference is a relation.
-    """
-    real: dict[int, exp.Table] = {}
-    accounted: set[int] = set()
-    for scope in traverse_scope(tree) if has_ctes else ():
-        for table in scope.tables:
-            if id(table) in accounted:
-                continue
-            accounted.add(id(table))
-            if _is_cte_reference(table, scope):
-                continue
-            real[id(table)] = table
-    refs: list[RelationRef] = []
-    unresolved: list[Unresolved] = []
-    # The cross-check: a Table the scope walk never saw must not slip through unchecked. Writes
-    # and INTO targets were refused before this stage; what remains (tables inside a
-    # parenthesised join, which sqlglot does not scope) is a CTE reference if an enclosing
-    # WITH defines the name, and otherwise a relation read, resolved and checked as such.
-    for table in tree.find_all(exp.Table):
-        if isinstance(table.this, exp.Func) or table.args.get("rows_from"):
-            continue
-        if id(table) not in accounted:
-            accounted.add(id(table))
-            cte = not table.args.get("db") and table.name in _enclosing_cte_names(table)
-            if cte and isinstance(table.this, exp.Identifier):
-                continue
-            real[id(table)] = table
-        if id(table) not in real:
-            continue
-        if not isinstance(table.this, exp.Identifier):
-            unresolved.append(Unresolved(table, "the relation reference has an unsupported shape"))
-            continue
-        if table.args.get("catalog"):
-            unresolved.append(Unresolved(table, "cross-database references (db.schema.table) are not supported"))
-            continue
-        ref = _resolve(table, search_path, snapshot)
-        if isinstance(ref, Unresolved):
-            unresolved.append(ref)
-        else:
-            refs.append(ref)
-    return refs, unresolved
-
-
-def _enclosing_cte_names(node: exp.Expr) -> set[str]:
-    names: set[str] = set()
-    parent = node.parent
-    while parent is not None:
-        with_ = parent.args.get("with_") if isinstance(parent, exp.Query) else None
-        if isinstance(with_, exp.With):
-            names.update(cte.alias for cte in with_.expressions)
-        parent = parent.parent
-    return names
-
-
-def _is_cte_reference(table: exp.Table, scope: Scope) -> bool:
-    if table.args.get("db") or not isinstance(table.this, exp.Identifier):
-        return False
-    source = scope.sources.get(table.alias_or_name)
-    return table.name in scope.cte_sources and isinstance(source, Scope)
-
-
-def _resolve(
-    table: exp.Table, search_path: tuple[str, ...], snapshot: SchemaSnapshot | None
-) -> RelationRef | Unresolved:
-    name = fold(table.this)
-    if table.args.get("db"):
-        schema = fold(table.args["db"])
-        candidates: tuple[str, ...] = (schema,)
-    else:
-        in_catalog = name in pg_catalog_relations() or (
-            snapshot is not None and snapshot.relation("pg_catalog", name) is not None
-        )
-        if in_catalog:
-            candidates = ("pg_catalog",)
-        elif snapshot is not None:
-            found = [s for s in search_path if snapshot.relation(s, name) is not None]
-            if not found:
-                return Unresolved(
-                    table, f"relation {name} does not exist in the search path ({', '.join(search_path)})"
-                )
-            candidates = (found[0],)
-        else:
-            # Without a snapshot the name may resolve in any schema of the path (or, for a
-            # pg_ name newer than the bundled catalog list, in pg_catalog): check them all.
-            extra = ("pg_catalog",) if name.startswith("pg_") else ()
-            candidates = extra + tuple(search_path)
-        schema = candidates[0]
-        table.set("db", exp.to_identifier(schema, quoted=schema != schema.lower() or not _plain(schema)))
-    # Write back the folded name too, so that the generated SQL names exactly this relation.
-    old = table.this
-    if old.this != name:
-        new = exp.to_identifier(name, quoted=bool(old.quoted))
-        if old._meta:
-            new.meta.update(old.meta)
-        table.set("this", new)
-    return RelationRef(table, schema, name, candidates)
-
-
-def _plain(name: str) -> bool:
-    return name.replace("_", "a").isalnum() and not name[:1].isdigit()
 
 
 # -- functions ---------------------------------------------------------------------------------
@@ -266,7 +119,7 @@ def function_refs(tree: exp.Expr, text: str, fields: Collection[int] = ()) -> li
     """Every function call in `tree` (parsed from `text`), with its spelled name.
 
     `fields` holds the ids of attribute-notation Dots proven to be field selections
-    (`pgmcp.policy.fields`): they call nothing.
+    (`pgmcp.policy.analysis`): they call nothing.
     """
     out: list[FunctionRef] = []
     for node in tree.find_all(exp.Func, exp.Dot):  # filtered inside sqlglot (compiled with sqlglotc)
@@ -295,7 +148,7 @@ def _function_ref(node: exp.Func, text: str) -> FunctionRef | None:
         spelled = text[int(start) : int(meta["end"]) + 1]
         if spelled.startswith('"') and spelled.endswith('"') and len(spelled) > 1:
             return FunctionRef(node, schema, spelled[1:-1].replace('""', '"'), start, quoted=True)
-        if _plain(spelled):
+        if plain(spelled.lower()):
             if isinstance(node, exp.Second) and isinstance(node.parent, (exp.Interval, exp.IntervalSpan)):
                 return None  # interval '1.5' second(2): the field's precision, not a call
             return _keyword_or_call(node, schema, spelled.lower(), start)

@@ -1,0 +1,158 @@
+"""Caps enforced while reading: `max_value_bytes` per value, and sizes to count `max_result_bytes`.
+
+A value is decoded into Python as soon as its row arrives, so a 5M-element array or a 900 MB
+string must be stopped in PostgreSQL. A SELECT is therefore run wrapped by pgmcp's own SQL:
+
+    SELECT CASE WHEN pg_catalog.pg_column_size(q.c1) OPERATOR(pg_catalog.>) N THEN NULL ELSE q.c1 END,
+           ..., pg_catalog.pg_column_size(q.c1), ...
+    FROM (SELECT * FROM (
+    <the checked SQL, unchanged>
+    ) AS s OFFSET 0) AS q(c1, c2, ...)
+
+Why this is safe to add to a checked statement (SECURITY_NOTES, "execute exactly what was
+checked"):
+- the checked text is embedded byte for byte (less a final `;`). It was first prepared alone in the same
+  transaction, so PostgreSQL's lexer ends it in its initial state (no open string, comment or
+  parenthesis) and the newlines around it end any `--` comment: the wrapper cannot change how
+  it is read, and it cannot reach out of the parentheses;
+- the wrapper calls only `pg_catalog.pg_column_size` (any type; it reads the value's header, no
+  type-specific code), `pg_catalog.octet_length` on the built-in text types and bytea (chosen by
+  type OID, never by name), `CASE` and an integer comparison, all schema-qualified: no cast, no
+  operator or function of the value's own type, so no user-defined code runs that the checker
+  did not see;
+- `OFFSET 0` keeps the planner from pulling the statement up into the wrapper, so its
+  expressions are evaluated once, in its own order (PostgreSQL, prepjointree.c
+  `is_simple_subquery`: a subquery with LIMIT/OFFSET is never flattened). A subquery scan
+  with no join, sort or aggregate above it returns the rows in the statement's order.
+
+The size used is PostgreSQL's: `octet_length` (the raw length, never decompressed) for text
+types and bytea, `pg_column_size` for the rest (for a value stored compressed in a table, its
+compressed size). Statements that cannot be wrapped (EXPLAIN, SHOW, a SELECT of no columns) run
+as checked; their sizes are counted on the decoded values.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+# Fixed-size built-in types (pg_type.typlen > 0): never large, so never wrapped. Their JSON width
+# is at most a few dozen bytes (timestamptz, name).
+FIXED_TYPES = frozenset({
+    16, 18, 19, 20, 21, 23, 26, 27, 28, 29, 600, 700, 701, 774, 790, 829, 1082, 1083, 1114, 1184,
+    1186, 1266, 2278, 2950, 3220,
+})
+FIXED_WIDTH = 32
+TEXT_TYPES = frozenset({25, 1042, 1043, 17})  # text, bpchar, varchar, bytea: octet_length
+GT = "OPERATOR(pg_catalog.>)"
+
+
+@dataclass(frozen=True)
+class CappedQuery:
+    """The wrapped statement: the user's columns (NULL when over the cap), then one size column
+    for each column in `sized`."""
+
+    sql: str
+    width: int  # number of user columns
+    sized: tuple[int, ...]  # indexes of the user columns that have a size column
+    max_value_bytes: int
+
+
+_LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|\(|/\*(?:[^*]|\*(?!/))*\*/)*", re.S)
+_UTILITY_WORDS = frozenset({"explain", "show"})  # what a policy can allow besides queries
+
+
+def is_query(sql: str) -> bool:
+    """False when `sql` starts (after blanks, comments and parentheses) with EXPLAIN or SHOW,
+    which cannot be read as a subquery. Anything else is wrapped: if it is not a query after
+    all, the wrapped form fails to parse and the call fails cleanly (never runs uncapped)."""
+    rest = sql[_LEADING.match(sql).end():]  # type: ignore[union-attr]  # the pattern matches ""
+    word = re.match(r"[A-Za-z]+", rest)
+    return word is None or word.group(0).lower() not in _UTILITY_WORDS
+
+
+def wrap(sql: str, type_oids: Sequence[int], max_value_bytes: int) -> CappedQuery | None:
+    """The capped form of the checked query `sql` whose columns have `type_oids`; None when it
+    is no query (`is_query`), has no columns, or no column needs it (all fixed-size)."""
+    width = len(type_oids)
+    if not is_query(sql):
+        return None
+    sized = tuple(i for i, oid in enumerate(type_oids) if oid not in FIXED_TYPES)
+    if width == 0 or not sized:
+        return None
+    names = [f"c{i + 1}" for i in range(width)]
+    sizes = {i: _size_expr(f"q.{names[i]}", type_oids[i]) for i in sized}
+    values = [
+        f"CASE WHEN {sizes[i]} {GT} {int(max_value_bytes)} THEN NULL ELSE q.{names[i]} END" if i in sizes
+        else f"q.{names[i]}"
+        for i in range(width)
+    ]
+    select = ", ".join(values + [sizes[i] for i in sized])
+    text = (
+        f"SELECT {select}\nFROM (SELECT * FROM (\n{without_terminator(sql)}\n) AS s OFFSET 0) "
+        f"AS q({', '.join(names)})"
+    )
+    return CappedQuery(text, width, sized, max_value_bytes)
+
+
+def without_terminator(sql: str) -> str:
+    """`sql` without trailing semicolons (and blanks). PostgreSQL parsed it alone, so a final
+    `;` is a statement terminator or sits in a trailing `--` comment: dropping it changes
+    nothing, while inside parentheses it would be a syntax error."""
+    body = sql.rstrip()
+    while body.endswith(";"):
+        body = body[:-1].rstrip()
+    return body
+
+
+def _size_expr(ref: str, oid: int) -> str:
+    if oid in TEXT_TYPES:
+        return f"pg_catalog.octet_length({ref})"
+    return f"pg_catalog.pg_column_size({ref})"
+
+
+@dataclass
+class Oversized:
+    """A value left in PostgreSQL because it is larger than `max_value_bytes`."""
+
+    column: str
+    size: int
+    limit: int
+
+    def __str__(self) -> str:
+        return (
+            f"<value of column {self.column!r} omitted: {self.size} bytes, more than "
+            f"max_value_bytes ({self.limit}); select a part of it (substring, ->, a slice) or its length>"
+        )
+
+
+def split_row(record: Any, capped: CappedQuery, names: Sequence[str]) -> tuple[list[Any], int, list[str]]:
+    """(the user's values with Oversized markers, the row's size estimate, columns omitted)."""
+    values = list(record.values())
+    user = values[: capped.width]
+    size = FIXED_WIDTH * (capped.width - len(capped.sized))
+    omitted: list[str] = []
+    for offset, index in enumerate(capped.sized):
+        value_size = values[capped.width + offset]
+        if value_size is None:
+            continue
+        if value_size > capped.max_value_bytes:
+            user[index] = Oversized(names[index], value_size, capped.max_value_bytes)
+            omitted.append(names[index])
+            size += 200
+        else:
+            size += value_size
+    return user, size + capped.width, omitted
+
+
+def approx_size(values: Sequence[Any]) -> int:
+    """A cheap size estimate for the rows of statements that are not wrapped."""
+    total = 0
+    for value in values:
+        if isinstance(value, str | bytes | bytearray):
+            total += len(value) + 3
+        else:
+            total += FIXED_WIDTH
+    return total
