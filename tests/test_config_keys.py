@@ -103,6 +103,7 @@ SPECIAL: dict[str, tuple[Any, Any]] = {
     "llm.examples": ([{"question": "How many?", "sql": "SELECT 1"}], (("How many?", "SELECT 1"),)),
     "databases.<name>.policies": (["permissive"], (str(shipped_policy_path("permissive")),)),
     "limits.work_mem": ("4MB", "4MB"),
+    "limits.temp_file_limit": ("512MB", "512MB"),
     "databases.<name>.dsn": (None, None),  # set on the second database, see below
     "databases.<name>.access": (None, None),  # principals and their policies: tests/test_auth_*.py
 }

@@ -32,6 +32,7 @@ RANKS: dict[str, int] = {
     "llm": 6,
     "ask": 7,
     "auth": 7,  # who calls over HTTP and what they may use: the runtime and the MCP layer ask it
+    "grants": 7,  # the policy compiled into GRANTs and RLS, and the privilege audit the runtime runs
     "service": 8,
     "mcp": 9,
     "cli": 10,
