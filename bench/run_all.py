@@ -90,6 +90,25 @@ def _startup(out: str) -> list[Row]:
     )]
 
 
+def _peers(out: str) -> list[Row]:
+    table = json.loads(out.strip().splitlines()[-1])
+    peers = [n for n in table if n not in ("pgmcp", "hello")]
+    rows = []
+    for key, label, unit in (
+        ("startup_ms", "spawn to first answer", "ms"), ("one_row_p50_ms", "1-row call p50", "ms"),
+        ("ten_k_validated_ms", "10,000 rows, output schema validated", "ms"),
+        ("ten_k_unvalidated_ms", "10,000 rows, not validated", "ms"),
+        ("hundred_k_ms", "100,000 rows", "ms"), ("hundred_k_peak_rss_mb", "100,000 rows, peak RSS", "MB"),
+    ):
+        if key not in table.get("pgmcp", {}):
+            continue
+        cells = [f"{n} {table[n][key]:.1f} {unit}" for n in ("pgmcp", "hello", *peers) if key in table.get(n, {})]
+        best = min((table[n][key] for n in peers if key in table[n]), default=None)
+        ratio = f" (**{table['pgmcp'][key] / best:.2f}x** the best peer)" if best else ""
+        rows.append((f"side by side: {label}", "pgmcp vs the bare SDK server and the peers", ", ".join(cells) + ratio))
+    return rows
+
+
 def _tpch(out: str) -> list[Row]:
     rows = []
     pattern = (r"^(.+?) \((\d+) statements\): check-sql (\w+) CPU ([\d.]+) s vs sqlglot.parse ([\d.]+) s: "
@@ -118,6 +137,7 @@ BENCHES: dict[str, Bench] = {
     "bench_introspect.py": Bench((), ("--tables", "200", "--runs", "2"), _introspect),
     "bench_mcp_roundtrip.py": Bench(("--json",), ("--json", "--calls", "100", "--warmup", "10"), _roundtrip),
     "bench_startup.py": Bench(("--json",), ("--json", "--runs", "2"), _startup),
+    "bench_peers.py": Bench(("--json",), ("--json", "--quick"), _peers),
     "bench_tpch.py": Bench((), ("--runs", "1", "--repeat", "2", "--max-ratio", "100"), _tpch),
 }
 

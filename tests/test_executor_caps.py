@@ -22,7 +22,6 @@ from pgmcp.config.model import DatabaseConfig, LimitsConfig, PoolConfig
 from pgmcp.db import executor as executor_module
 from pgmcp.db.executor import Checker, Executor, PolicyCheck
 from pgmcp.db.pools import PoolSet
-from pgmcp.db.serialize import SerializeOptions
 from pgmcp.errors import QueryTimeout
 from pgmcp.policy.compiler import compile_policy
 from pgmcp.policy.document import load_policy_spec
@@ -202,13 +201,13 @@ async def test_work_mem_is_set_local(make: Any) -> None:
 async def test_rows_are_encoded_after_the_transaction_ended(make: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Encoding slower than idle_in_transaction_session_timeout does not trip it."""
     ex = await make(limits=replace(LIMITS, idle_in_transaction_timeout=0.2))
-    slow = executor_module.row_to_json
+    slow = executor_module.RowEncoder.encode
 
-    def slow_row(record: Any, options: SerializeOptions, types: tuple[str, ...]) -> Any:
+    def slow_row(encoder: Any, record: Any) -> bytes:
         time.sleep(0.1)
-        return slow(record, options, types)
+        return slow(encoder, record)
 
-    monkeypatch.setattr(executor_module, "row_to_json", slow_row)
+    monkeypatch.setattr(executor_module.RowEncoder, "encode", slow_row)
     result = await ex.execute("main", "SELECT g FROM generate_series(1, 5) g")
     assert result.rows == [[1], [2], [3], [4], [5]]
     assert (await ex.execute("main", "SELECT 1")).rows == [[1]]  # the connection is fine
@@ -227,12 +226,15 @@ async def test_a_slow_check_is_abandoned_at_the_deadline(make: Any) -> None:
 
 
 BASELINE = compile_policy(load_policy_spec([], ROOT))
+# A policy that lets a huge statement reach the analysis (the default limits.max_sql_bytes,
+# 100 kB, would refuse it before parsing): what the deadline must then stop.
+UNBOUNDED = compile_policy(replace(BASELINE.spec, max_sql_bytes=10_000_000))
 
 
 async def test_a_hostile_check_in_a_checker_process_is_killed_at_the_deadline(make: Any) -> None:
     """A 400 kB IN list keeps sqlglot busy for seconds: its process is killed at the deadline,
     and the next check gets a fresh one."""
-    ex = await make(checker=PolicyCheck.fixed(BASELINE), limits=replace(LIMITS, statement_timeout=1.0))
+    ex = await make(checker=PolicyCheck.fixed(UNBOUNDED), limits=replace(LIMITS, statement_timeout=1.0))
     await ex.start()
     hostile = "SELECT 1 WHERE 1 IN (" + ",".join(["1"] * 200_000) + ")"
     started = time.monotonic()

@@ -14,10 +14,21 @@ from pgmcp.schema.snapshot import ColumnInfo, EnumType, ForeignKey, FunctionInfo
 from tests.conftest import TestDatabase, TestServer
 from tests.schema_fixture import SHOP_SQL, dsn_as, snapshot_of
 
+# Every other relation kind a query can read: a standalone sequence, a security-invoker view
+# and a foreign table (a wrapper without handler: it exists in the catalogs, enough here).
+KINDS_SQL = """
+CREATE SEQUENCE shop.invoice_no START 100;
+CREATE VIEW shop.paid_orders WITH (security_invoker = on) AS
+    SELECT id, total FROM shop.orders WHERE status = 'paid';
+CREATE FOREIGN DATA WRAPPER introspect_fdw;
+CREATE SERVER introspect_remote FOREIGN DATA WRAPPER introspect_fdw;
+CREATE FOREIGN TABLE shop.remote_orders (id bigint, total numeric) SERVER introspect_remote;
+"""
+
 
 @pytest.fixture(scope="module")
 def shop(pg_database: TestDatabase) -> TestDatabase:
-    pg_database.run_sql(SHOP_SQL)
+    pg_database.run_sql(SHOP_SQL + KINDS_SQL)
     return pg_database
 
 
@@ -36,11 +47,20 @@ KINDS = [
     ("shop", "order_totals", "materialized_view"),
     ("shop", "events", "partitioned_table"),
     ("shop", "events_2024", "table"),
+    # serial and identity columns own sequences; a standalone one too
+    ("shop", "customers_id_seq", "sequence"),
+    ("shop", "orders_id_seq", "sequence"),
+    ("shop", "invoice_no", "sequence"),
+    ("shop", "paid_orders", "view"),
+    ("shop", "remote_orders", "foreign_table"),
 ]
 
 
 def test_relations_and_kinds(snap: SchemaSnapshot) -> None:
     assert {(r.schema, r.name, r.kind) for r in snap.relations} == set(KINDS)
+    seq = snap.relation("shop", "invoice_no")
+    assert seq is not None and [c.name for c in seq.columns] == ["last_value", "log_cnt", "is_called"]
+    assert [r.qualified_name for r in snap.relations if r.security_invoker] == ["shop.paid_orders"]
     assert snap.schemas() == {"shop", "hr"}  # no pg_catalog, information_schema, pg_toast
     assert snap.database == "shop"
     assert snap.taken_at > 0
@@ -177,7 +197,9 @@ async def test_only_what_the_role_may_read_is_shown(shop: TestDatabase, analyst_
     assert {r.qualified_name for r in snap.relations} == {"shop.customers", "shop.customer_orders"}
     customers = snap.relation("shop", "customers")
     assert customers is not None
-    assert [c.name for c in customers.columns] == ["name", "created_at"]
+    # Every column is listed (PostgreSQL expands * over all of them), each marked readable or not.
+    assert [(c.name, c.readable) for c in customers.columns] == [
+        ("id", False), ("email", False), ("name", True), ("created_at", True)]
     # No USAGE on hr: its functions are hidden; shop.net lost EXECUTE.
     assert [(f.schema, f.name) for f in snap.functions] == [("shop", "order_count")]
     assert [e.name for e in snap.enums] == ["order_status"]
@@ -232,7 +254,9 @@ async def test_query_count_does_not_grow_with_the_database(
             snap = await introspect(counting, name)  # type: ignore[arg-type]
         finally:
             await conn.close()
-        assert len(snap.relations) == tables
+        # each table and the sequence of its serial column
+        assert len([r for r in snap.relations if r.kind == "table"]) == tables
+        assert len([r for r in snap.relations if r.kind == "sequence"]) == tables
         assert snap.catalog_queries == counting.fetches
         counts[tables] = counting.fetches
     assert counts[3] == counts[300] == len(CATALOG_QUERIES)

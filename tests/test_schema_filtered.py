@@ -87,6 +87,7 @@ def test_only_visible_relations_remain(shown: SchemaSnapshot) -> None:
     assert {r.qualified_name for r in shown.relations} == {
         "shop.customers", "shop.orders", "shop.customer_orders", "shop.order_totals",
         "shop.events", "shop.events_2024", "shop.refunds",
+        "shop.customers_id_seq", "shop.orders_id_seq",  # sequences fall under the table rules
         "hr.payroll",  # reads hidden hr.employees, but allowed by name
     }  # shop.customer_emails reads a hidden column: hidden too
 

@@ -9,7 +9,18 @@ from typing import Any
 import asyncpg
 import pytest
 
-from pgmcp.db.serialize import SerializeOptions, install_codecs, row_to_json, to_json
+from pgmcp.db.pgjson import too_deep
+from pgmcp.db.serialize import (
+    CHAR_TYPES,
+    RowEncoder,
+    SerializeOptions,
+    dumps,
+    install_codecs,
+    join_rows,
+    row_to_json,
+    to_json,
+    type_key,
+)
 from tests.conftest import TestDatabase
 
 SETUP = """
@@ -20,13 +31,30 @@ CREATE DOMAIN posint AS int CHECK (VALUE > 0);
 
 R = {"lower_inc": True, "upper_inc": False, "empty": False}
 
+
+def nested(levels: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+NESTED_100 = nested(100)
+
 # (SQL expression, expected JSON value). Each expression is selected on its own.
 CASES: list[tuple[str, Any]] = [
     ("NULL::int", None),
     ("true", True),
     ("32767::int2", 32767),
     ("(-2147483648)::int4", -2147483648),
-    ("9223372036854775807::int8", 9223372036854775807),
+    # Integers a double cannot hold (beyond +/-(2^53 - 1)) come as their decimal text.
+    ("9007199254740991::int8", 9007199254740991),
+    ("(-9007199254740991)::int8", -9007199254740991),
+    ("9007199254740992::int8", "9007199254740992"),
+    ("(-9007199254740992)::int8", "-9007199254740992"),
+    ("9223372036854775807::int8", "9223372036854775807"),
+    ("ARRAY[1, 9007199254740993]::int8[]", [1, "9007199254740993"]),
+    ("'[1,9007199254740993)'::int8range", {"lower": 1, "upper": "9007199254740993", **R}),
     ("1.5::float4", 1.5),
     ("0.1::float8", 0.1),
     ("'NaN'::float8", "NaN"),
@@ -36,6 +64,8 @@ CASES: list[tuple[str, Any]] = [
     ("1.50::numeric(5,2)", "1.50"),
     ("0.0000001::numeric", "0.0000001"),
     ("'NaN'::numeric", "NaN"),
+    ("1e300::numeric", "1" + "0" * 300),
+    ("'1e-300'::numeric", "0." + "0" * 299 + "1"),
     ("'Infinity'::numeric", "Infinity"),
     ("'-Infinity'::numeric", "-Infinity"),
     ("'12.34'::money", "$12.34"),
@@ -44,6 +74,7 @@ CASES: list[tuple[str, Any]] = [
     ("'ab'::varchar(5)", "ab"),
     ("'tbl'::name", "tbl"),
     ("'a'::\"char\"", "a"),
+    ("chr(255)::\"char\"", "\ufffd"),  # the first byte of U+00FF in UTF-8: not UTF-8 on its own
     ("'\\xdeadbeef'::bytea", "3q2+7w=="),
     ("'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
     ("'2024-02-29'::date", "2024-02-29"),
@@ -51,6 +82,7 @@ CASES: list[tuple[str, Any]] = [
     ("'-infinity'::date", "-infinity"),
     ("'2024-01-02 03:04:05.678'::timestamp", "2024-01-02T03:04:05.678000"),
     ("'2024-01-02 03:04:05+02'::timestamptz", "2024-01-02T01:04:05+00:00"),
+    ("'2024-01-02 03:04:05.000001+00'::timestamptz", "2024-01-02T03:04:05.000001+00:00"),
     ("'infinity'::timestamptz", "infinity"),
     ("'-infinity'::timestamp", "-infinity"),
     ("'13:14:15'::time", "13:14:15"),
@@ -62,6 +94,16 @@ CASES: list[tuple[str, Any]] = [
     ("""'{"a": [1, 2, null], "b": "x"}'::json""", {"a": [1, 2, None], "b": "x"}),
     ("""'{"k": {"n": 1.5}}'::jsonb""", {"k": {"n": 1.5}}),
     ("'\"just a string\"'::jsonb", "just a string"),
+    ("""'{"a": 12345678901234567890, "b": 9007199254740991}'::jsonb""",
+     {"a": "12345678901234567890", "b": 9007199254740991}),
+    ("'[1e400]'::jsonb", ["1" + "0" * 400]),
+    ("'1e400'::json", "1e400"),
+    ("""'"a\\ud800b"'::json""", "a\ufffdb"),
+    ("""'{"\\udc00": 1}'::json""", {"\ufffd": 1}),
+    ("(repeat('[', 100) || repeat(']', 100))::jsonb", NESTED_100),
+    ("(repeat('[', 101) || repeat(']', 101))::jsonb", too_deep()),
+    ("(repeat('[', 5000) || repeat(']', 5000))::jsonb", too_deep()),
+    ("ARRAY['{\"a\": 9007199254740993}'::jsonb]", [{"a": "9007199254740993"}]),
     ("ARRAY[1, NULL, 3]", [1, None, 3]),
     ("ARRAY[[1, 2], [3, 4]]", [[1, 2], [3, 4]]),
     ("ARRAY['a', NULL]::text[]", ["a", None]),
@@ -121,10 +163,18 @@ async def conn(pg_database: TestDatabase) -> AsyncIterator[Any]:
 async def test_value(conn: Any, expr: str, expected: Any) -> None:
     stmt = await conn.prepare(f"SELECT {expr} AS v")
     record = await stmt.fetchrow()
-    types = tuple(a.type.name for a in stmt.get_attributes())
+    types = tuple(type_key(a.type) for a in stmt.get_attributes())
     [value] = row_to_json(record, SerializeOptions(), types)
     assert value == expected
+    # The executor's path: each row written as JSON bytes (orjson, Python converters only where
+    # needed), parsed back once. It must say the same, typed or not (only "char" needs its type).
+    for encoder in [RowEncoder(types)] + ([] if CHAR_TYPES.intersection(types) else [RowEncoder()]):
+        rows, data = join_rows([encoder.encode(record)])
+        assert rows == [[expected]]
+        assert json.loads(data) == [[expected]]
     json.dumps(value, allow_nan=False)  # JSON-safe, strictly
+    assert json.loads(dumps(value)) == value  # and written as it is
+    dumps(value).encode("utf-8")  # no lone surrogates
 
 
 INTERVALS = [
@@ -153,3 +203,4 @@ async def test_interval_matches_postgres_iso8601(conn: Any, text: str) -> None:
 )
 async def test_options(conn: Any, expr: str, options: SerializeOptions, expected: Any) -> None:
     assert to_json(await conn.fetchval(f"SELECT {expr}"), options) == expected
+

@@ -92,7 +92,9 @@ def render_schema(question: str, schema: SchemaSnapshot, token_budget: int) -> s
     """The schema section: every relation when it fits `token_budget`, otherwise the most
     relevant ones for `question` and a line naming the ones left out."""
     header = f'Schema of database "{schema.database}":'
-    relations = sorted(schema.relations, key=lambda r: (r.schema, r.name))
+    # Sequences are left out: serial and identity columns already say what they number, and a
+    # question is answered from tables and views.
+    relations = sorted((r for r in schema.relations if r.kind != "sequence"), key=lambda r: (r.schema, r.name))
     if not relations:
         return header + "\n(no tables are visible under the policy)"
     enums = _enum_labels(schema)
@@ -102,7 +104,7 @@ def render_schema(question: str, schema: SchemaSnapshot, token_budget: int) -> s
     if estimate_tokens(header) + estimate_tokens(full) + 1 <= token_budget:
         return f"{header}\n\n{full}"
 
-    ranked = rank_relations(question, schema)
+    ranked = [r for r in rank_relations(question, schema) if r.qualified_name in blocks]
     longest = sorted((len(r.qualified_name) for r in relations), reverse=True)[:LEFT_OUT_NAMES]
     reserve = estimate_tokens(_left_out_line(["x" * n for n in longest], len(relations))) + 2
     room = token_budget - estimate_tokens(header) - reserve

@@ -1,16 +1,17 @@
-"""`pgmcp check-config [--config FILE] [--connect]`: is this deployment's setup sound?
+"""`pgmcp check-config [--config FILE] [--connect [--strict]]`: is this deployment's setup sound?
 
 Offline it loads the config and the effective policy of every database (any error names the
 file, line and key) and prints a one-line summary of each policy; it needs no secrets (an
 unset password variable is a note). With `--connect` it also connects to each database
 exactly as `serve` does (the same pool code and settings), checks the role (superuser,
 BYPASSRLS, dangerous memberships), introspects the live schema, reports what the policy lets
-through there, and tries every row filter on its table (a filter naming a missing column would
-make every read of that table fail). A table or column rule, or a row filter, that matches
-nothing in the live schema is a warning (most often a typo that protects nothing); `--strict`
-makes it a failure. Exit 0 when all is well, 1 when a check fails (an unreachable database, an
-unsafe role with `refuse_unsafe_role`, a broken row filter, with `--strict` a rule that
-matches nothing), 2 for usage and config or policy errors.
+through there, tries every row filter on its table (a filter naming a missing column would
+make every read of that table fail), reports every table or column rule and row filter that
+matches nothing in the live schema (most often a typo that protects nothing) and runs the
+privilege audit (`pgmcp.grants.audit`: can the role read more than the policy allows?). Exit 0
+when all is well, 1 when a check fails (an unreachable database, an unsafe role with
+`refuse_unsafe_role`, a broken row filter, with `--strict` a rule that matches nothing, an
+audit finding with `--strict` or `require_grants`), 2 for usage and config or policy errors.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import asyncpg
 from pgmcp.cli.ops import (
     EXIT_FAILED,
     EXIT_OK,
-    database_policy,
     error_exit,
     load_ops_config,
     shown_dsn,
@@ -38,10 +38,12 @@ from pgmcp.config.model import Config, DatabaseConfig
 from pgmcp.db.pools import PoolSet, quote_ident
 from pgmcp.db.privileges import check_role
 from pgmcp.errors import DatabaseError, PgmcpError, UnsafeRole
+from pgmcp.grants.audit import audit
 from pgmcp.observe.redact import redact
 from pgmcp.policy.checker import check
 from pgmcp.policy.claims import plannable
 from pgmcp.policy.compiler import CompiledPolicy
+from pgmcp.policy.effective import effective_policies
 from pgmcp.policy.unmatched import unmatched_rules
 from pgmcp.schema.filtered import filter_snapshot
 from pgmcp.schema.introspect import introspect
@@ -58,15 +60,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--strict", action="store_true",
-        help="with --connect: fail (exit 1) where a policy rule matches nothing in the live schema, "
-        "instead of warning",
+        help="with --connect: exit 1 where a policy rule matches nothing in the live schema and on any "
+        "privilege-audit finding (the role can read more than the policy allows), instead of warning",
     )
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_ops_config(args.config, need_secrets=args.connect)
-        policies = {db.name: database_policy(config, db) for db in config.databases}
+        policies = effective_policies(config)
     except PgmcpError as err:
         return error_exit(err)
     print(f"config {shown_path(str(config.path))}: ok, {len(config.databases)} database(s)")
@@ -74,10 +76,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: variable {unset} is not set; serve and check-config --connect need it")
     failures = 0
     for db in config.databases:
-        policy = policies[db.name]
+        effective = policies[db.name]
+        policy = effective.policy
         files = ", ".join(shown_path(f) for f in policy.spec.files)
         print(f"database {db.name}: policy {policy.name} ({files})")
         print(f"  {policy_summary(policy)}")
+        if effective.overrides:
+            print(f"  config overrides: {'; '.join(effective.overrides)}")
         if args.connect:
             failures += asyncio.run(_check_live(config, db, policy, strict=args.strict))
     if failures:
@@ -109,6 +114,7 @@ def policy_summary(policy: CompiledPolicy) -> str:
     ]
     timeout = f"{spec.statement_timeout_ms / 1000:g}s" if spec.statement_timeout_ms else "config default"
     parts.append(f"limits max_rows {spec.max_rows or 'config default'}, statement_timeout {timeout}")
+    parts.append(f"search_path {', '.join(policy.search_path)}")
     return "; ".join(parts)
 
 
@@ -154,12 +160,14 @@ async def _check_live(config: Config, db: DatabaseConfig, policy: CompiledPolicy
     search_path = db.search_path or policy.search_path
     pools = PoolSet([db], config.limits, search_paths={db.name: search_path})
     try:
-        return await _check_pooled(pools, db, policy, strict=strict)
+        return await _check_pooled(pools, config, db, policy, strict=strict)
     finally:
         await pools.close()
 
 
-async def _check_pooled(pools: PoolSet, db: DatabaseConfig, policy: CompiledPolicy, *, strict: bool) -> int:
+async def _check_pooled(
+    pools: PoolSet, config: Config, db: DatabaseConfig, policy: CompiledPolicy, *, strict: bool
+) -> int:
     try:
         await pools.connect(db.name)
     except UnsafeRole:
@@ -179,7 +187,8 @@ async def _check_pooled(pools: PoolSet, db: DatabaseConfig, policy: CompiledPoli
                 print(f"  WARN unsafe role: {warning}")
             snapshot = await introspect(conn, db.name)
             failures = await _print_live(conn, snapshot, policy)
-        return failures + print_unmatched(snapshot, policy, strict=strict)
+            failures += print_unmatched(snapshot, policy, strict=strict)
+            return failures + await _print_audit(conn, config, db, policy, strict=strict)
     except PgmcpError as err:
         print(f"  FAIL {redact(err.message)}")
         return 1
@@ -207,6 +216,23 @@ async def _print_live(conn: Any, snapshot: SchemaSnapshot, policy: CompiledPolic
             print(f"  FAIL row filter {rel.qualified_name} ({rf.condition}): {problem}")
             failures += 1
     return failures
+
+
+async def _print_audit(
+    conn: Any, config: Config, db: DatabaseConfig, policy: CompiledPolicy, *, strict: bool
+) -> int:
+    """The privilege audit's findings; they fail the check with --strict or `require_grants`."""
+    command = f"pgmcp policy grants --config {shown_path(str(config.path))} --database {db.name}"
+    findings = await audit(conn, db.name, policy, command)
+    fatal = strict or db.require_grants
+    if not findings:
+        print("  privilege audit: ok (the role reads nothing the policy denies)")
+        return 0
+    why = " (require_grants is set)" if db.require_grants else " (--strict)" if strict else ""
+    print(f"  privilege audit: {len(findings)} finding(s){why}")
+    for finding in findings:
+        print(f"  {'FAIL' if fatal else 'WARN'} {redact(str(finding))}")
+    return len(findings) if fatal else 0
 
 
 async def _try_row_filter(

@@ -42,13 +42,14 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
 )
 POLICY_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("test", "pgmcp.cli.policy_test", "run the tests: list of policy documents"),
+    ("grants", "pgmcp.cli.policy_grants", "print the SQL that makes the database enforce a policy too"),
 )
 TOKEN_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("new", "pgmcp.cli.token", "mint a bearer token for the HTTP transport and print its config line"),
 )
 # Commands with subcommands: (name, help, subcommands).
 NESTED: tuple[tuple[str, str, tuple[tuple[str, str, str], ...]], ...] = (
-    ("policy", "policy tools: `pgmcp policy test POLICY...`", POLICY_COMMANDS),
+    ("policy", "policy tools: `pgmcp policy test POLICY...`, `pgmcp policy grants`", POLICY_COMMANDS),
     ("token", "bearer tokens: `pgmcp token new --principal NAME`", TOKEN_COMMANDS),
 )
 

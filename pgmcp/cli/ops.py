@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import contextlib
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -26,8 +25,8 @@ from pgmcp.db.pools import quote_ident
 from pgmcp.documents.resources import policies_dir
 from pgmcp.errors import DatabaseError, DatabaseUnavailable, PgmcpError, SourceLocation, UsageError
 from pgmcp.observe.redact import redact, register_secret, register_secrets_in
-from pgmcp.policy.compiler import CompiledPolicy, compile_policy
-from pgmcp.policy.document import load_policy_spec
+from pgmcp.policy.compiler import CompiledPolicy
+from pgmcp.policy.effective import effective_policy, standalone_policy
 from pgmcp.schema.snapshot import SchemaSnapshot
 
 CONNECT_TIMEOUT = 10.0
@@ -84,17 +83,6 @@ def database_config(config: Config, name: str | None) -> DatabaseConfig:
     return found
 
 
-def database_policy(config: Config, db: DatabaseConfig) -> CompiledPolicy:
-    """The compiled effective policy of one configured database."""
-    base_dir = config.path.parent if config.path else Path.cwd()
-    return compile_policy(load_policy_spec(db.policies, base_dir))
-
-
-def policy_from_refs(refs: Sequence[str]) -> CompiledPolicy:
-    """One effective policy from `--policy` refs (paths from here, or shipped names)."""
-    return compile_policy(load_policy_spec(list(refs), Path.cwd()))
-
-
 def policy_and_schema(
     args: argparse.Namespace, *, baseline_by_default: bool, notice: str = "note", schema_errors_fatal: bool = False
 ) -> tuple[CompiledPolicy, SchemaSnapshot | None]:
@@ -112,12 +100,12 @@ def policy_and_schema(
         if args.database and not args.config:
             raise UsageError("--database needs --config (the file that defines the database)")
         if not args.config:
-            return policy_from_refs(args.policy), None  # no refs: the shipped baseline
+            return standalone_policy(args.policy).policy, None  # no refs: the shipped baseline
     elif args.policy:
-        return policy_from_refs(args.policy), None
+        return standalone_policy(args.policy).policy, None
     config = load_ops_config(args.config, need_secrets=not args.offline)
     db = database_config(config, args.database)
-    policy = database_policy(config, db)
+    policy = effective_policy(config, db).policy
     if args.offline:
         return policy, None
     return policy, asyncio.run(live_schema(db, notice=notice, schema_errors_fatal=schema_errors_fatal))

@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -33,8 +32,8 @@ from pgmcp.cli.ops import (
 from pgmcp.db.pools import search_path_value
 from pgmcp.errors import PgmcpError, UsageError
 from pgmcp.observe.redact import redact
-from pgmcp.policy.compiler import CompiledPolicy, compile_policy
-from pgmcp.policy.document import load_policy_spec
+from pgmcp.policy.compiler import CompiledPolicy
+from pgmcp.policy.effective import effective_policy, standalone_policy
 from pgmcp.policy.testing import TestOutcome, compare_rows, outcome_line, run_test, summary_line
 from pgmcp.schema.introspect import introspect
 
@@ -53,8 +52,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.database_dsn and (args.config or args.database):
             raise UsageError("give either --database-dsn or --config/--database, not both")
-        policies = [(ref, with_claims(compile_policy(load_policy_spec([ref], Path.cwd())), args.claims))
-                    for ref in args.policies]
+        policies = [(ref, with_claims(_policy(args, ref), args.claims)) for ref in args.policies]
         outcomes = asyncio.run(_run_all(args, policies))
     except PgmcpError as err:
         return error_exit(err)
@@ -66,6 +64,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pgmcp policy test", description=__doc__)
     add_arguments(parser)
     return run(parser.parse_args(argv))
+
+
+def _policy(args: argparse.Namespace, ref: str) -> CompiledPolicy:
+    """The policy document `ref`, under the config overrides (search_path, limits) of the
+    database it is tested against when that database comes from `--config/--database`."""
+    if args.config or args.database:
+        config = load_ops_config(args.config)
+        return effective_policy(config, database_config(config, args.database), [ref]).policy
+    return standalone_policy([ref]).policy
 
 
 async def _run_all(args: argparse.Namespace, policies: list[tuple[str, CompiledPolicy]]) -> list[TestOutcome]:

@@ -11,6 +11,8 @@ on stderr that it speaks MCP on stdio and how to connect a host.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import importlib
 import sys
 from collections.abc import Sequence
 
@@ -76,9 +78,18 @@ def tty_notice(config: Config) -> str:
 
 
 async def serve_stdio(config: Config, runtime: Runtime) -> None:
+    # The first answer needs both the MCP SDK (about a second of imports: Python work) and the
+    # pools and schema snapshots (mostly waiting for PostgreSQL), so the second starts first and
+    # runs while a worker thread imports the first. The lifespan's start() waits for it.
+    starting = asyncio.ensure_future(runtime.start())
+    await anyio.to_thread.run_sync(importlib.import_module, "pgmcp.mcp.server")
     from pgmcp.mcp.server import build_server
 
-    await build_server(config, runtime_factory=lambda _: runtime).run_stdio_async()
+    try:
+        await build_server(config, runtime_factory=lambda _: runtime).run_stdio_async()
+    finally:
+        if not starting.done():
+            starting.cancel()
 
 
 def refuse_unservable(config: Config, transport: str, stateless: bool) -> None:

@@ -188,6 +188,7 @@ def _database(doc: YamlDocument, name: str, raw: dict[str, Any], base_dir: Path)
         pool=pool,
         pgbouncer=raw.get("pgbouncer", False),
         refuse_unsafe_role=raw.get("refuse_unsafe_role", False),
+        require_grants=raw.get("require_grants", False),
         search_path=tuple(search_path) if search_path else None,
         statement_timeout=_duration(doc, (*path, "statement_timeout"), timeout)
         if timeout is not None

@@ -68,6 +68,7 @@ class DatabaseConfig:
     pool: PoolConfig = PoolConfig()
     pgbouncer: bool = False  # transaction pooling: no prepared-statement cache
     refuse_unsafe_role: bool = False  # refuse (rather than warn) superuser/BYPASSRLS/... roles
+    require_grants: bool = False  # privilege-audit findings are fatal for this database
     search_path: tuple[str, ...] | None = None  # None: take the policy's
     statement_timeout: float | None = None  # seconds; None: take limits / the policy's
     # None: every principal may use the database; else only those some entry matches.
@@ -118,6 +119,8 @@ class LimitsConfig:
     queue_size: int = 32
     decimal_as_float: bool = False
     bytes_format: Literal["base64", "hex"] = "base64"
+    # Applied to the role by `pgmcp policy grants` (needs a superuser); PostgreSQL memory units.
+    temp_file_limit: str | None = "1GB"
 
 
 @dataclass(frozen=True)

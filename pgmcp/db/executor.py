@@ -2,7 +2,7 @@
 
 Each call has one deadline (the statement timeout) covering the check, the execution and the
 encoding; past it the call fails with `QueryTimeout` and its work is abandoned
-(`pgmcp.service.offload`). The SQL is checked first, off the event loop (a refusal raises
+(`pgmcp.db.offload`). The SQL is checked first, off the event loop (a refusal raises
 PolicyDenied carrying the verdict; nothing runs). What runs is exactly `verdict.executable_sql`,
 through the extended protocol only (Parse rejects multi-statement text), inside
 `BEGIN READ ONLY` with the hardening re-applied by `SET LOCAL`; a SELECT is wrapped by pgmcp's
@@ -29,18 +29,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from pgmcp.config.model import LimitsConfig
+from pgmcp.db.concurrency import Limiter
+from pgmcp.db.offload import CheckWorkers, Deadline, Encoders
 from pgmcp.db.pgerrors import is_connection_lost, translate
 from pgmcp.db.pools import PoolSet
-from pgmcp.db.serialize import JsonValue, SerializeOptions, row_to_json
+from pgmcp.db.result import Column, QueryResult
+from pgmcp.db.serialize import JsonValue, RowEncoder, SerializeOptions, join_rows, type_key
 from pgmcp.db.valuecap import CappedQuery, approx_size, split_row, wrap
 from pgmcp.errors import DatabaseNotFound, PolicyDenied
 from pgmcp.policy.checker import check
 from pgmcp.policy.compiler import CompiledPolicy
 from pgmcp.policy.verdict import Verdict
 from pgmcp.schema.snapshot import SchemaSnapshot
-from pgmcp.service.concurrency import Limiter
-from pgmcp.service.offload import CheckWorkers, Deadline, Encoders
 
 Checker = Callable[[str], Verdict]
 VerdictHook = Callable[[str, str, Verdict, float], None]  # database, sql, verdict, milliseconds
@@ -78,40 +81,6 @@ class PolicyCheck:
         return verdict
 
 
-@dataclass(frozen=True)
-class Column:
-    name: str
-    type: str  # PostgreSQL type name as asyncpg reports it ("int4", "text[]", "mood", ...)
-
-
-@dataclass(frozen=True)
-class QueryResult:
-    """The rows of one executed statement, JSON-safe, and how they were cut."""
-
-    database: str
-    sql: str  # exactly what ran (the checked, possibly rewritten, text)
-    columns: tuple[Column, ...]
-    rows: list[list[JsonValue]]
-    row_count: int
-    truncated: bool
-    truncated_reason: str | None
-    verdict: Verdict
-    elapsed_ms: float
-    rows_fetched: int = 0  # rows read from the server (at most max_rows + 1)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "database": self.database,
-            "sql": self.sql,
-            "columns": [{"name": c.name, "type": c.type} for c in self.columns],
-            "rows": self.rows,
-            "row_count": self.row_count,
-            "truncated": self.truncated,
-            "truncated_reason": self.truncated_reason,
-            "elapsed_ms": round(self.elapsed_ms, 3),
-        }
-
-
 class _Row(list[Any]):
     """Fetched values in column order, read like a record (`values()`) by the encoder."""
 
@@ -126,6 +95,7 @@ class _Fetched:
     fetched: int = 0
     truncated_reason: str | None = None
     omitted: dict[str, None] = field(default_factory=dict)  # columns with values left out, in order
+    types: tuple[str, ...] = ()  # the encoder's names of the column types (serialize.type_key)
 
 
 class Executor:
@@ -237,7 +207,7 @@ class Executor:
                     if attempt == 1 and is_connection_lost(exc):
                         continue
                     raise translate(exc, ctx) from exc
-            rows, reason = await self._encoders.run(
+            rows, rows_json, reason = await self._encoders.run(
                 lambda: self._encode(got), deadline, "encoding the result"
             )
         if reason is None:
@@ -245,7 +215,7 @@ class Executor:
         return QueryResult(
             database=database, sql=text, columns=got.columns, rows=rows, row_count=len(rows),
             truncated=reason is not None, truncated_reason=reason, verdict=verdict,
-            elapsed_ms=(time.perf_counter() - started) * 1000, rows_fetched=got.fetched,
+            elapsed_ms=(time.perf_counter() - started) * 1000, rows_fetched=got.fetched, rows_json=rows_json,
         )
 
     def _policy_cap_reached(self, database: str, verdict: Verdict, rows: int) -> str | None:
@@ -275,7 +245,8 @@ class Executor:
                 if capped is not None:
                     stmt = await conn.prepare(capped.sql, name="")
                 cursor = await stmt.cursor()
-                got = await self._fetch(cursor, _Fetched(columns), capped, self.row_cap(database))
+                types = tuple(type_key(a.type) for a in attrs)
+                got = await self._fetch(cursor, _Fetched(columns, types=types), capped, self.row_cap(database))
         except BaseException as exc:
             server_side = isinstance(exc, Exception) and not isinstance(exc, TimeoutError)
             if server_side and not is_connection_lost(exc):
@@ -321,20 +292,23 @@ class Executor:
     def _bytes_reason(self, rows: int) -> str:
         return f"result larger than max_result_bytes ({self._limits.max_result_bytes}); the first {rows} rows are shown"
 
-    def _encode(self, got: _Fetched) -> tuple[list[list[JsonValue]], str | None]:
-        """JSON-safe rows, cut exactly at max_result_bytes; runs in a thread after the transaction."""
+    def _encode(self, got: _Fetched) -> tuple[list[list[JsonValue]], bytes, str | None]:
+        """JSON-safe rows and their JSON, cut exactly at max_result_bytes; runs in a thread after
+        the transaction. Each row is written once (`RowEncoder.encode`); the rows are parsed
+        once from the joined JSON (`join_rows`), so rows and JSON cannot differ."""
         max_bytes = self._limits.max_result_bytes
-        types = tuple(c.type for c in got.columns)
-        rows: list[list[JsonValue]] = []
+        encode = RowEncoder(got.types, self._options)
+        parts: list[bytes] = []
         reason = got.truncated_reason
         size = 2  # "[]"
         for values in got.rows:
-            row = row_to_json(values, self._options, types)
-            row_size = len(_ENCODER.encode(row)) + 1
+            row = encode.encode(values)
+            # Measured as ASCII-escaped JSON (never less than its UTF-8 size): the cap errs on the safe side.
+            row_size = (len(row) if row.isascii() else len(_ENCODER.encode(orjson.loads(row)))) + 1
             if size + row_size > max_bytes:
-                reason = self._bytes_reason(len(rows))
+                reason = self._bytes_reason(len(parts))
                 break
-            rows.append(row)
+            parts.append(row)
             size += row_size
         if got.omitted:
             shown = ", ".join(repr(c) for c in got.omitted)
@@ -343,4 +317,5 @@ class Executor:
                 "were left out (each is shown as a marker)"
             )
             reason = f"{reason}; {note}" if reason else note
-        return rows, reason
+        rows, rows_json = join_rows(parts)
+        return rows, rows_json, reason

@@ -89,11 +89,13 @@ class _Database:
     up: bool = False
     last_error: str | None = None
     role_warnings: tuple[str, ...] = ()
+    audit_findings: tuple[str, ...] = ()
     refused: bool = False
     login_role: str | None = None
     current_role: str | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     retry_task: asyncio.Task[None] | None = None
+    audit_task: asyncio.Task[None] | None = None
     sql_ascii: bool = False  # the server's encoding is SQL_ASCII: connect with client_encoding LATIN1
 
 
@@ -106,8 +108,11 @@ class PoolSet:
         limits: LimitsConfig,
         *,
         search_paths: Mapping[str, Sequence[str]] | None = None,
+        audit: Callable[[str, Any], Awaitable[Sequence[str]]] | None = None,
     ) -> None:
         self._limits = limits
+        # The privilege audit (pgmcp.grants.audit), run on each database when it connects.
+        self._audit = audit
         self._closed = False
         self._dbs: dict[str, _Database] = {}
         for cfg in configs:
@@ -238,6 +243,12 @@ class PoolSet:
                 if report is None:  # a SQL_ASCII database: once more, with client_encoding LATIN1
                     pool, report = await self._open_pool(db)
                 assert report is not None
+                # With require_grants the audit decides whether the database is served at all,
+                # so it runs first; otherwise it only warns, in the background.
+                findings: tuple[str, ...] = ()
+                if cfg.require_grants:
+                    async with pool.acquire(timeout=CONNECT_TIMEOUT) as conn:
+                        findings = await self._run_audit(cfg.name, conn)
             except Exception as exc:
                 if pool is not None:
                     pool.terminate()
@@ -257,8 +268,42 @@ class PoolSet:
                     f"database '{cfg.name}': refusing to use an unsafe role: " + "; ".join(report.warnings),
                     hint="connect as a least-privilege role, or set refuse_unsafe_role: false",
                 )
+            self._log_audit(db, findings)
+            if findings and cfg.require_grants:
+                await pool.close()
+                db.refused, db.up = True, False
+                db.last_error = (
+                    f"refused: require_grants is set and the privilege audit found {len(findings)} problem(s)"
+                )
+                raise UnsafeRole(
+                    f"database '{cfg.name}': refusing to serve it: require_grants is set and the privilege audit "
+                    "found: " + "; ".join(findings),
+                    hint="apply the SQL of `pgmcp policy grants` for this database, or set require_grants: false",
+                )
             db.pool, db.up, db.last_error = pool, True, None
             logger.info("database {}: connected (role {})", cfg.name, report.current_role)
+            if self._audit is not None and not cfg.require_grants:
+                db.audit_task = asyncio.get_running_loop().create_task(self._audit_later(db))
+
+    def _log_audit(self, db: _Database, findings: tuple[str, ...]) -> None:
+        db.audit_findings = findings
+        for finding in findings:
+            logger.warning("database {}: privilege audit: {}", db.config.name, finding)
+
+    async def _audit_later(self, db: _Database) -> None:
+        try:
+            async with self.acquire(db.config.name) as conn:
+                self._log_audit(db, await self._run_audit(db.config.name, conn))
+        except Exception as exc:  # the database went away meanwhile: it is audited when it is back
+            logger.debug("database {}: privilege audit skipped: {}", db.config.name, exc)
+
+    async def _run_audit(self, name: str, conn: Any) -> tuple[str, ...]:
+        if self._audit is None:
+            return ()
+        try:
+            return tuple(await self._audit(name, conn))
+        except Exception as exc:  # an audit that cannot run proves nothing: it is a finding itself
+            return (f"the privilege audit could not run: {type(exc).__name__}: {exc}",)
 
     async def _open_pool(self, db: _Database) -> tuple[Any, RoleReport | None]:
         """A new pool and its role report; (None, None) when the server turned out to be
@@ -326,6 +371,10 @@ class PoolSet:
         """Stop background retries and close every pool (terminating it if it hangs)."""
         self._closed = True
         for db in self._dbs.values():
+            if db.audit_task is not None:
+                db.audit_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await db.audit_task
             if db.retry_task is not None:
                 db.retry_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -359,7 +408,7 @@ class PoolSet:
             await self._lost(db, exc)
             raise translate(exc, self.error_context(name)) from exc
         db.up, db.last_error = True, None
-        DB_ACTIVE_CONNECTIONS.inc(database=name)
+        DB_ACTIVE_CONNECTIONS.labels(database=name).inc()
         try:
             yield conn
         except BaseException as exc:
@@ -367,7 +416,7 @@ class PoolSet:
                 await self._lost(db, exc)
             raise
         finally:
-            DB_ACTIVE_CONNECTIONS.dec(database=name)
+            DB_ACTIVE_CONNECTIONS.labels(database=name).dec()
             try:
                 await pool.release(conn)
             except Exception as exc:  # the pool has terminated that connection already

@@ -1,38 +1,52 @@
-"""PostgreSQL values (as asyncpg decodes them) to JSON-safe values.
+"""PostgreSQL values (as asyncpg decodes them) to JSON-safe values, and JSON text out.
 
-Results go to a model or a person as JSON, so every value must survive `json.dumps` without
-losing meaning: numbers that JSON cannot hold exactly (numeric, NaN, infinities) become
-strings, times become ISO 8601 text, binary data becomes base64 (or hex). `install_codecs`
-sets the per-connection codecs this relies on: json/jsonb come back parsed, and intervals
-come back as (months, days, microseconds) because asyncpg's default folds a month into 30
-days, which would turn `1 year` into `P360D`.
+Results go to a model or a person as JSON, so every value must survive the trip without
+losing meaning: numbers JSON hosts cannot hold exactly become strings (numeric, NaN,
+infinities, and integers beyond +/-(2^53 - 1), which JavaScript hosts would round), times
+become ISO 8601 text to the microsecond, binary data becomes base64 (or hex), and values no
+client can read (nested more than `pgjson.MAX_DEPTH` levels) become a marker saying so.
+
+`RowEncoder` turns one asyncpg Record into a list of such values: each value's Python type
+picks its converter from one table (`converters`), so the common types cost one dict look-up.
+`dumps` writes JSON text with orjson. `install_codecs` sets the per-connection codecs this
+relies on: json/jsonb through `pgmcp.db.pgjson.decode`, intervals exact
+(`pgmcp.db.intervals`), pg_lsn as PostgreSQL writes it, and in SQL_ASCII databases text that
+is not UTF-8 decoded with U+FFFD (`pgmcp.db.oddvalues`); the one-byte "char" type is decoded
+with U+FFFD for a byte that is not UTF-8 on its own.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import ipaddress
 import json
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, TypeAlias, cast
 
 import asyncpg
+import orjson
+from asyncpg.pgproto import pgproto
 from asyncpg.pgproto.types import BitString, Box, Circle, Line, LineSegment, Path, Point, Polygon
 
 from pgmcp.config.model import LimitsConfig
-from pgmcp.db.oddvalues import decode_json, install_lossy_text
+from pgmcp.db import intervals, pgjson
+from pgmcp.db.intervals import PgInterval, interval_iso8601, timedelta_iso8601
+from pgmcp.db.oddvalues import install_lossy_text
+
+__all__ = [
+    "CHAR_TYPES", "NATIVE_TYPES", "JsonValue", "PgInterval", "RowEncoder", "SerializeOptions", "dumps",
+    "install_codecs", "interval_iso8601", "join_rows", "json_size", "row_to_json", "timedelta_iso8601", "to_json",
+    "type_key",
+]
 
 JsonValue: TypeAlias = "bool | int | float | str | list[JsonValue] | dict[str, JsonValue] | None"
-
-_USECS_PER_SEC = 1_000_000
-_USECS_PER_MIN = 60 * _USECS_PER_SEC
-_USECS_PER_HOUR = 60 * _USECS_PER_MIN
-_USECS_PER_DAY = 24 * _USECS_PER_HOUR
+Converter = Callable[[Any], Any]
 
 # asyncpg maps PostgreSQL's 'infinity'/'-infinity' dates and timestamps onto these values.
 _DATE_INF, _DATE_NEG_INF = dt.date.max, dt.date.min
@@ -50,69 +64,28 @@ class SerializeOptions:
     def from_limits(cls, limits: LimitsConfig) -> SerializeOptions:
         return cls(decimal_as_float=limits.decimal_as_float, bytes_format=limits.bytes_format)
 
-
-@dataclass(frozen=True)
-class PgInterval:
-    """A PostgreSQL interval as stored: months, days and microseconds, each with its own sign."""
-
-    months: int
-    days: int
-    microseconds: int
-
-    def iso8601(self) -> str:
-        return interval_iso8601(self.months, self.days, self.microseconds)
-
-
-def _trunc_div(a: int, b: int) -> tuple[int, int]:
-    """C-style division (toward zero), as PostgreSQL splits interval fields."""
-    q = abs(a) // b * (1 if a >= 0 else -1)
-    return q, a - q * b
-
-
-def interval_iso8601(months: int, days: int, microseconds: int) -> str:
-    """The ISO 8601 duration PostgreSQL itself prints with `IntervalStyle = iso_8601`."""
-    years, mons = _trunc_div(months, 12)
-    hours, rest = _trunc_div(microseconds, _USECS_PER_HOUR)
-    mins, rest = _trunc_div(rest, _USECS_PER_MIN)
-    secs, fsec = _trunc_div(rest, _USECS_PER_SEC)
-    if not any((years, mons, days, hours, mins, secs, fsec)):
-        return "PT0S"
-    out = ["P"]
-    out += [f"{v}{u}" for v, u in ((years, "Y"), (mons, "M"), (days, "D")) if v]
-    if hours or mins or secs or fsec:
-        out.append("T")
-        out += [f"{v}{u}" for v, u in ((hours, "H"), (mins, "M")) if v]
-        if secs or fsec:
-            sign = "-" if secs < 0 or fsec < 0 else ""
-            text = str(abs(secs))
-            if fsec:
-                text += "." + f"{abs(fsec):06d}".rstrip("0")
-            out.append(f"{sign}{text}S")
-    return "".join(out)
-
-
-def timedelta_iso8601(value: dt.timedelta) -> str:
-    """A Python timedelta as an ISO 8601 duration (days, then a signed time part)."""
-    total = (value.days * 86_400 + value.seconds) * _USECS_PER_SEC + value.microseconds
-    days, rest = _trunc_div(total, _USECS_PER_DAY)
-    return interval_iso8601(0, days, rest)
+    @functools.cached_property
+    def table(self) -> dict[type, Converter | None]:
+        """`converters(self)`, looked up once per options object (it runs for every value)."""
+        return converters(self)
 
 
 def _float(value: float) -> float | str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
 
 
-def _decimal(value: Decimal, options: SerializeOptions) -> float | str:
+def _decimal_text(value: Decimal) -> str:
     if not value.is_finite():
         return "NaN" if value.is_nan() else ("Infinity" if value > 0 else "-Infinity")
-    # format(..., "f") never uses exponent notation, so 0.0000001 stays as written.
-    if options.decimal_as_float and math.isfinite(as_float := float(value)):
-        return as_float
-    return format(value, "f")  # also when a float cannot hold it (1e400 would become infinity)
+    text = str(value)  # PostgreSQL's scale, as written; str() only goes to exponent form for tiny values
+    return format(value, "f") if "E" in text else text
+
+
+def _decimal_float(value: Decimal) -> float | str:
+    as_float = float(value)  # 1e400 would become infinity: then the exact text
+    return as_float if math.isfinite(as_float) else _decimal_text(value)
 
 
 def _point(p: tuple[float, float]) -> dict[str, JsonValue]:
@@ -138,78 +111,77 @@ def _date(value: dt.date) -> str:
     return value.isoformat()
 
 
-def _geometry(value: Any) -> JsonValue | None:
-    """Geometric types as small dicts; None when `value` is not one (order matters: all are tuples)."""
-    if isinstance(value, Point):
-        return _point(value)
-    if isinstance(value, Box):
-        return {"high": _point(value.high), "low": _point(value.low)}
-    if isinstance(value, LineSegment):
-        return {"p1": _point(value.p1), "p2": _point(value.p2)}
-    if isinstance(value, Line):
-        return {"a": _float(value[0]), "b": _float(value[1]), "c": _float(value[2])}
-    if isinstance(value, Circle):
-        return {"center": _point(value.center), "radius": _float(value.radius)}
-    if isinstance(value, Polygon):
-        return {"points": [_point(p) for p in value.points]}
-    if isinstance(value, Path):
-        return {"closed": value.is_closed, "points": [_point(p) for p in value.points]}
-    return None
+def _bitstring(value: BitString) -> str:
+    return str(value.as_string()).replace(" ", "")  # as_string() groups by 4
 
 
+_GEOMETRY: dict[type, Converter] = {
+    Point: _point,
+    Box: lambda v: {"high": _point(v.high), "low": _point(v.low)},
+    LineSegment: lambda v: {"p1": _point(v.p1), "p2": _point(v.p2)},
+    Line: lambda v: {"a": _float(v[0]), "b": _float(v[1]), "c": _float(v[2])},
+    Circle: lambda v: {"center": _point(v.center), "radius": _float(v.radius)},
+    Polygon: lambda v: {"points": [_point(p) for p in v.points]},
+    Path: lambda v: {"closed": v.is_closed, "points": [_point(p) for p in v.points]},
+}
 _TEXT_LIKE = (
-    uuid.UUID, ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Interface,
+    uuid.UUID, pgproto.UUID, ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Interface,
     ipaddress.IPv6Interface, ipaddress.IPv4Network, ipaddress.IPv6Network,
 )
 
 
-def to_json(value: Any, options: SerializeOptions = SerializeOptions()) -> JsonValue:
+@functools.cache
+def converters(options: SerializeOptions) -> dict[type, Converter | None]:
+    """Python type -> its converter (None: already JSON-safe as it is). Exact types only;
+    subclasses and anything else take `to_json`'s slower isinstance path."""
+    table: dict[type, Converter | None] = {
+        type(None): None, bool: None, str: None,
+        # dicts come from json/jsonb (made safe by pgjson.decode) and hstore (text to text)
+        dict: None,
+        int: pgjson.safe_int,
+        float: _float,
+        Decimal: _decimal_float if options.decimal_as_float else _decimal_text,
+        dt.datetime: _datetime,
+        dt.date: _date,
+        dt.time: dt.time.isoformat,
+        dt.timedelta: timedelta_iso8601,
+        PgInterval: PgInterval.iso8601,
+        bytes: bytes.hex if options.bytes_format == "hex" else lambda v: base64.b64encode(v).decode("ascii"),
+        BitString: _bitstring,
+        **_GEOMETRY,
+    }
+    table.update(dict.fromkeys(_TEXT_LIKE, str))
+    return table
+
+
+def to_json(value: Any, options: SerializeOptions = SerializeOptions(), depth: int = 0) -> JsonValue:
     """One decoded PostgreSQL value as a JSON-safe value (recursing into arrays and records)."""
+    table = options.table
     kind = type(value)
-    if value is None or kind is int or kind is str or kind is bool:
-        return cast(JsonValue, value)  # the common case first: runs for every value of every row
-    if kind is dt.datetime:
-        return _datetime(value)
-    if isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return _float(value)
-    if isinstance(value, Decimal):
-        return _decimal(value, options)
-    if isinstance(value, dt.datetime):
-        return _datetime(value)
-    if isinstance(value, dt.date):
-        return _date(value)
-    if isinstance(value, dt.time):
-        return value.isoformat()
-    if isinstance(value, dt.timedelta):
-        return timedelta_iso8601(value)
-    if isinstance(value, PgInterval):
-        return value.iso8601()
-    if isinstance(value, _TEXT_LIKE):
-        return str(value)
-    if isinstance(value, bytes | bytearray | memoryview):
-        raw = bytes(value)
-        return raw.hex() if options.bytes_format == "hex" else base64.b64encode(raw).decode("ascii")
-    if isinstance(value, BitString):
-        return str(value.as_string()).replace(" ", "")  # as_string() groups by 4
+    if kind in table:
+        convert = table[kind]
+        return value if convert is None else convert(value)  # type: ignore[no-any-return]
+    if depth >= pgjson.MAX_DEPTH:
+        return pgjson.too_deep()
     if isinstance(value, asyncpg.Range):
         return {
-            "lower": to_json(value.lower, options),
-            "upper": to_json(value.upper, options),
+            "lower": to_json(value.lower, options, depth + 1),
+            "upper": to_json(value.upper, options, depth + 1),
             "lower_inc": value.lower_inc,
             "upper_inc": value.upper_inc,
             "empty": value.isempty,
         }
     if isinstance(value, asyncpg.Record):
-        return {str(k): to_json(v, options) for k, v in value.items()}
-    geometry = _geometry(value)
-    if geometry is not None:
-        return geometry
+        return {str(k): to_json(v, options, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple) and kind not in _GEOMETRY:
+        return [to_json(v, options, depth + 1) for v in value]
     if isinstance(value, Mapping):
-        return {str(k): to_json(v, options) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_json(v, options) for v in value]
+        return {str(k): to_json(v, options, depth + 1) for k, v in value.items()}
+    for base, convert in table.items():  # subclasses of the table's types
+        if isinstance(value, base) and base is not type(None):
+            return cast(JsonValue, value if convert is None else convert(value))
+    if isinstance(value, bytearray | memoryview):
+        return to_json(bytes(value), options)
     # Types asyncpg has no codec for arrive as PostgreSQL's text; anything else, say so as text.
     return str(value)
 
@@ -227,39 +199,150 @@ def _char_to_text(value: Any) -> Any:
 CHAR_TYPES = frozenset({"char", "char[]"})
 
 
+# Columns whose values orjson writes exactly as `to_json` would, given the `default` below for
+# Decimal, bytes, UUID, intervals and network types: no Python work per value. Integers here
+# never pass 2^53; json/jsonb come from pgjson.decode (already safe). Timestamps and dates are
+# native too: the only difference, 'infinity' (asyncpg's datetime.max/min), is caught per row.
+# Every other type (int8, float, geometry, records, "char", user and extension types) gets a
+# Python converter first. Names are asyncpg's; non-pg_catalog types come schema-qualified.
+NATIVE_TYPES = frozenset(
+    base + suffix
+    for base in (
+        "int2", "int4", "oid", "text", "varchar", "bpchar", "name", "bool", "uuid", "date", "timestamp",
+        "timestamptz", "time", "json", "jsonb", "numeric", "bytea", "interval", "inet", "cidr", "macaddr",
+        "macaddr8", "money", "xml", "tsvector", "tsquery", "regclass", "regproc", "regtype", "pg_lsn",
+    )
+    for suffix in ("", "[]")
+)
+_INFINITY_MARKS = (b'"9999-12-31', b'"0001-01-01')  # datetime/date max and min, as orjson writes them
+# Integers past 2^53 raise (the row then takes the Python converters); dataclasses (PgInterval)
+# go to `default` instead of being written field by field.
+_OPTIONS = orjson.OPT_STRICT_INTEGER | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _column_converter(type_name: str, options: SerializeOptions) -> Converter | None:
+    if type_name in NATIVE_TYPES:
+        return None
+    table = options.table
+    if type_name == "int8":
+        return pgjson.safe_int
+    if type_name in ("float4", "float8"):
+        return _float
+    if type_name in CHAR_TYPES:
+        return lambda v: to_json(_char_to_text(v), options)
+    if type_name in ("point", "box", "lseg", "line", "circle", "polygon", "path", "timetz", "bit", "varbit"):
+        return lambda v: table[type(v)](v) if type(v) in table else to_json(v, options)  # type: ignore[misc]
+    return functools.partial(to_json, options=options)
+
+
+class RowEncoder:
+    """Records of one result -> JSON: `encode` writes a row as compact JSON bytes, `__call__`
+    returns it as JSON-safe Python values. Both say the same thing (`join_rows` parses the
+    bytes back, so the structured result and its text cannot differ).
+
+    `types` are the columns' asyncpg type names, schema-qualified outside pg_catalog (see
+    `NATIVE_TYPES`); without them every value takes the Python converters, which is exact too.
+    """
+
+    def __init__(self, types: tuple[str, ...] = (), options: SerializeOptions = SerializeOptions()) -> None:
+        self._table = table = options.table
+        self._options = options
+        self._char = frozenset(i for i, t in enumerate(types) if t in CHAR_TYPES)
+        self._typed = bool(types)
+        self._pre = tuple(
+            (i, convert) for i, t in enumerate(types) if (convert := _column_converter(t, options)) is not None
+        )
+
+        def default(value: Any) -> Any:  # what orjson cannot write itself: Decimal, UUID, bytes, ...
+            convert = table.get(type(value))
+            return convert(value) if convert is not None else to_json(value, options)
+
+        self._default = default
+
+    def encode(self, record: Any) -> bytes:
+        """One row as compact JSON (UTF-8): the exact bytes it takes in a result."""
+        if self._typed:
+            values = list(record.values())
+            try:
+                for i, convert in self._pre:
+                    if values[i] is not None:
+                        values[i] = convert(values[i])
+                data = orjson.dumps(values, default=self._default, option=_OPTIONS)
+            except Exception:
+                pass  # for a value left in PostgreSQL), or one orjson cannot write exactly: go slowly
+            else:
+                if _INFINITY_MARKS[0] not in data and _INFINITY_MARKS[1] not in data:
+                    # orjson hands back its whole output buffer (4 KiB for a 200-byte row); a
+                    # copy of the exact size is what a result of thousands of rows keeps.
+                    return bytes(memoryview(data))
+        return dumps(self(record)).encode()
+
+    def __call__(self, record: Any) -> list[JsonValue]:
+        """One row as JSON-safe Python values, each through the converter table."""
+        table, options = self._table, self._options
+        values = record.values()
+        if self._char:
+            values = [_char_to_text(v) if i in self._char else v for i, v in enumerate(values)]
+        out: list[JsonValue] = []
+        append = out.append
+        for v in values:
+            kind = type(v)
+            if kind in table:
+                convert = table[kind]
+                append(v if convert is None else convert(v))
+            else:
+                append(to_json(v, options))
+        return out
+
+
+def type_key(pg_type: Any) -> str:
+    """The name `RowEncoder` knows a column type by: asyncpg's name, schema-qualified outside pg_catalog."""
+    name = str(pg_type.name)
+    return name if pg_type.schema == "pg_catalog" else f"{pg_type.schema}.{name}"
+
+
+def join_rows(parts: list[bytes]) -> tuple[list[list[JsonValue]], bytes]:
+    """Rows written by `RowEncoder.encode` -> (the rows as Python values, their JSON array)."""
+    data = b"[" + b",".join(parts) + b"]"
+    return orjson.loads(data), data
+
+
 def row_to_json(
     record: Any, options: SerializeOptions = SerializeOptions(), types: tuple[str, ...] = ()
 ) -> list[JsonValue]:
-    """One result row (an asyncpg Record) as JSON-safe values in column order.
+    """One result row (an asyncpg Record) as JSON-safe values in column order."""
+    return RowEncoder(types, options)(record)
 
-    `types` are the columns' asyncpg type names (see `CHAR_TYPES`); may be empty.
+
+def dumps(value: Any) -> str:
+    """Compact JSON text (UTF-8, not ASCII-escaped) of JSON-safe `value`, written by orjson.
+
+    Anything orjson refuses (an integer beyond 64 bits, a lone surrogate, a type it does not
+    know, nesting past 255) is written by the standard library instead, ASCII-escaped, with
+    unknown types as their text: never an exception for a value pgmcp itself produced.
     """
-    values = list(record.values())
-    if types and CHAR_TYPES.intersection(types):
-        values = [_char_to_text(v) if t in CHAR_TYPES else v for v, t in zip(values, types, strict=False)]
-    return [to_json(v, options) for v in values]
+    try:
+        return orjson.dumps(value, default=str).decode()
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), default=str)
 
 
-def _interval_decode(value: tuple[int, int, int]) -> PgInterval:
-    months, days, microseconds = value
-    return PgInterval(months, days, microseconds)
-
-
-def _interval_encode(value: PgInterval | dt.timedelta) -> tuple[int, int, int]:
-    if isinstance(value, PgInterval):
-        return (value.months, value.days, value.microseconds)
-    return (0, value.days, value.seconds * _USECS_PER_SEC + value.microseconds)
+def json_size(value: Any) -> int:
+    """Bytes of `value` as compact JSON (what `dumps` writes)."""
+    try:
+        return len(orjson.dumps(value, default=str))
+    except TypeError:
+        return len(json.dumps(value, separators=(",", ":"), default=str))
 
 
 async def install_codecs(conn: Any) -> None:
-    """Per-connection codecs: json/jsonb parsed, intervals exact (see the module docstring)."""
+    """Per-connection codecs: json/jsonb safe and parsed, intervals exact (module docstring)."""
     for name in ("json", "jsonb"):
         await conn.set_type_codec(
-            name, schema="pg_catalog", encoder=json.dumps, decoder=decode_json, format="text"
+            name, schema="pg_catalog", encoder=pgjson.encode, decoder=pgjson.decode, format="text"
         )
     await conn.set_type_codec(
-        "interval", schema="pg_catalog", encoder=_interval_encode, decoder=_interval_decode,
-        format="tuple",
+        "interval", schema="pg_catalog", encoder=intervals.encode, decoder=intervals.decode, format="tuple",
     )
     # asyncpg decodes pg_lsn to an int; PostgreSQL's own form ("0/16B6C50") is what people read.
     await conn.set_type_codec("pg_lsn", schema="pg_catalog", encoder=str, decoder=str, format="text")

@@ -1,7 +1,8 @@
 """The demo's database and config: a throwaway PostgreSQL (or a server named by `--dsn`) holding
 the sample shop, and the `Config` that serves it through the least-privilege `pgmcp_demo` role.
 
-`DemoEnvironment.start()` creates the database `shop`, loads the sample data and gives the
+`DemoEnvironment.start()` creates the database `shop`, loads the sample data, applies the SQL
+of `pgmcp policy grants` for the demo policy (so the database enforces it too) and gives the
 role a fresh random password (so the same config works on a throwaway cluster with trust
 auth and on a real server with scram), then returns the config. `cleanup()` removes the
 throwaway cluster; it is safe to call twice and from a signal handler's unwinding.
@@ -9,6 +10,7 @@ throwaway cluster; it is safe to call twice and from a signal handler's unwindin
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
+import asyncpg
 from loguru import logger
 
 from pgmcp.config.loader import load_config
@@ -90,14 +93,16 @@ class DemoEnvironment:
             admin = self.cluster.dsn()
         self.server = DemoServer(admin, self.cluster.base if self.cluster else None)
         password = secrets.token_urlsafe(24)
+        config = demo_config(with_database(admin, DEMO_DATABASE, DEMO_ROLE), password, llm)
         try:
             self._prepare(admin, password)
+            self._apply_grants(admin, config)
         except RuntimeError as exc:  # psql failed: the message is PostgreSQL's
             raise DatabaseUnavailable(
                 f"could not set up the demo database: {exc}",
                 hint="with --dsn, the user needs CREATEDB and CREATEROLE (or be a superuser)",
             ) from exc
-        return demo_config(with_database(admin, DEMO_DATABASE, DEMO_ROLE), password, llm)
+        return config
 
     def _prepare(self, admin: str, password: str) -> None:
         exists = run_psql(admin, f"SELECT 1 FROM pg_database WHERE datname = '{DEMO_DATABASE}'").strip()
@@ -112,6 +117,24 @@ class DemoEnvironment:
             logger.info("database {} already holds the sample shop; reusing it", DEMO_DATABASE)
         # Set each run, so that the config can carry it; never printed (Secret).
         run_psql(shop, f"ALTER ROLE {DEMO_ROLE} PASSWORD '{password}'")
+
+    def _apply_grants(self, admin: str, config: Config) -> None:
+        """Make the database enforce the demo policy for the demo role too (`pgmcp policy
+        grants`): column privileges, row-level security on orders, read-only role settings."""
+        from pgmcp.grants.build import generate_grants
+        from pgmcp.policy.effective import effective_policy
+
+        shop = with_database(admin, DEMO_DATABASE)
+        db = config.databases[0]
+
+        async def generate() -> str:
+            conn = await asyncpg.connect(shop, statement_cache_size=0)
+            try:
+                return (await generate_grants(conn, effective_policy(config, db), db.name, DEMO_ROLE)).sql
+            finally:
+                await conn.close()
+
+        run_psql(shop, asyncio.run(generate()))
 
     def cleanup(self) -> None:
         """Stop and remove the throwaway cluster (nothing is removed from a `--dsn` server)."""

@@ -1,6 +1,7 @@
 """Anthropic's Messages API (and compatible gateways via `base_url`).
 
-The SDK is imported when the provider is built, not when pgmcp is imported. Its exceptions
+The SDK is imported when the provider first needs it (or when it is built without a key
+in the config or the environment, to look for one), not when pgmcp is imported. Its exceptions
 are translated once, at this boundary (by `pgmcp.llm.vendor_sdk`, shared with the other SDK):
 cannot reach a usable model -> `LLMUnavailable`; reached it but the answer is unusable ->
 `GenerationFailed`. Messages never include the API key.
@@ -9,6 +10,7 @@ cannot reach a usable model -> `LLMUnavailable`; reached it but the answer is un
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -31,33 +33,42 @@ class AnthropicProvider:
     name = "anthropic"
 
     def __init__(self, config: LLMConfig) -> None:
-        import anthropic
-
         self._config = config
         self._model = config.model or DEFAULT_MODEL
-        self._key = config.api_key.value
-        # With no key in the config the SDK looks in the environment (ANTHROPIC_API_KEY,
-        # ANTHROPIC_AUTH_TOKEN) and in its profile files.
-        try:
-            self._client: AsyncAnthropic = anthropic.AsyncAnthropic(
-                api_key=self._key or None,
-                base_url=config.base_url,
-                timeout=config.timeout,
-                max_retries=config.max_retries,
-            )
-        except anthropic.AnthropicError as exc:  # a broken credentials profile
-            raise LLMUnavailable(f"cannot load Anthropic credentials: {shorten(str(exc))}") from exc
-        client = self._client
-        if client.api_key is None and client.auth_token is None and client.credentials is None:
-            raise LLMUnavailable(
-                "no Anthropic API key: set ANTHROPIC_API_KEY in the environment (or llm.api_key "
-                "in the config)"
-            )
-        if client.api_key:
-            self._key = client.api_key
+        self._key = config.api_key.value or os.environ.get("ANTHROPIC_API_KEY") or ""
+        self._made: AsyncAnthropic | None = None
+        if not self._key:
+            # Without a key in the config or the environment the SDK looks further
+            # (ANTHROPIC_AUTH_TOKEN, its profile files): ask it now, so a missing key fails early.
+            client = self._client
+            if client.api_key is None and client.auth_token is None and client.credentials is None:
+                raise LLMUnavailable(
+                    "no Anthropic API key: set ANTHROPIC_API_KEY in the environment (or llm.api_key "
+                    "in the config)"
+                )
+            self._key = client.api_key or ""
+
+    @property
+    def _client(self) -> AsyncAnthropic:
+        """The SDK's client, built (and the SDK imported: about half a second) on first use when
+        the key is known without it, so that startup does not pay for it."""
+        if self._made is None:
+            import anthropic
+
+            try:
+                self._made = anthropic.AsyncAnthropic(
+                    api_key=self._key or None,
+                    base_url=self._config.base_url,
+                    timeout=self._config.timeout,
+                    max_retries=self._config.max_retries,
+                )
+            except anthropic.AnthropicError as exc:  # a broken credentials profile
+                raise LLMUnavailable(f"cannot load Anthropic credentials: {shorten(str(exc))}") from exc
+        return self._made
 
     async def aclose(self) -> None:
-        await self._client.close()
+        if self._made is not None:
+            await self._made.close()
 
     async def complete(self, prompt: Prompt) -> Completion:
         """Render `prompt` as a Messages API call. `llm.temperature` is not sent: the Messages

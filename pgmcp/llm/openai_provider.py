@@ -1,7 +1,7 @@
 """OpenAI chat completions, and every OpenAI-compatible endpoint via `base_url`
 (Ollama, vLLM, LM Studio, LiteLLM, gateways).
 
-The SDK is imported when the provider is built, not when pgmcp is imported. Its exceptions
+The SDK is imported when the provider first calls the model, not when it is built. Its exceptions
 are translated once, at this boundary (by `pgmcp.llm.vendor_sdk`, shared with the other SDK):
 cannot reach a usable model -> `LLMUnavailable`; reached it but the answer is unusable ->
 `GenerationFailed`. Messages never include the API key.
@@ -35,8 +35,6 @@ class OpenAIProvider:
     name = "openai"
 
     def __init__(self, config: LLMConfig) -> None:
-        import openai
-
         self._config = config
         self._model = config.model or DEFAULT_MODEL
         key = config.api_key.value or os.environ.get("OPENAI_API_KEY") or ""
@@ -49,15 +47,26 @@ class OpenAIProvider:
                 )
             key = _NO_KEY_PLACEHOLDER
         self._key = key
-        self._client: AsyncOpenAI = openai.AsyncOpenAI(
-            api_key=key,
-            base_url=config.base_url,
-            timeout=config.timeout,
-            max_retries=config.max_retries,
-        )
+        self._made: AsyncOpenAI | None = None
+
+    @property
+    def _client(self) -> AsyncOpenAI:
+        """The SDK's client, built (and the SDK imported: about half a second) on first use, so
+        that a server whose callers never ask in plain language does not start slower for it."""
+        if self._made is None:
+            import openai
+
+            self._made = openai.AsyncOpenAI(
+                api_key=self._key,
+                base_url=self._config.base_url,
+                timeout=self._config.timeout,
+                max_retries=self._config.max_retries,
+            )
+        return self._made
 
     async def aclose(self) -> None:
-        await self._client.close()
+        if self._made is not None:
+            await self._made.close()
 
     async def complete(self, prompt: Prompt) -> Completion:
         import openai

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec
 
+import orjson
 from loguru import logger
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver.exceptions import ToolError
@@ -24,6 +24,7 @@ from mcp_types import CallToolResult, InputRequiredResult, TextContent
 from pydantic import BaseModel
 
 from pgmcp.auth.principal import Principal, acting_as
+from pgmcp.db.serialize import dumps
 from pgmcp.errors import AccessDenied, DatabaseUnavailable, PgmcpError, PolicyDenied, QueryTimeout, RateLimited
 from pgmcp.mcp import models
 from pgmcp.mcp.identity import principal_of
@@ -76,7 +77,7 @@ def tool_call(
                     caller, tool, question if isinstance(question, str) else None
                 )) if tool in AUDITED_TOOLS else None
                 started = time.perf_counter()
-                status = "error"
+                status, rows = "error", ""
                 logger.debug("tool {} called", tool, stage="start", client=caller.client,
                              transport=caller.transport, principal=caller.principal)
                 try:
@@ -84,7 +85,10 @@ def tool_call(
                     out = await fn(*args, **kwargs)
                     status = "ok"
                     _observe_result(out)
-                    return untrusted_result(out) if isinstance(out, models.QueryOut) else typed_result(out)
+                    if isinstance(out, models.QueryOut):
+                        rows = f" rows={out.row_count}" if out.executed else ""
+                        return untrusted_result(out)
+                    return typed_result(out)
                 except SamplingRequired as exc:
                     # Not an outcome: the client answers a sampling request and calls again.
                     status = "input_required"
@@ -98,7 +102,7 @@ def tool_call(
                     if scope is not None:
                         scope.error_code = exc.code
                     for rule in _refusal_rules(exc):
-                        POLICY_REFUSALS_TOTAL.inc(database=database, rule=rule)
+                        POLICY_REFUSALS_TOTAL.labels(database=database, rule=rule).inc()
                     return error_result(refusal_text(exc))
                 except PgmcpError as exc:
                     status = _status_of(exc)
@@ -116,11 +120,11 @@ def tool_call(
                     )
                 finally:
                     elapsed = time.perf_counter() - started
-                    REQUESTS_TOTAL.inc(tool=tool, database=database, status=status)
-                    REQUEST_DURATION.observe(elapsed, tool=tool)
+                    REQUESTS_TOTAL.labels(tool=tool, database=database, status=status).inc()
+                    REQUEST_DURATION.labels(tool=tool).observe(elapsed)
                     logger.info(
-                        "tool {} database={} status={} {:.1f}ms request_id={} principal={}",
-                        tool, database, status, elapsed * 1000, rid, caller.principal,
+                        "tool {} database={} status={}{} {:.1f}ms request_id={} principal={}",
+                        tool, database, status, rows, elapsed * 1000, rid, caller.principal,
                     )
 
         return wrapper
@@ -157,7 +161,7 @@ def _status_of(exc: PgmcpError) -> str:
 
 def _observe_result(out: BaseModel) -> None:
     if isinstance(out, models.QueryOut) and out.executed and "execute" in out.timings_ms:
-        DB_QUERY_DURATION.observe(out.timings_ms["execute"] / 1000, database=out.database)
+        DB_QUERY_DURATION.labels(database=out.database).observe(out.timings_ms["execute"] / 1000)
 
 
 def _refusal_rules(exc: PolicyDenied) -> list[str]:
@@ -185,17 +189,26 @@ def untrusted_result(out: models.QueryOut) -> CallToolResult:
     Rows are written by whoever wrote them ("ignore your instructions and ..."), so the text a
     model reads says so before the data, and the data sits inside a fence it cannot close:
     every `<` in the JSON is escaped, so no value can spell the closing tag.
+
+    The rows are already JSON-safe (`pgmcp.db.serialize`), so they are not copied: the
+    structured content holds the same lists, and the text reuses the JSON the executor encoded
+    them to (written once, parsed once into `rows`, so the two cannot differ).
     """
-    payload = out.model_dump(mode="json")
-    data = json.dumps(payload, ensure_ascii=False, default=str).replace("<", "\\u003c")
+    payload = out.model_dump(mode="json", exclude={"rows"})
+    rows_json = out._rows_json
+    if rows_json is not None and len(out.rows) == out.row_count:
+        data = dumps({**payload, "rows": orjson.Fragment(rows_json)})
+    else:
+        data = dumps({**payload, "rows": out.rows})
+    payload["rows"] = out.rows
+    data = data.replace("<", "\\u003c")
     text = f"{out.notice}\n{RESULT_OPEN}\n{data}\n{RESULT_CLOSE}"
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=payload)
 
 
 def typed_result(out: BaseModel) -> CallToolResult:
     payload = out.model_dump(mode="json")
-    text = json.dumps(payload, ensure_ascii=False, default=str)
-    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=payload)
+    return CallToolResult(content=[TextContent(type="text", text=dumps(payload))], structured_content=payload)
 
 
 def error_result(message: str) -> CallToolResult:

@@ -10,8 +10,9 @@ could not be reached) still leaves one line with its error code. Outside any sco
 is written at once. Lines go to `logging.audit_file` through `pgmcp.observe.logs.audit`, which adds
 the time and the request id and redacts every string; without an audit file nothing is kept.
 
-The INFO/DEBUG log lines of the policy verdict and of the SQL that ran are written here too,
-so the log and the audit trail cannot disagree.
+The log lines of the policy verdict and of the SQL that ran are written here too, so the log
+and the audit trail cannot disagree: refusals and failures at INFO, the rest at DEBUG (the tool
+wrapper writes the one INFO line of a successful call).
 """
 
 from __future__ import annotations
@@ -124,14 +125,19 @@ def record_verdict(database: str, sql: str, verdict: Verdict, elapsed_ms: float)
     if decision.allowed is not None or _repeated.get():
         pass  # judged already (the executor's re-check, or an earlier round): logged once
     elif verdict.allowed:
+        # DEBUG: the tool's own INFO line already says the call succeeded (one INFO line a call).
         rewritten = verdict.rewritten_sql is not None and verdict.rewritten_sql != sql
-        logger.info("policy allowed the SQL for {}{}", database, " (rewritten)" if rewritten else "",
-                    stage="check", verdict="allowed", relations=list(verdict.relations))
+        logger.debug("policy allowed the SQL for {}{}", database, " (rewritten)" if rewritten else "",
+                     stage="check", verdict="allowed", relations=list(verdict.relations))
     else:
         logger.info("policy refused the SQL for {}: {}", database, shorten(verdict.reason()),
                     stage="check", verdict="refused", rules=rules)
-    logger.debug("verdict on {!r}: {}", shorten(sql, 500), [f"{t.rule} {t.effect}: {t.detail}" for t in verdict.trace],
-                 stage="check", check_ms=round(elapsed_ms, 3))
+    # lazy: the trace is only formatted when DEBUG is on
+    logger.opt(lazy=True).debug(
+        "verdict on {}: {}", lambda: repr(shorten(sql, 500)),
+        lambda: [f"{t.rule} {t.effect}: {t.detail}" for t in verdict.trace],
+        stage=lambda: "check", check_ms=lambda: round(elapsed_ms, 3),
+    )
     decision.allowed = verdict.allowed
     decision.violations = [{"rule": v.rule, "name": v.name, "message": v.message} for v in verdict.violations]
     decision.sql_run = verdict.executable_sql if verdict.allowed else None
@@ -145,8 +151,8 @@ def record_execution(
 ) -> None:
     """Note what running `sql` gave: the text that ran and its row count, or the error code."""
     if error_code is None:
-        logger.info("SQL ran on {}: {} rows in {:.1f} ms", database, row_count, elapsed_ms, stage="execute",
-                    truncated=truncated)
+        logger.debug("SQL ran on {}: {} rows in {:.1f} ms", database, row_count, elapsed_ms, stage="execute",
+                     truncated=truncated)
         logger.debug("SQL that ran: {}", sql_run, stage="execute")
     else:
         logger.info("SQL failed on {}: {} after {:.1f} ms", database, error_code, elapsed_ms, stage="execute")

@@ -52,7 +52,7 @@ class VisibilityPolicy(Protocol):
 def filter_snapshot(snapshot: SchemaSnapshot, policy: VisibilityPolicy) -> SchemaSnapshot:
     """`snapshot` without anything `policy` hides.
 
-    Kept: relations the policy shows, and in them only visible columns; primary keys,
+    Kept: relations the policy shows, and in them only visible columns the role may read; primary keys,
     foreign keys and indexes whose every column (and referenced table and column) is
     visible; dependencies on visible relations and columns. A view or materialized view
     that reads a hidden relation or column is hidden too, unless the policy allows it by
@@ -87,8 +87,11 @@ def _reads_hidden(rel: RelationInfo, policy: VisibilityPolicy) -> bool:
 def _filter_relation(
     rel: RelationInfo, policy: VisibilityPolicy, visible: set[tuple[str, str]]
 ) -> RelationInfo:
+    unreadable = {c.name for c in rel.columns if not c.readable}  # the role lacks the column privilege
+
     def shown(columns: Sequence[str], schema: str = rel.schema, table: str = rel.name) -> bool:
-        return all(policy.column_visible(schema, table, c) for c in columns)
+        own = (schema, table) == (rel.schema, rel.name)
+        return all(policy.column_visible(schema, table, c) and not (own and c in unreadable) for c in columns)
 
     def fk_shown(fk: ForeignKey) -> bool:
         return (
@@ -98,7 +101,7 @@ def _filter_relation(
 
     return dataclasses.replace(
         rel,
-        columns=tuple(c for c in rel.columns if policy.column_visible(rel.schema, rel.name, c.name)),
+        columns=tuple(c for c in rel.columns if c.readable and policy.column_visible(rel.schema, rel.name, c.name)),
         primary_key=rel.primary_key if shown(rel.primary_key) else (),
         foreign_keys=tuple(fk for fk in rel.foreign_keys if fk_shown(fk)),
         # An index with no known columns might read anything: not shown.
@@ -183,7 +186,7 @@ def _relation_dict(rel: RelationInfo) -> dict[str, Any]:
         "kind": rel.kind,
         "comment": rel.comment,
         "row_estimate": rel.row_estimate,
-        "columns": [dataclasses.asdict(c) for c in rel.columns],
+        "columns": [_column_dict(c) for c in rel.columns],
         "primary_key": list(rel.primary_key),
         "foreign_keys": [
             {"name": fk.name, "columns": list(fk.columns), "references": f"{fk.ref_schema}.{fk.ref_table}",
@@ -196,6 +199,12 @@ def _relation_dict(rel: RelationInfo) -> dict[str, Any]:
     }
 
 
+def _column_dict(col: ColumnInfo) -> dict[str, Any]:
+    out = dataclasses.asdict(col)
+    del out["readable"]  # a filtered snapshot shows readable columns only
+    return out
+
+
 def _function_dict(fn: FunctionInfo) -> dict[str, Any]:
     return {"schema": fn.schema, "name": fn.name, "arguments": fn.arguments, "returns": fn.returns,
             "returns_set": fn.returns_set, "volatility": fn.volatility}
@@ -205,7 +214,7 @@ def _function_dict(fn: FunctionInfo) -> dict[str, Any]:
 
 _KIND_WORDS = {
     "table": "TABLE", "view": "VIEW", "materialized_view": "MATERIALIZED VIEW",
-    "foreign_table": "FOREIGN TABLE", "partitioned_table": "PARTITIONED TABLE",
+    "foreign_table": "FOREIGN TABLE", "partitioned_table": "PARTITIONED TABLE", "sequence": "SEQUENCE",
 }
 
 

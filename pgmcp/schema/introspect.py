@@ -7,8 +7,10 @@ transaction pins `search_path` to `pg_catalog`, which makes `format_type`, `pg_g
 depends on whoever introspected).
 
 What is shown is what the connecting role could read: relations in schemas it has USAGE on
-and on which it holds SELECT on the table or on at least one column, only the columns it may
-SELECT, enum and composite types it may use, and functions it may EXECUTE. System schemas (`pg_*`,
+and on which it holds SELECT on the table or on at least one column (with all their columns,
+each marked `readable` or not: PostgreSQL expands `*` over every column before it checks
+column privileges, so the checker must see them all), enum and composite types it may use,
+and functions it may EXECUTE. System schemas (`pg_*`,
 `information_schema`) are left out; view dependencies still name them, because a view that
 reads `pg_catalog.pg_authid` is exactly what the policy engine must see.
 """
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import asyncpg
 
@@ -36,16 +38,26 @@ from pgmcp.schema.snapshot import (
 )
 
 _USER_SCHEMA = "n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'"
+# Every relation kind a query can read: tables, views, materialized views, foreign tables,
+# partitioned tables and sequences (pg_class.relkind, src/include/catalog/pg_class.h).
+_RELKINDS = "c.relkind IN ('r', 'v', 'm', 'f', 'p', 'S')"
 # The relations a snapshot describes; every per-relation query repeats this filter.
 _VISIBLE = f"""
-    c.relkind IN ('r', 'v', 'm', 'f', 'p') AND {_USER_SCHEMA}
+    {_RELKINDS} AND {_USER_SCHEMA}
     AND has_schema_privilege(n.oid, 'USAGE') AND has_any_column_privilege(c.oid, 'SELECT')
 """
+# `scope="all"`: every relation and column whatever the connected role may read (for
+# `pgmcp policy grants` and the privilege audit, which judge what a role should read).
+_EVERY = f"{_RELKINDS} AND {_USER_SCHEMA}"
+_COLUMN_VISIBLE = "has_column_privilege(a.attrelid, a.attnum, 'SELECT')"
 _FROM_VISIBLE = "pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
 
 RELATIONS = f"""
 SELECT c.oid, n.nspname, c.relname, c.relkind::text AS relkind, d.description,
        c.reltuples::float8 AS reltuples,
+       EXISTS (SELECT 1 FROM pg_options_to_table(c.reloptions) o
+               WHERE CASE WHEN o.option_name = 'security_invoker' THEN o.option_value::bool END)
+         AS security_invoker,
        ARRAY(WITH RECURSIVE up(oid, depth) AS (
                SELECT i.inhparent, 1 FROM pg_inherits i WHERE i.inhrelid = c.oid
                UNION
@@ -62,14 +74,13 @@ ORDER BY n.nspname, c.relname
 
 COLUMNS = f"""
 SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull,
-       pg_get_expr(ad.adbin, ad.adrelid) AS default, d.description
+       pg_get_expr(ad.adbin, ad.adrelid) AS default, d.description, {_COLUMN_VISIBLE} AS readable
 FROM {_FROM_VISIBLE}
 JOIN pg_attribute a ON a.attrelid = c.oid
 LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
 LEFT JOIN pg_description d
   ON d.objoid = a.attrelid AND d.classoid = 'pg_class'::regclass AND d.objsubid = a.attnum
 WHERE {_VISIBLE} AND a.attnum > 0 AND NOT a.attisdropped
-  AND has_column_privilege(a.attrelid, a.attnum, 'SELECT')
 ORDER BY a.attrelid, a.attnum
 """
 
@@ -162,16 +173,22 @@ ORDER BY n.nspname, p.proname, args
 """
 
 CATALOG_QUERIES = (RELATIONS, COLUMNS, CONSTRAINTS, INDEXES, TYPES, VIEW_DEPENDENCIES, FUNCTIONS)
+Scope = Literal["readable", "all"]
+_ALL_QUERIES = tuple(
+    q.replace(_VISIBLE, _EVERY) for q in CATALOG_QUERIES
+)
 
 _KINDS: dict[str, RelationKind] = {
     "r": "table", "v": "view", "m": "materialized_view", "f": "foreign_table", "p": "partitioned_table",
+    "S": "sequence",
 }
 _VOLATILITY: dict[str, Volatility] = {"i": "immutable", "s": "stable", "v": "volatile"}
 Row = Any  # asyncpg.Record (asyncpg ships no type information)
 
 
-async def introspect(conn: asyncpg.Connection, database: str) -> SchemaSnapshot:
-    """Read what `conn`'s role can see of its database into a `SchemaSnapshot` named `database`.
+async def introspect(conn: asyncpg.Connection, database: str, *, scope: Scope = "readable") -> SchemaSnapshot:
+    """Read what `conn`'s role can see of its database into a `SchemaSnapshot` named `database`
+    (with `scope="all"`: every relation and column of the user schemas, readable or not).
 
     Runs the `CATALOG_QUERIES` (their count is recorded in `snapshot.catalog_queries`) in one
     read-only transaction, whatever the number of tables. asyncpg failures are
@@ -182,7 +199,8 @@ async def introspect(conn: asyncpg.Connection, database: str) -> SchemaSnapshot:
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             await conn.execute("SET LOCAL search_path = pg_catalog")
-            results = [cast(list[Row], await conn.fetch(sql)) for sql in CATALOG_QUERIES]
+            queries = CATALOG_QUERIES if scope == "readable" else _ALL_QUERIES
+            results = [cast(list[Row], await conn.fetch(sql)) for sql in queries]
     except asyncpg.InsufficientPrivilegeError as exc:
         raise PermissionDenied(
             f"cannot read the catalogs of {database!r}: {exc}", sqlstate=exc.sqlstate
@@ -230,7 +248,7 @@ def _build_relations(
     cols: defaultdict[int, list[ColumnInfo]] = defaultdict(list)
     for r in columns:
         cols[r["attrelid"]].append(
-            ColumnInfo(r["attname"], r["type"], not r["attnotnull"], r["default"], r["description"])
+            ColumnInfo(r["attname"], r["type"], not r["attnotnull"], r["default"], r["description"], r["readable"])
         )
     pkeys: dict[int, tuple[str, ...]] = {}
     fkeys: defaultdict[int, list[ForeignKey]] = defaultdict(list)
@@ -266,6 +284,7 @@ def _build_relations(
                 row_estimate=int(r["reltuples"]) if has_rows else None,
                 depends_on=tuple(deps.get(oid, {})), depends_on_columns=tuple(dep_cols.get(oid, ())),
                 inherits_from=_ancestors(r["ancestors"]),
+                security_invoker=r["security_invoker"],
             )
         )
     return tuple(out)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
-RelationKind = Literal["table", "view", "materialized_view", "foreign_table", "partitioned_table"]
+RelationKind = Literal["table", "view", "materialized_view", "foreign_table", "partitioned_table", "sequence"]
 Volatility = Literal["immutable", "stable", "volatile"]
 
 
@@ -23,6 +23,10 @@ class ColumnInfo:
     nullable: bool = True
     default: str | None = None
     comment: str | None = None
+    # Whether the introspecting role may SELECT it. PostgreSQL expands `*` and whole-row
+    # references over every column and then checks privileges, so the checker sees them all;
+    # the filtered view (what the model is shown) keeps only readable ones.
+    readable: bool = True
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,9 @@ class RelationInfo:
     # For inheritance children and partitions: every ancestor (schema, name), parents first.
     # A scan of an ancestor returns this relation's rows, so they are the ancestor's rows too.
     inherits_from: tuple[tuple[str, str], ...] = ()
+    # For views: `WITH (security_invoker)` (PostgreSQL 15+), so the view reads with the
+    # privileges and row-level security of whoever queries it, not of its owner.
+    security_invoker: bool = False
 
     @property
     def qualified_name(self) -> str:

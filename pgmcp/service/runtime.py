@@ -2,19 +2,20 @@
 
 Built by the MCP server's lifespan (and by `pgmcp ask`): `await runtime.start()` opens the
 pools and warms the schema cache (a database that is down does not stop the others),
-`await runtime.close()` closes everything. The `*_tool` methods are what the MCP tools call;
-they return the typed outputs of `pgmcp.mcp.models` so the MCP layer stays thin.
+`await runtime.close()` closes everything. Its methods return core values (`QueryResult`,
+`Verdict`, `QueryAnswer`, `SchemaView`, ...); `pgmcp.mcp.tools` turns them into the MCP tools'
+typed outputs, so nothing here knows MCP.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import difflib
 import functools
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cachetools import LRUCache
@@ -22,8 +23,9 @@ from loguru import logger
 
 from pgmcp.auth.access import AccessControl
 from pgmcp.config.model import Config, DatabaseConfig
-from pgmcp.db.executor import Executor, PolicyCheck, QueryResult
+from pgmcp.db.executor import Executor, PolicyCheck
 from pgmcp.db.pools import PoolSet
+from pgmcp.db.result import QueryResult
 from pgmcp.errors import (
     AccessDenied,
     DatabaseError,
@@ -35,14 +37,13 @@ from pgmcp.errors import (
 )
 from pgmcp.llm.breaker import CircuitBreaker
 from pgmcp.llm.factory import make_provider
-from pgmcp.mcp import models
 from pgmcp.observe.audit import record_execution, record_verdict
 from pgmcp.observe.metrics import DB_ACTIVE_CONNECTIONS, SCHEMA_CACHE_AGE
 from pgmcp.observe.redact import register_secrets_in
 from pgmcp.observe.stats_file import StatsWriter
 from pgmcp.policy.claims import Unbound, refuse_unbound
-from pgmcp.policy.compiler import CompiledPolicy, compile_policy
-from pgmcp.policy.document import load_policy_spec
+from pgmcp.policy.compiler import CompiledPolicy
+from pgmcp.policy.effective import effective_policies, effective_policy
 from pgmcp.policy.suggest import missing_relation_hint
 from pgmcp.policy.verdict import Verdict
 from pgmcp.schema.cache import SchemaCache
@@ -51,10 +52,37 @@ from pgmcp.schema.introspect import introspect
 from pgmcp.schema.snapshot import SchemaSnapshot
 
 if TYPE_CHECKING:
-    from mcp.server.mcpserver import Context
-
-    from pgmcp.ask.pipeline import Pipeline, QueryAnswer, ReturnType
+    from pgmcp.ask.pipeline import Pipeline, Progress, QueryAnswer, ReturnType
     from pgmcp.llm.base import Provider
+
+
+@dataclasses.dataclass(frozen=True)
+class DatabaseView:
+    """One configured database as callers see it: what it is, its policy in a line, its state."""
+
+    name: str
+    description: str
+    policy: str
+    status: str
+
+
+@dataclasses.dataclass(frozen=True)
+class SchemaView:
+    """The policy-filtered description of (part of) one database's schema."""
+
+    database: str
+    description: dict[str, Any]  # `pgmcp.schema.filtered.describe` of the visible snapshot
+    age_seconds: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Refreshed:
+    """The outcome of a schema refresh: the snapshot served now, and whether it is the old one."""
+
+    database: str
+    snapshot: SchemaSnapshot
+    stale: bool
+    message: str
 
 
 class Runtime:
@@ -66,9 +94,8 @@ class Runtime:
     ) -> None:
         register_secrets_in(config)
         self.config = config
-        self.policies: dict[str, CompiledPolicy] = {
-            db.name: _policy_for(config, db) for db in config.databases
-        }
+        self.effective = effective_policies(config)
+        self.policies: dict[str, CompiledPolicy] = {name: e.policy for name, e in self.effective.items()}
         # Who may use what, as which policy (pgmcp.auth.access); with `auth_required` (HTTP with
         # auth) a call without an authenticated principal is refused, never run as the local user.
         self.access = AccessControl(config, self.policies, lambda db, extra: _policy_for(config, db, extra),
@@ -76,6 +103,7 @@ class Runtime:
         self.pools = PoolSet(
             config.databases, config.limits,
             search_paths={name: p.search_path for name, p in self.policies.items()},
+            audit=self._audit,
         )
         self.schemas = SchemaCache(
             self._introspect, config.schema_cache.ttl, config.schema_cache.refresh_ahead
@@ -88,8 +116,8 @@ class Runtime:
             self.pools,
             {name: self._checker(name) for name in self.policies},
             config.limits,
-            {n: p.statement_timeout_ms / 1000 for n, p in self.policies.items() if p.statement_timeout_ms},
-            max_rows={n: p.max_rows for n, p in self.policies.items() if p.max_rows},
+            {n: e.limits.statement_timeout for n, e in self.effective.items()},
+            max_rows={n: e.limits.max_rows for n, e in self.effective.items()},
             on_verdict=record_verdict,  # every verdict (check_sql, execute_sql, each pipeline attempt)
         )
         self.provider: Provider = provider or make_provider(config.llm)
@@ -97,22 +125,29 @@ class Runtime:
             config.llm.breaker_failures, config.llm.breaker_recovery, name=self.provider.name
         )
         self._pipeline: Pipeline | None = None
+        self._starting: asyncio.Future[None] | None = None
         self.started_at = time.time()
         self._stats: StatsWriter | None = None
         if write_stats:
-            self._stats = StatsWriter({"config": str(config.path) if config.path else None})
+            self._stats = StatsWriter(str(config.path) if config.path else None)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Open the pools and warm the schema cache; a second call waits for the first."""
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._start())
+        await asyncio.shield(self._starting)
+
+    async def _start(self) -> None:
         await self.executor.start()
         await self.pools.open()
         for name in self.pools.names():
             with contextlib.suppress(PgmcpError):
                 await self.snapshot(name)
         for name in self.pools.names():
-            SCHEMA_CACHE_AGE.set_function(functools.partial(self._cache_age, name), database=name)
-            DB_ACTIVE_CONNECTIONS.set(0, database=name)
+            SCHEMA_CACHE_AGE.labels(database=name).set_function(functools.partial(self._cache_age, name))
+            DB_ACTIVE_CONNECTIONS.labels(database=name).set(0)
         if self._stats is not None:
             self._stats.start()
         logger.info("pgmcp ready: databases {}", ", ".join(self.pools.names()) or "(none)")
@@ -162,6 +197,14 @@ class Runtime:
             f"several databases are configured ({', '.join(names)}); say which one with `database`",
             hint="call list_databases to see them",
         )
+
+    async def _audit(self, database: str, conn: Any) -> list[str]:
+        """The privilege audit of `database`'s role; the pools log it and apply require_grants."""
+        from pgmcp.grants.audit import audit
+
+        where = f" --config {self.config.path}" if self.config.path else ""
+        command = f"pgmcp policy grants{where} --database {database}"
+        return [str(f) for f in await audit(conn, database, self.policies[database], command)]
 
     async def _introspect(self, database: str) -> SchemaSnapshot:
         async with self.pools.acquire(database) as conn:
@@ -237,7 +280,7 @@ class Runtime:
         """The NL->SQL pipeline over this runtime's schema cache, checker and executor."""
         if self._pipeline is None:
             from pgmcp.ask.pipeline import Pipeline
-            from pgmcp.service.concurrency import Limiter
+            from pgmcp.db.concurrency import Limiter
 
             self._pipeline = Pipeline(
                 self.provider, self.breaker, self.config.llm,
@@ -247,44 +290,26 @@ class Runtime:
             )
         return self._pipeline
 
-    # -- what the MCP tools return ---------------------------------------------------------
+    # -- what callers (MCP tools, CLI) ask for --------------------------------------------
 
-    async def query_tool(
-        self, question: str, database: str | None, return_type: ReturnType, ctx: Context[Any, Any] | None
-    ) -> models.QueryOut:
-        from pgmcp.llm.client_provider import use_sampler
-        from pgmcp.mcp.sampling import sampler_for
+    async def ask(
+        self, question: str, database: str | None, return_type: ReturnType, progress: Progress | None = None
+    ) -> QueryAnswer:
+        """Answer a question for the caller through the pipeline (SQL written, checked and, for
+        "result", run); the database is resolved first, so access is checked before any model is
+        asked."""
+        database = self.resolve(database)
+        return await self.pipeline.query(question, database, return_type, progress=progress)
 
-        async def progress(fraction: float, message: str) -> None:
-            if ctx is not None:
-                await ctx.report_progress(fraction * 100, 100, message)
-
-        database = self.resolve(database)  # access is checked before any model is asked
-        with contextlib.ExitStack() as stack:
-            if ctx is not None:
-                # Every sample the pipeline can take: its attempts, one after a fixable database
-                # error, the result check. On protocol 2026-07-28 each is one more round.
-                samples = self.config.llm.attempts + 2
-                stack.enter_context(use_sampler(sampler_for(ctx, samples)))
-            answer = await self.pipeline.query(question, database, return_type, progress=progress)
-        return answer_out(answer)
-
-    async def execute_tool(self, sql: str, database: str | None) -> models.QueryOut:
+    async def check_named(self, sql: str, database: str | None) -> tuple[str, Verdict]:
+        """The verdict on `sql` for the database a request means (see `resolve`)."""
         name = self.resolve(database)
-        return result_out(await self.execute(name, sql))
+        return name, await self.check(name, sql)
 
-    async def check_tool(self, sql: str, database: str | None) -> models.CheckOut:
-        name = self.resolve(database)
-        verdict = await self.check(name, sql)
-        return models.CheckOut(
-            database=name,
-            allowed=verdict.allowed,
-            violations=[violation_out(v) for v in verdict.violations],
-            rewritten_sql=verdict.rewritten_sql,
-            sql_to_run=verdict.executable_sql if verdict.allowed else None,
-        )
+    async def execute_named(self, sql: str, database: str | None) -> QueryResult:
+        return await self.execute(self.resolve(database), sql)
 
-    def databases_tool(self) -> models.DatabasesOut:
+    def databases(self) -> list[DatabaseView]:
         out = []
         principal = self.access.principal()
         for db in self.config.databases:
@@ -294,23 +319,16 @@ class Runtime:
             state = "up" if status.up else f"down ({status.last_error or 'not connected yet'})"
             if status.role_warnings:
                 state += "; role warnings: " + "; ".join(status.role_warnings)
-            out.append(models.DatabaseOut(
+            out.append(DatabaseView(
                 name=db.name, description=db.description, policy=self.policy_for(db.name)[0].summary(),
                 status=state,
             ))
-        return models.DatabasesOut(databases=out)
+        return out
 
-    async def schema_tool(self, database: str | None, tables: list[str] | None) -> models.SchemaOut:
+    async def schema_view(self, database: str | None, tables: list[str] | None) -> SchemaView:
         name = self.resolve(database)
         desc = describe(await self.visible_snapshot(name), tables)
-        return models.SchemaOut(
-            database=name,
-            relations=desc["relations"],
-            enums=desc.get("enums", []),
-            functions=desc.get("functions", []),
-            unknown=desc.get("unknown", []),
-            age_seconds=self.schemas.age(name),
-        )
+        return SchemaView(database=name, description=desc, age_seconds=self.schemas.age(name))
 
     async def schema_text(self, database: str) -> str:
         return render_text(await self.visible_snapshot(self.resolve(database)))
@@ -320,19 +338,18 @@ class Runtime:
 
         return describe_policy(self.policy_for(self.resolve(database))[0])
 
-    async def refresh_tool(self, database: str | None) -> models.RefreshOut:
+    async def refresh(self, database: str | None) -> Refreshed:
+        """Introspect again now; on failure keep serving the previous snapshot and say so."""
         name = self.resolve(database)
         try:
             snap = await self.schemas.refresh(name)
             self._snapshots[name] = snap
-            stale, message = False, "schema refreshed"
+            return Refreshed(name, snap, stale=False, message="schema refreshed")
         except PgmcpError as exc:
             snap = await self.snapshot(name)
-            stale, message = True, f"refresh failed, still serving the previous snapshot: {exc}"
-        return models.RefreshOut(
-            database=name, relations=len(snap.relations), functions=len(snap.functions),
-            catalog_queries=snap.catalog_queries, stale=stale, message=message,
-        )
+            return Refreshed(
+                name, snap, stale=True, message=f"refresh failed, still serving the previous snapshot: {exc}"
+            )
 
     async def health(self) -> dict[str, Any]:
         dbs = {}
@@ -358,46 +375,7 @@ def _refuse_unbound(verdict: Verdict, *, unbound: tuple[Unbound, ...]) -> None:
 
 
 def _policy_for(config: Config, db: DatabaseConfig, extra: Sequence[str] = ()) -> CompiledPolicy:
-    """The database's compiled policy, with the `extra` policies of access entries merged after
-    its own; a `search_path` in the config overrides the policy's, so that the checker resolves
-    names against exactly the path the connections are pinned to."""
-    base_dir = config.path.parent if config.path else Path.cwd()
-    spec = load_policy_spec((*db.policies, *extra), base_dir)
-    if db.search_path:
-        spec = dataclasses.replace(spec, search_path=tuple(db.search_path))
-    return compile_policy(spec)
+    """The database's effective policy (`pgmcp.policy.effective`) with the `extra` policies of
+    access entries merged after its own."""
+    return effective_policy(config, db, extra=extra).policy
 
-
-def violation_out(v: Any) -> models.ViolationOut:
-    source = f"{v.source.file}:{v.source.line}" if v.source is not None and v.source.line else None
-    return models.ViolationOut(
-        rule=v.rule, name=v.name, message=v.message, line=v.line, column=v.column, policy_source=source
-    )
-
-
-def result_out(result: QueryResult, **extra: Any) -> models.QueryOut:
-    return models.QueryOut(
-        database=result.database, sql=result.sql,
-        columns=[models.ColumnOut(name=c.name, type=c.type) for c in result.columns],
-        rows=result.rows, row_count=result.row_count, truncated=result.truncated,
-        truncated_reason=result.truncated_reason, timings_ms={"execute": round(result.elapsed_ms, 3)},
-        **extra,
-    )
-
-
-def answer_out(answer: QueryAnswer) -> models.QueryOut:
-    extra: dict[str, Any] = {
-        "question": answer.question, "attempts": len(answer.attempts),
-        "result_check": (
-            {"confidence": answer.result_check.confidence, "explanation": answer.result_check.explanation}
-            if answer.result_check else None
-        ),
-    }
-    if answer.result is None:
-        return models.QueryOut(
-            database=answer.database, sql=answer.verdict.executable_sql, executed=False,
-            timings_ms={k: round(v, 3) for k, v in answer.timings_ms.items()}, **extra,
-        )
-    out = result_out(answer.result, **extra)
-    out.timings_ms = {k: round(v, 3) for k, v in answer.timings_ms.items()}
-    return out

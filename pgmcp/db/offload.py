@@ -41,7 +41,7 @@ from pgmcp.policy.verdict import Verdict
 from pgmcp.schema.snapshot import SchemaSnapshot
 
 T = TypeVar("T")
-_PRELOAD = ["pgmcp.service.checkworker"]  # imported once in the fork server, shared by workers
+_PRELOAD = ["pgmcp.db.checkworker"]  # imported once in the fork server, shared by workers
 
 
 @dataclass
@@ -76,7 +76,7 @@ class _Worker:
     """One checker process and the pipe to it; `known` says which objects it holds."""
 
     def __init__(self, ctx: Any) -> None:
-        from pgmcp.service.checkworker import serve
+        from pgmcp.db.checkworker import serve
 
         self.conn, child = ctx.Pipe(duplex=True)
         self.proc = ctx.Process(target=serve, args=(child,), daemon=True, name="pgmcp-check")
