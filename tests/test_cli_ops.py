@@ -231,7 +231,7 @@ def test_check_config_warns_about_rules_that_match_nothing(
     write_setup(tmp_path, with_database(shop.dsn, shop.name, user=reader), policy=TYPOS)
     code, out, _ = run(["check-config", "--config", "pgmcp.yaml", "--connect"], tmp_path, capsys)
     assert code == 0, out
-    assert "2 policy rule(s) match nothing this role can read in the live schema:" in out
+    assert "2 policy rule(s) match nothing in the live schema:" in out
     assert ('WARN ops-policy.yaml:6 tables["public.payment"]: deny rule "public.payment" matches no relation '
             'in the live schema (did you mean "public.payments"?)') in out
     assert ('WARN ops-policy.yaml:8 columns.deny[1]: "public.customer.phone" matches no column in the live '

@@ -52,3 +52,16 @@ def test_shipped_policies_are_not_reported(tmp_path: Path) -> None:
     # baseline denies pg_toast.*, shop-analyst names public.users...: written for any database
     repo = Path(__file__).resolve().parent.parent
     assert unmatched_rules(load_policy_spec(["shop-analyst", "demo"], repo), HR) == []
+
+
+def test_names_the_role_cannot_read_count_as_matched(tmp_path: Path) -> None:
+    """A deny rule for a relation the grants hide from the role (absent from its snapshot) is
+    matched by the catalog's names: it is no typo. A misspelt one still is."""
+    (tmp_path / "p.yaml").write_text(
+        'name: p\nextends: [baseline]\ntables:\n  "hr.payroll": deny\n  "hr.payrol": deny\n'
+        'columns:\n  deny: ["hr.payroll.iban"]\n'
+    )
+    spec = load_policy_spec(["p.yaml"], tmp_path)
+    found = unmatched_rules(spec, HR, existing_tables=["hr.payroll"], existing_columns=["hr.payroll.iban"])
+    assert [f.pattern for f in found] == ["hr.payrol"]
+    assert '(did you mean "hr.payroll"?)' in found[0].message

@@ -187,7 +187,7 @@ async def _check_pooled(
                 print(f"  WARN unsafe role: {warning}")
             snapshot = await introspect(conn, db.name)
             failures = await _print_live(conn, snapshot, policy)
-            failures += print_unmatched(snapshot, policy, strict=strict)
+            failures += print_unmatched(snapshot, policy, await _catalog_names(conn), strict=strict)
             return failures + await _print_audit(conn, config, db, policy, strict=strict)
     except PgmcpError as err:
         print(f"  FAIL {redact(err.message)}")
@@ -253,12 +253,36 @@ async def _try_row_filter(
     return None
 
 
-def print_unmatched(snapshot: SchemaSnapshot, policy: CompiledPolicy, *, strict: bool) -> int:
+# Every user relation and column, whatever the role may read (pg_class and pg_attribute are
+# readable by every role): a deny rule for a relation the grants hide is no typo.
+_CATALOG_NAMES = """
+SELECT n.nspname, c.relname, a.attname
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
+"""
+
+
+async def _catalog_names(conn: Any) -> tuple[list[str], list[str]]:
+    """("schema.table" names, "schema.table.column" names) of every user relation."""
+    rows = await conn.fetch(_CATALOG_NAMES)
+    tables = sorted({f"{r['nspname']}.{r['relname']}" for r in rows})
+    columns = [f"{r['nspname']}.{r['relname']}.{r['attname']}" for r in rows if r["attname"] is not None]
+    return tables, columns
+
+
+def print_unmatched(
+    snapshot: SchemaSnapshot, policy: CompiledPolicy, catalog: tuple[list[str], list[str]] = ([], []), *,
+    strict: bool,
+) -> int:
     """Report the policy rules that match nothing in the live schema (a typo protects nothing):
-    WARN lines, or FAIL lines counted as failures with `--strict`."""
-    found = unmatched_rules(policy.spec, snapshot)
-    if found:  # introspection shows what the role may read: say so once
-        print(f"  {len(found)} policy rule(s) match nothing this role can read in the live schema:")
+    WARN lines, or FAIL lines counted as failures with `--strict`. `catalog` holds the names the
+    role cannot read but that exist (see `_catalog_names`)."""
+    found = unmatched_rules(policy.spec, snapshot, existing_tables=catalog[0], existing_columns=catalog[1])
+    if found:
+        print(f"  {len(found)} policy rule(s) match nothing in the live schema:")
     for item in found:
         level = "FAIL" if strict else "WARN"
         print(f"  {level} {where(item.source)}: {item.message}")

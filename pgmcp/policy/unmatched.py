@@ -8,13 +8,15 @@ did-you-mean when one is close (`pgmcp.policy.suggest`).
 
 Not reported: rules of the shipped policies (written for every database, e.g. baseline's
 `pg_catalog.*`), and table rules about the system schemas (`pg_*`, `information_schema`),
-which introspection leaves out. A snapshot holds what the connecting role may read, so a
-rule about a relation the role cannot read is reported too: the privileges hide it already,
-and the rule may still be a typo.
+which introspection leaves out. A snapshot holds only what the connecting role may read;
+the caller passes every relation and column the catalog knows (`existing_tables`,
+`existing_columns`: pg_class and pg_attribute are readable by every role), so a deny rule
+about a relation the grants already hide (as `pgmcp policy grants` advises) is not a typo.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -57,10 +59,15 @@ def _hint(pattern: str, names: list[str]) -> str:
     return "" if _GLOB_CHARS & set(pattern) else did_you_mean(pattern, names)
 
 
-def unmatched_rules(spec: PolicySpec, snapshot: SchemaSnapshot) -> list[UnmatchedRule]:
-    """Every table rule, column rule and row filter of `spec` that matches nothing in `snapshot`."""
-    tables = [r.qualified_name for r in snapshot.relations]
-    columns = [f"{r.qualified_name}.{c.name}" for r in snapshot.relations for c in r.columns]
+def unmatched_rules(
+    spec: PolicySpec, snapshot: SchemaSnapshot, *, existing_tables: Iterable[str] = (),
+    existing_columns: Iterable[str] = (),
+) -> list[UnmatchedRule]:
+    """Every table rule, column rule and row filter of `spec` that matches nothing in `snapshot`
+    nor among the `existing_*` names ("schema.table", "schema.table.column") of the catalog."""
+    tables = sorted({r.qualified_name for r in snapshot.relations} | set(existing_tables))
+    columns = sorted({f"{r.qualified_name}.{c.name}" for r in snapshot.relations for c in r.columns}
+                     | set(existing_columns))
     out: list[UnmatchedRule] = []
     for table_rule in spec.tables:
         if _shipped(table_rule.source) or _system_pattern(table_rule.pattern):
