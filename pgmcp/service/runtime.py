@@ -147,7 +147,9 @@ class Runtime:
                 await self.snapshot(name)
         for name in self.pools.names():
             SCHEMA_CACHE_AGE.labels(database=name).set_function(functools.partial(self._cache_age, name))
-            DB_ACTIVE_CONNECTIONS.labels(database=name).set(0)
+            # Make the series exist (at 0) without resetting it: the privilege audit may
+            # already hold a connection, and a reset would let its release go below zero.
+            DB_ACTIVE_CONNECTIONS.labels(database=name)
         if self._stats is not None:
             self._stats.start()
         logger.info("pgmcp ready: databases {}", ", ".join(self.pools.names()) or "(none)")
