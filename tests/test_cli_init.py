@@ -62,7 +62,9 @@ def test_init_writes_files_that_pass_every_check(tmp_path: Path, shop: TestDatab
     for text in (config.read_text(), policy.read_text(), done.stdout, done.stderr):
         assert PASSWORD not in text
     assert "password: ${HR_DB_PASSWORD}" in config.read_text()
-    assert "pgmcp policy grants --config" in config.read_text()
+    # The advice names a role of its own: without --role the grants go to the DSN's user (the admin).
+    assert "--database hr --role pgmcp_ro --login`" in config.read_text()
+    assert "--database hr --role pgmcp_ro --login" in done.stdout
 
     doc = yaml.safe_load(policy.read_text())
     assert doc["tables"] == {"public.*": "allow", "hr.*": "allow"}

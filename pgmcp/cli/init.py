@@ -174,7 +174,8 @@ def _report(config_path: Path, policy_path: Path, name: str, conn: Connection, s
     if conn.password_variable:
         print(f"  export {conn.password_variable}=...   # the password, for pgmcp only; never written to a file")
     print(f"  review {policy_path}: hide what else must not be read, uncomment the row filters you need")
-    print(f"  pgmcp policy grants --config {config_path} --database {name}   # a read-only role for pgmcp")
+    print(f"  pgmcp policy grants --config {config_path} --database {name} --role pgmcp_ro --login"
+          "   # SQL for a read-only role pgmcp_ro, to run as an admin")
     print(f"  pgmcp policy test {policy_path}")
     print(f"  pgmcp check-config --config {config_path} --connect")
     print(f"  then add `pgmcp serve --config {config_path.resolve()}` to your MCP host")

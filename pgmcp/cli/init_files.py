@@ -87,8 +87,9 @@ def config_text(name: str, conn: Connection, policy_ref: str, config_ref: str, s
         lines.append(f"    password: ${{{variable}}}   # export {variable}=... where pgmcp runs")
     lines += [
         "    # pgmcp should log in as a read-only role of its own, never as the owner or a superuser.",
-        f"    # `pgmcp policy grants --config {config_ref} --database {name}` prints the SQL that creates",
-        "    # it with exactly the privileges the policy needs; then name it above and uncomment:",
+        f"    # `pgmcp policy grants --config {config_ref} --database {name} --role pgmcp_ro --login`",
+        "    # prints the SQL that creates it with exactly the privileges the policy needs (without",
+        "    # --role it grants to the user above); then name it above and uncomment:",
         "    # refuse_unsafe_role: true",
         f"    policies: [{yaml_str(policy_ref)}]",
         "",
