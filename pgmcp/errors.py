@@ -11,10 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from pgmcp.policy.verdict import Verdict
+from typing import Protocol
 
 
 class PgmcpError(Exception):
@@ -129,6 +126,34 @@ class UnsafeRole(DatabaseError):
     code = "unsafe_role"
 
 
+class RefusalReason(Protocol):
+    """What a refusal says about one violation (`pgmcp.policy.verdict.Violation` is one)."""
+
+    @property
+    def rule(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def line(self) -> int | None: ...
+    @property
+    def column(self) -> int | None: ...
+
+
+class Refusal(Protocol):
+    """The refusing decision a `PolicyDenied` carries (`pgmcp.policy.verdict.Verdict` is one).
+
+    A protocol, so that this module imports nothing of pgmcp: errors sit below every layer,
+    and the policy's value types depend on them, not the other way round.
+    """
+
+    @property
+    def allowed(self) -> bool: ...
+    @property
+    def violations(self) -> Sequence[RefusalReason]: ...
+
+
 class PolicyDenied(PgmcpError):
     """Raised where a refusal must stop a flow (the verdict itself stays a value).
 
@@ -137,7 +162,7 @@ class PolicyDenied(PgmcpError):
 
     code = "policy_denied"
 
-    def __init__(self, message: str, *, hint: str | None = None, verdict: Verdict | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, verdict: Refusal | None = None) -> None:
         super().__init__(message, hint=hint)
         self.verdict = verdict
 
@@ -167,23 +192,14 @@ class GenerationFailed(LLMError):
         self.attempts = tuple(attempts)
 
 
-class RequestSuspended(Exception):
-    """The request stops here to be resumed: the MCP client must answer first (sampling on
-    protocol 2026-07-28) and then calls again. Deliberately not a `PgmcpError`, and never
-    swallowed: nothing may treat it as a failure (retry, breaker count, skipped result check);
-    it unwinds to the MCP layer, which turns it into the client's next round."""
-
-
-class SamplingReplayFailed(LLMError):
-    """A multi-round sampling exchange (MCP protocol 2026-07-28) cannot go on: a replayed round
-    rebuilt a different request than the one the client answered, or it needed more rounds
-    than allowed. Neither says anything about the client's model, so the breaker ignores it."""
-
-    code = "sampling_replay_failed"
-
-
 class Overloaded(PgmcpError):
     code = "overloaded"
+
+
+class BrokenInstall(PgmcpError):
+    """pgmcp's own installation is inconsistent (e.g. sqlglot and sqlglotc of different releases)."""
+
+    code = "broken_install"
 
 
 class PostgresNotFound(PgmcpError):

@@ -3,10 +3,23 @@
 The server is the one named by PGMCP_TEST_DSN when set (it must allow CREATE DATABASE),
 otherwise a throwaway cluster started here (`pgmcp.demo.tempserver`) and removed at the end,
 also when tests fail.
+
+- `pg_server` (session), `pg_database` (an empty database per module);
+- `sample_template` (session): the sample shop (`pgmcp.demo.sample_data`) built once per run
+  as a template database; `sample_db` (module) and `sample_db_copy` (one test) are clones of
+  it, made by PostgreSQL's file copy (`CREATE DATABASE ... TEMPLATE`) instead of loading the
+  data again; `shop` is `sample_db` under the name most modules use;
+- `fake_llm` (module): the fake OpenAI/Anthropic server on 127.0.0.1 (`tests/fakes/`); `fake`
+  is the same server, emptied before each test that uses it.
+
+Every test that uses PostgreSQL (through these fixtures, or a cluster of its own: mark the
+module `pytest.mark.pg`) carries the `pg` marker, so `pytest -m "not pg"` runs the rest (the
+policy engine, prompts, config, providers) in seconds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import uuid
@@ -16,7 +29,17 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from pgmcp.demo.sample_data import DEMO_ROLE, load_sample_database
 from pgmcp.demo.tempserver import TemporaryPostgres, run_psql
+from tests.fakes.llm_server import FakeLLMServer
+
+PG_FIXTURES = {"pg_server"}  # every database fixture depends on it
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if PG_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.pg)
 
 
 @dataclass
@@ -78,14 +101,94 @@ def pg_server() -> Iterator[TestServer]:
         cluster.cleanup()
 
 
+def _database_name(request: pytest.FixtureRequest) -> str:
+    module = re.sub(r"[^a-z0-9]+", "_", request.module.__name__.rsplit(".", 1)[-1].lower())
+    return f"t_{module[:40]}_{uuid.uuid4().hex[:8]}"
+
+
+@contextlib.contextmanager
+def _database(server: TestServer, name: str, template: str | None = None) -> Iterator[TestDatabase]:
+    server.start()
+    server.run_sql(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    try:
+        yield TestDatabase(server, name)
+    finally:
+        server.start()
+        server.run_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="module")
 def pg_database(pg_server: TestServer, request: pytest.FixtureRequest) -> Iterator[TestDatabase]:
-    module = re.sub(r"[^a-z0-9]+", "_", request.module.__name__.rsplit(".", 1)[-1].lower())
-    name = f"t_{module[:40]}_{uuid.uuid4().hex[:8]}"
-    pg_server.start()
+    with _database(pg_server, _database_name(request)) as db:
+        yield db
+
+
+@pytest.fixture(scope="session")
+def sample_template(pg_server: TestServer) -> Iterator[str]:
+    """The sample shop, loaded once per run into a template database (no connections allowed,
+    so that cloning it never waits for or copies a session)."""
+    name = f"t_sample_template_{uuid.uuid4().hex[:8]}"
     pg_server.run_sql(f'CREATE DATABASE "{name}"')
     try:
-        yield TestDatabase(pg_server, name)
+        load_sample_database(pg_server.dsn(name))
+        pg_server.run_sql(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false')
+        yield name
     finally:
         pg_server.start()
+        pg_server.run_sql(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE false')
         pg_server.run_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _sample_clone(server: TestServer, template: str, name: str) -> contextlib.AbstractContextManager[TestDatabase]:
+    @contextlib.contextmanager
+    def clone() -> Iterator[TestDatabase]:
+        with _database(server, name, template) as db:
+            # Database privileges live in the shared catalog, not in the copied files.
+            db.run_sql(f'GRANT CONNECT ON DATABASE "{name}" TO {DEMO_ROLE}')
+            yield db
+
+    return clone()
+
+
+@pytest.fixture(scope="module")
+def sample_db(pg_server: TestServer, sample_template: str, request: pytest.FixtureRequest) -> Iterator[TestDatabase]:
+    """A clone of the sample shop for the module's tests (which must leave it as they found it)."""
+    with _sample_clone(pg_server, sample_template, _database_name(request)) as db:
+        yield db
+
+
+@pytest.fixture
+def sample_db_copy(
+    pg_server: TestServer, sample_template: str, request: pytest.FixtureRequest
+) -> Iterator[TestDatabase]:
+    """A clone of the sample shop for one test that writes to it."""
+    with _sample_clone(pg_server, sample_template, _database_name(request)) as db:
+        yield db
+
+
+@pytest.fixture(scope="module")
+def shop(sample_db: TestDatabase) -> TestDatabase:
+    """The sample shop (modules that need a different `shop` define their own)."""
+    return sample_db
+
+
+@pytest.fixture(scope="module")
+def fake_llm() -> Iterator[FakeLLMServer]:
+    """A fake OpenAI and Anthropic API on 127.0.0.1 for the module (tests/fakes/llm_server.py)."""
+    with FakeLLMServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def fake(fake_llm: FakeLLMServer) -> FakeLLMServer:
+    """The module's fake LLM server, emptied (no script, no recorded requests) before each test
+    that asks for it by this name (see `_fresh_fake`)."""
+    return fake_llm
+
+
+@pytest.fixture(autouse=True)
+def _fresh_fake(request: pytest.FixtureRequest) -> None:
+    if "fake" in request.fixturenames:
+        server = request.getfixturevalue("fake")
+        if isinstance(server, FakeLLMServer):  # (a module may define a `fake` of its own)
+            server.reset()

@@ -15,7 +15,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from pgmcp.demo.sample_data import DEMO_ROLE, sample_database_sql
+from pgmcp.demo.sample_data import DEMO_ROLE
 from pgmcp.policy.analysis.outputs import TABLE_FUNCTIONS
 from pgmcp.policy.checker import check
 from pgmcp.policy.compiler import compile_policy
@@ -201,10 +201,9 @@ ATTACKS = [
 
 
 @pytest.fixture(scope="module")
-def shop(pg_database: TestDatabase) -> TestDatabase:
-    pg_database.run_sql(sample_database_sql())
-    pg_database.run_sql(UDFS)
-    return pg_database
+def shop(sample_db: TestDatabase) -> TestDatabase:
+    sample_db.run_sql(UDFS)
+    return sample_db
 
 
 @pytest.fixture(scope="module")

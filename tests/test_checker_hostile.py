@@ -1,4 +1,5 @@
-"""Attack SQL, one row each: every hole in SECURITY_NOTES.md and DANGEROUS_FUNCTIONS.md group G.
+"""Attack SQL, one row each: ways around a read-only SQL gateway (hidden statements,
+parser-level features, functions with side effects or that run SQL from a string).
 
 Each statement is judged by the shop-analyst policy (which allows EXPLAIN but not ANALYZE)
 and must be refused with the given rule code among its violations.

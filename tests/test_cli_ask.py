@@ -9,12 +9,11 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from pgmcp.demo.sample_data import DEMO_ROLE, load_sample_database
+from pgmcp.demo.sample_data import DEMO_ROLE
 from tests.conftest import TestDatabase
 from tests.fakes.llm_server import FakeLLMServer, text
 
@@ -25,16 +24,9 @@ REFUSED_SQL = "SELECT name, email FROM customers"
 
 
 @pytest.fixture(scope="module")
-def shop(pg_database: TestDatabase) -> TestDatabase:
-    load_sample_database(pg_database.dsn)
-    pg_database.run_sql(f"ALTER ROLE {DEMO_ROLE} PASSWORD '{PASSWORD}'")
-    return pg_database
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as server:
-        yield server
+def shop(sample_db: TestDatabase) -> TestDatabase:
+    sample_db.run_sql(f"ALTER ROLE {DEMO_ROLE} PASSWORD '{PASSWORD}'")
+    return sample_db
 
 
 def write_config(path: Path, shop: TestDatabase, fake: FakeLLMServer, provider: str = "openai") -> Path:

@@ -7,6 +7,8 @@ checked against its shape; exit codes 0/1/2; no traceback, ever.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import subprocess
@@ -16,6 +18,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from pgmcp.cli.main import main
 from tests.conftest import TestDatabase
 
 REPO = Path(__file__).resolve().parent.parent
@@ -138,9 +141,15 @@ SARIF_SCHEMA = {
 
 
 def check_sql(*args: str, cwd: Path = REPO, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(PGMCP), "check-sql", *args], cwd=cwd, input=stdin, capture_output=True, text=True, timeout=120
-    )
+    """`pgmcp check-sql ARGS` in-process, through the command line's `main` (exit code, stdout
+    and stderr as a process would give them); the tests below that need a real process (the
+    console script, `python -m pgmcp`, a closed pipe) start one."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.chdir(cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+            pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sys, "stdin", io.StringIO(stdin or ""))
+        code = main(["check-sql", *args])
+    result = subprocess.CompletedProcess(["pgmcp", "check-sql", *args], code, out.getvalue(), err.getvalue())
     assert "Traceback" not in result.stderr + result.stdout
     return result
 

@@ -19,7 +19,6 @@ import pytest
 
 from pgmcp.cli import check_config, explain_policy, policy_test
 from pgmcp.demo.environment import with_database
-from pgmcp.demo.sample_data import load_sample_database
 from tests.conftest import TestDatabase
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,12 +62,6 @@ def spawn(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     module, words = COMMANDS[argv[0]]
     command = [sys.executable, "-m", module.__name__, *argv[words:]]
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120)
-
-
-@pytest.fixture(scope="module")
-def shop(pg_database: TestDatabase) -> TestDatabase:
-    load_sample_database(pg_database.dsn)
-    return pg_database
 
 
 @pytest.fixture(scope="module")

@@ -11,16 +11,16 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from pgmcp.demo.sample_data import load_sample_database
 from tests.conftest import TestDatabase, TestServer
 from tests.fakes.llm_server import FakeLLMServer, text
+
+pytestmark = pytest.mark.pg  # these start PostgreSQL clusters of their own
 
 ROOT = Path(__file__).resolve().parent.parent
 TOP_UNITS_SQL = (
@@ -77,19 +77,6 @@ def rows(db: TestDatabase, sql: str) -> list[list[str]]:
 
 def table_line(values: list[str]) -> re.Pattern[str]:
     return re.compile(r"^\s*" + r"\s*\|\s*".join(re.escape(v) for v in values) + r"\s*$", re.M)
-
-
-@pytest.fixture(scope="module")
-def shop(pg_database: TestDatabase) -> TestDatabase:
-    """A copy of the sample shop to compute what the tour should show."""
-    load_sample_database(pg_database.dsn)
-    return pg_database
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as server:
-        yield server
 
 
 def test_tour_shows_each_step_with_real_results(shop: TestDatabase) -> None:
@@ -159,8 +146,8 @@ async def test_mcp_host_lists_tools_and_runs_sql(tmp_path: Path) -> None:
 def test_signal_removes_the_cluster(mode: str, signum: int) -> None:
     args = ["--tour", "--keep-running"] if mode == "tour" else []
     proc = subprocess.Popen(
-        [*demo_argv(), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=clean_env(),
+        [*as_from_a_terminal(), *demo_argv(), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env=clean_env(),
     )
     try:
         # Wait until the demo is fully up: the tour says so on stdout, the server on stderr.
@@ -182,6 +169,16 @@ def test_signal_removes_the_cluster(mode: str, signum: int) -> None:
     assert "the demo database was removed" in err
     assert "Traceback" not in err
     assert_cluster_gone(path)
+
+
+def as_from_a_terminal() -> list[str]:
+    """A prefix that runs the command with SIGINT as a terminal's foreground job has it (then
+    execs it: same process). A test run started in the background (CI runners, `cmd &`) ignores
+    SIGINT, the ignoring is inherited across exec, and Python then leaves Ctrl-C ignored: the
+    demo would never see the signal the test sends."""
+    restore = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+               "os.execv(sys.argv[1], sys.argv[1:])")
+    return [sys.executable, "-c", restore]
 
 
 def test_missing_postgres_says_how_to_install() -> None:
@@ -208,7 +205,7 @@ def test_dsn_uses_an_existing_server(pg_server: TestServer) -> None:
         assert pg_server.run_sql("SELECT count(*) FROM customers", "shop").strip() == "300"
         # Stopped by a signal, the demo says the database stays (nothing is removed from --dsn).
         kept = subprocess.Popen(
-            [*demo_argv(), "--tour", "--keep-running", "--dsn", pg_server.admin_dsn],
+            [*as_from_a_terminal(), *demo_argv(), "--tour", "--keep-running", "--dsn", pg_server.admin_dsn],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env(),
         )
         try:

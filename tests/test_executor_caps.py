@@ -21,12 +21,12 @@ import pytest
 from pgmcp.config.model import DatabaseConfig, LimitsConfig, PoolConfig
 from pgmcp.db import executor as executor_module
 from pgmcp.db.executor import Checker, Executor, PolicyCheck
+from pgmcp.db.offload import INLINE_CHECK_BYTES, InlineBudget
 from pgmcp.db.pools import PoolSet
 from pgmcp.errors import PolicyDenied, QueryTimeout
 from pgmcp.policy.compiler import compile_policy
 from pgmcp.policy.document import load_policy_spec
 from pgmcp.policy.verdict import Verdict
-from pgmcp.service.offload import INLINE_CHECK_BYTES, InlineBudget
 from tests.conftest import TestDatabase
 from tests.test_serialize import CASES, SETUP
 

@@ -18,6 +18,7 @@ import mcp_types as types
 import pytest
 from mcp.client.client import Client
 
+from pgmcp.cli.stats import parse_prometheus
 from tests.conftest import TestDatabase
 from tests.fakes.llm_server import FakeLLMServer, status, text
 from tests.mcp_setup import (
@@ -31,9 +32,7 @@ from tests.mcp_setup import (
 )
 
 STARTUP_DEADLINE = 60.0
-OK_SAMPLE = re.compile(
-    r'^pgmcp_requests_total\{tool="execute_sql",database="shop",status="ok"\} (\S+)$', re.M
-)
+OK_LABELS = '{tool="execute_sql",database="shop",status="ok"}'
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +112,7 @@ async def test_streamable_http_tools_health_and_metrics(
 
     status, kind, body = await asyncio.to_thread(get, server.base + "/metrics")
     assert status == 200 and kind.startswith("text/plain; version=0.0.4")
-    before = OK_SAMPLE.search(body)
-    assert before is None  # nothing was asked yet
+    assert sample(body, "pgmcp_requests_total", OK_LABELS) is None  # nothing was asked yet
 
     async with Client(server.base + "/mcp") as client:
         result = await client.call_tool("execute_sql", {"sql": COUNT_ORDERS, "database": "shop"})
@@ -128,10 +126,9 @@ async def test_streamable_http_tools_health_and_metrics(
         assert not again.is_error
 
     status, _, body = await asyncio.to_thread(get, server.base + "/metrics")
-    after = OK_SAMPLE.search(body)
-    assert after is not None and float(after.group(1)) == 2
-    assert 'pgmcp_policy_refusals_total{database="shop",rule="PGM301"} 1' in body
-    assert 'pgmcp_db_query_duration_seconds_count{database="shop"} 2' in body
+    assert sample(body, "pgmcp_requests_total", OK_LABELS) == 2
+    assert sample(body, "pgmcp_policy_refusals_total", '{database="shop",rule="PGM301"}') == 1
+    assert sample(body, "pgmcp_db_query_duration_seconds_count", '{database="shop"}') == 2
 
     status, kind, body = await asyncio.to_thread(get, server.base + "/healthz")
     health = json.loads(body)
@@ -153,9 +150,10 @@ async def test_healthz_is_200_when_every_database_is_up(
 
 
 def sample(body: str, name: str, labels: str = "") -> float | None:
-    """The value of one sample in a Prometheus text body (`labels` as rendered), or None."""
-    found = re.search(rf"^{re.escape(name + labels)} (\S+)$", body, re.M)
-    return float(found.group(1)) if found else None
+    """The value of one sample in a Prometheus text body (`labels` written as in the text), or None."""
+    wanted = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+    found = [value for n, got, value in parse_prometheus(body) if n == name and got == wanted]
+    return found[0] if found else None
 
 
 async def test_metrics_and_health_follow_llm_calls_refusals_and_the_breaker(

@@ -18,18 +18,12 @@ from mcp.shared.exceptions import MCPError
 
 from pgmcp.config.loader import load_config
 from pgmcp.mcp.server import build_server
-from pgmcp.observe.metrics import POLICY_REFUSALS_TOTAL, REQUESTS_TOTAL
+from pgmcp.observe.metrics import sample_value
 from tests.conftest import TestDatabase
 from tests.fakes.llm_server import FakeLLMServer, text
 from tests.mcp_setup import COUNT_ORDERS, HEAVY_SQL, create_shop, drop_role, openai_llm, text_of, write_config
 
 TOOLS = {"query", "execute_sql", "check_sql", "list_databases", "describe_schema", "refresh_schema"}
-
-
-@pytest.fixture(scope="module")
-def fake_llm() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -246,7 +240,7 @@ async def test_failures_are_readable_and_the_server_keeps_serving(
 ) -> None:
     database = arguments.get("database")
     label = database if database in ("shop", "shop_fast", "dead") else "unknown"
-    before = REQUESTS_TOTAL.value(tool=tool, database=label, status=status) if status else 0.0
+    before = sample_value("pgmcp_requests_total", tool=tool, database=label, status=status) if status else 0.0
     async with connect(config_path) as client:
         result = await call(client, tool, **arguments)
         assert result.is_error
@@ -256,12 +250,12 @@ async def test_failures_are_readable_and_the_server_keeps_serving(
         assert "Error executing tool" not in message
         await assert_serving(client)
     if status:
-        assert REQUESTS_TOTAL.value(tool=tool, database=label, status=status) == before + 1
+        assert sample_value("pgmcp_requests_total", tool=tool, database=label, status=status) == before + 1
 
 
 async def test_refusals_are_counted_by_rule(config_path: Path) -> None:
-    before = POLICY_REFUSALS_TOTAL.value(database="shop", rule="PGM301")
+    before = sample_value("pgmcp_policy_refusals_total", database="shop", rule="PGM301")
     async with connect(config_path) as client:
         result = await call(client, "execute_sql", sql="SELECT name, email FROM customers", database="shop")
     assert result.is_error
-    assert POLICY_REFUSALS_TOTAL.value(database="shop", rule="PGM301") == before + 1
+    assert sample_value("pgmcp_policy_refusals_total", database="shop", rule="PGM301") == before + 1

@@ -28,7 +28,7 @@ from pgmcp.observe.metrics import (
     LLM_LATENCY,
     LLM_TOKENS_TOTAL,
     POLICY_REFUSALS_TOTAL,
-    REQUESTS_TOTAL,
+    sample_value,
 )
 from tests.conftest import TestDatabase
 from tests.mcp_setup import COUNT_ORDERS, create_shop, drop_role, text_of, write_config
@@ -100,7 +100,7 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 async def test_query_samples_the_clients_model(client_config: Path, mode: str, case: Case) -> None:
     model = ScriptedModel(*case.answers)
-    before = REQUESTS_TOTAL.value(tool="query", database="shop", status="input_required")
+    before = sample_value("pgmcp_requests_total", tool="query", database="shop", status="input_required")
     async with Client(build_server(load_config(client_config)), sampling_callback=model, mode=mode) as client:
         result = await client.call_tool("query", {"question": "How many orders are there?"})
         assert not result.is_error, text_of(result)
@@ -114,7 +114,8 @@ async def test_query_samples_the_clients_model(client_config: Path, mode: str, c
         assert needle in model.asked(-1), model.asked(-1)
     # On the modern protocol each sample is one round that stops for the client's answer.
     rounds = len(case.answers) if mode == "auto" else 0
-    assert REQUESTS_TOTAL.value(tool="query", database="shop", status="input_required") == before + rounds
+    waiting = {"tool": "query", "database": "shop", "status": "input_required"}
+    assert sample_value("pgmcp_requests_total", **waiting) == before + rounds
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -173,6 +174,7 @@ async def test_a_request_that_changes_between_rounds_is_not_given_the_old_answer
 # The counters and histograms that count what the pipeline did with each sample. Replayed rounds
 # (protocol 2026-07-28) see the earlier rounds' answers again, but what they did happened once.
 COUNTED = (LLM_CALLS_TOTAL, LLM_TOKENS_TOTAL, LLM_LATENCY, POLICY_REFUSALS_TOTAL, DB_QUERY_DURATION)
+CALLS, LATENCY, REFUSALS = "pgmcp_llm_calls", "pgmcp_llm_latency_seconds", "pgmcp_policy_refusals"  # family names
 REPLAY_CASES = [
     Case("a refusal fed back", ("SELECT name, email FROM customers", COUNT_ORDERS), 2),
     Case("an answer without SQL", ("```sql\n```", COUNT_ORDERS), 2),
@@ -185,8 +187,10 @@ def counted() -> dict[tuple[str, tuple[tuple[str, Any], ...]], float]:
     """Every label set of the `COUNTED` metrics: a counter's value, a histogram's count."""
     out: dict[tuple[str, tuple[tuple[str, Any], ...]], float] = {}
     for metric in COUNTED:
-        for entry in metric.snapshot():
-            out[metric.name, tuple(sorted(entry["labels"].items()))] = entry.get("value", entry.get("count", 0))
+        for family in metric.collect():
+            for sample in family.samples:
+                if sample.name in (family.name + "_total", family.name + "_count"):
+                    out[family.name, tuple(sorted(sample.labels.items()))] = sample.value
     return out
 
 
@@ -209,10 +213,10 @@ async def test_replayed_rounds_count_each_sample_once(client_config: Path, case:
     legacy = await counted_query(client_config, "legacy", case.answers)
     modern = await counted_query(client_config, "auto", case.answers)
     assert modern == legacy
-    calls = {k: v for k, v in legacy.items() if k[0] == LLM_CALLS_TOTAL.name}
+    calls = {k: v for k, v in legacy.items() if k[0] == CALLS}
     assert sum(calls.values()) == len(case.answers), calls
-    assert legacy[LLM_LATENCY.name, (("provider", "client"),)] == len(case.answers)
-    refusals = sum(v for k, v in legacy.items() if k[0] == POLICY_REFUSALS_TOTAL.name)
+    assert legacy[LATENCY, (("provider", "client"),)] == len(case.answers)
+    refusals = sum(v for k, v in legacy.items() if k[0] == REFUSALS)
     assert refusals == (1 if case.name == "a refusal fed back" else 0)
 
 
@@ -222,5 +226,5 @@ async def test_a_replayed_result_check_is_counted_once(judged_config: Path) -> N
     modern = await counted_query(judged_config, "auto", answers)
     assert modern == legacy
     ok = (("operation", "result_check"), ("provider", "client"), ("status", "ok"))
-    assert legacy[LLM_CALLS_TOTAL.name, ok] == 1
-    assert legacy[LLM_LATENCY.name, (("provider", "client"),)] == 2
+    assert legacy[CALLS, ok] == 1
+    assert legacy[LATENCY, (("provider", "client"),)] == 2

@@ -35,12 +35,6 @@ READ_TIMEOUT = 60.0
 
 
 @pytest.fixture(scope="module")
-def fake_llm() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def shop(pg_database: TestDatabase) -> Iterator[str]:
     role = create_shop(pg_database)
     yield role

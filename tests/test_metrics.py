@@ -1,18 +1,16 @@
-"""Metrics: the Prometheus text format 0.0.4 (checked by a small parser written from the
-format's description), values that move as requests are counted, and the JSON snapshot."""
+"""Metrics: pgmcp's metric names, types and labels on its own prometheus_client registry, the
+exposition checked by a small strict parser written from the text format's description, and
+values that move as requests are counted."""
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
-import pytest
-
+from pgmcp.cli.stats import parse_prometheus
 from pgmcp.observe import metrics
-from pgmcp.observe.metrics import Counter, Gauge, Histogram, Registry, render_prometheus, snapshot
+from pgmcp.observe.metrics import render_prometheus
 
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 _SAMPLE = re.compile(rf"^(?P<name>{_NAME})(?:\{{(?P<labels>.*)\}})? (?P<value>\S+)(?: (?P<ts>-?\d+))?$")
@@ -99,15 +97,16 @@ def test_project_metrics_are_declared() -> None:
 def test_project_metrics_move_as_requests_are_served() -> None:
     _, _, before = parse(render_prometheus())
     assert not [s for s in before if dict(s.labels).get("database") == "metrics-test"]
-    metrics.REQUESTS_TOTAL.inc(tool="execute_sql", database="metrics-test", status="ok")
-    metrics.REQUESTS_TOTAL.inc(tool="execute_sql", database="metrics-test", status="ok")
-    metrics.REQUESTS_TOTAL.inc(tool="execute_sql", database="metrics-test", status="denied")
-    metrics.POLICY_REFUSALS_TOTAL.inc(database="metrics-test", rule="PGM301")
-    metrics.DB_QUERY_DURATION.observe(0.02, database="metrics-test")
-    metrics.LLM_TOKENS_TOTAL.inc(120, provider="metrics-test", direction="input")
-    metrics.DB_ACTIVE_CONNECTIONS.set_function(lambda: 3, database="metrics-test")
+    metrics.REQUESTS_TOTAL.labels(tool="execute_sql", database="metrics-test", status="ok").inc()
+    metrics.REQUESTS_TOTAL.labels(tool="execute_sql", database="metrics-test", status="ok").inc()
+    metrics.REQUESTS_TOTAL.labels(tool="execute_sql", database="metrics-test", status="denied").inc()
+    metrics.POLICY_REFUSALS_TOTAL.labels(database="metrics-test", rule="PGM301").inc()
+    metrics.DB_QUERY_DURATION.labels(database="metrics-test").observe(0.02)
+    metrics.LLM_TOKENS_TOTAL.labels(provider="metrics-test", direction="input").inc(120)
+    metrics.DB_ACTIVE_CONNECTIONS.labels(database="metrics-test").set_function(lambda: 3)
     try:
-        _, _, after = parse(render_prometheus())
+        text = render_prometheus()
+        _, _, after = parse(text)
         ok = {"tool": "execute_sql", "database": "metrics-test", "status": "ok"}
         assert _value(after, "pgmcp_requests_total", **ok) == 2
         assert _value(after, "pgmcp_requests_total", **{**ok, "status": "denied"}) == 1
@@ -118,76 +117,31 @@ def test_project_metrics_move_as_requests_are_served() -> None:
         assert _value(after, bucket, database="metrics-test", le="0.01") == 0
         assert _value(after, "pgmcp_llm_tokens_total", provider="metrics-test", direction="input") == 120
         assert _value(after, "pgmcp_db_active_connections", database="metrics-test") == 3
-        stats = snapshot()
-        json.dumps(stats)  # JSON-ready
-        refusals = stats["pgmcp_policy_refusals_total"]
-        assert {"labels": {"database": "metrics-test", "rule": "PGM301"}, "value": 1.0} in refusals["samples"]
+        assert metrics.sample_value("pgmcp_requests_total", **ok) == 2
+        # `pgmcp stats` reads the same samples out of the same text.
+        read = {(n, tuple(sorted(lab.items())), v) for n, lab, v in parse_prometheus(text)}
+        assert read == {(s.name, tuple(sorted(s.labels)), s.value) for s in after}
     finally:
-        metrics.DB_ACTIVE_CONNECTIONS.remove(database="metrics-test")
+        metrics.DB_ACTIVE_CONNECTIONS.remove("metrics-test")
 
 
 def test_histogram_buckets_sum_count() -> None:
-    reg = Registry()
-    hist = Histogram("t_seconds", "test", ("tool",), registry=reg, buckets=(0.1, 1, 10))
-    for value in (0.05, 0.1, 0.5, 3, 99):
-        hist.observe(value, tool="a")
-    with hist.time(tool="b"):
-        pass
-    types, _, samples = parse(reg.render())
-    assert types == {"t_seconds": "histogram"}
+    provider = "metrics-test-histogram"
+    for value in (0.05, 0.1, 0.5, 3, 99, 200):
+        metrics.LLM_LATENCY.labels(provider=provider).observe(value)
+    _, _, samples = parse(render_prometheus())
     buckets = [(dict(s.labels)["le"], s.value) for s in samples
-               if s.name == "t_seconds_bucket" and dict(s.labels)["tool"] == "a"]
-    assert buckets == [("0.1", 2), ("1", 3), ("10", 4), ("+Inf", 5)]
-    assert _value(samples, "t_seconds_count", tool="a") == 5
-    assert math.isclose(_value(samples, "t_seconds_sum", tool="a"), 102.65)
-    assert _value(samples, "t_seconds_count", tool="b") == 1
-    # Buckets are cumulative and the +Inf bucket equals the count, for every label set.
-    for tool in ("a", "b"):
-        values = [s.value for s in samples if s.name == "t_seconds_bucket" and dict(s.labels)["tool"] == tool]
-        assert values == sorted(values)
-        assert values[-1] == _value(samples, "t_seconds_count", tool=tool)
+               if s.name == "pgmcp_llm_latency_seconds_bucket" and dict(s.labels)["provider"] == provider]
+    assert [le for le, _ in buckets] == [str(float(b)) for b in metrics.LLM_BUCKETS] + ["+Inf"]
+    assert dict(buckets)["0.1"] == 2 and dict(buckets)["0.5"] == 3 and dict(buckets)["120.0"] == 5
+    assert dict(buckets)["+Inf"] == _value(samples, "pgmcp_llm_latency_seconds_count", provider=provider) == 6
+    assert math.isclose(_value(samples, "pgmcp_llm_latency_seconds_sum", provider=provider), 302.65)
+    values = [v for _, v in buckets]
+    assert values == sorted(values)  # cumulative
 
 
-def test_label_values_and_help_are_escaped() -> None:
-    reg = Registry()
-    counter = Counter("t_total", 'help with \\ and\nnewline and "quotes"', ("db",), registry=reg)
+def test_label_values_are_escaped() -> None:
     tricky = 'we"ird\\name\nx'
-    counter.inc(2.5, db=tricky)
-    text = reg.render()
-    assert "# HELP t_total help with \\\\ and\\nnewline and \"quotes\"\n" in text
-    _, _, samples = parse(text)
-    assert samples == [Sample("t_total", (("db", tricky),), 2.5)]
-
-
-def test_unlabelled_metrics_and_gauges() -> None:
-    reg = Registry()
-    Counter("t_plain_total", "plain", registry=reg)
-    gauge = Gauge("t_gauge", "gauge", ("db",), registry=reg)
-    gauge.set(5, db="x")
-    gauge.dec(2, db="x")
-    gauge.set_function(lambda: 1 / 0, db="broken")
-    _, _, samples = parse(reg.render())
-    assert _value(samples, "t_plain_total") == 0
-    assert _value(samples, "t_gauge", db="x") == 3
-    assert math.isnan(_value(samples, "t_gauge", db="broken"))
-
-
-@pytest.mark.parametrize(
-    ("call", "message"),
-    [
-        (lambda c: c.inc(tool="x"), "takes labels"),
-        (lambda c: c.inc(tool="x", database="d", status="ok", extra="no"), "takes labels"),
-        (lambda c: c.inc(-1, tool="x", database="d", status="ok"), "cannot go down"),
-    ],
-)
-def test_misuse_is_refused(call: Callable[[Counter], None], message: str) -> None:
-    counter = Counter("t_total", "t", ("tool", "database", "status"), registry=Registry())
-    with pytest.raises(ValueError, match=message):
-        call(counter)
-
-
-def test_a_name_is_registered_once() -> None:
-    reg = Registry()
-    Counter("dup_total", "x", registry=reg)
-    with pytest.raises(ValueError, match="already registered"):
-        Gauge("dup_total", "x", registry=reg)
+    metrics.POLICY_REFUSALS_TOTAL.labels(database=tricky, rule="PGM999").inc(2)
+    _, _, samples = parse(render_prometheus())
+    assert _value(samples, "pgmcp_policy_refusals_total", database=tricky, rule="PGM999") == 2

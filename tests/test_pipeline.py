@@ -5,6 +5,8 @@ real executor and pools on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import copy
+import dataclasses
 import io
 import json
 import logging
@@ -21,8 +23,10 @@ from loguru import logger
 from pgmcp.ask.pipeline import Attempt, Pipeline, QueryAnswer, is_fixable
 from pgmcp.ask.result_check import ResultCheck
 from pgmcp.config.model import DatabaseConfig, LimitsConfig, LLMConfig, LoggingConfig, PoolConfig, Secret
-from pgmcp.db.executor import Executor, QueryResult
+from pgmcp.db.concurrency import Limiter
+from pgmcp.db.executor import Executor
 from pgmcp.db.pools import PoolSet
+from pgmcp.db.result import QueryResult
 from pgmcp.errors import (
     DatabaseError,
     DatabaseNotFound,
@@ -38,7 +42,7 @@ from pgmcp.errors import (
 )
 from pgmcp.llm import CircuitBreaker, estimate_tokens, make_provider
 from pgmcp.observe.logs import setup_logging
-from pgmcp.observe.metrics import LLM_CALLS_TOTAL, LLM_TOKENS_TOTAL, POLICY_REFUSALS_TOTAL
+from pgmcp.observe.metrics import sample_value
 from pgmcp.policy.checker import check
 from pgmcp.policy.compiler import CompiledPolicy, compile_policy
 from pgmcp.policy.document import load_policy_file
@@ -46,9 +50,8 @@ from pgmcp.policy.verdict import Verdict
 from pgmcp.schema.cache import SchemaCache
 from pgmcp.schema.filtered import filter_snapshot
 from pgmcp.schema.introspect import introspect_dsn
-from pgmcp.schema.snapshot import SchemaSnapshot
-from pgmcp.service.concurrency import Limiter
-from tests.conftest import TestDatabase, TestServer
+from pgmcp.schema.snapshot import ColumnInfo, ForeignKey, RelationInfo, SchemaSnapshot
+from tests.conftest import TestDatabase
 from tests.fakes.llm_server import FakeLLMServer, RecordedRequest, malformed, slow, status, text
 from tests.schema_fixture import dsn_as
 
@@ -139,12 +142,6 @@ async def world(pg_database: TestDatabase, tmp_path_factory: pytest.TempPathFact
     pg_database.run_sql(f"DROP OWNED BY {READER}; DROP ROLE {READER};")
 
 
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as server:
-        yield server
-
-
 @pytest.fixture(autouse=True)
 def _clean(fake: FakeLLMServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     fake.reset()
@@ -208,8 +205,8 @@ async def test_answers_a_question_with_rows(
     vendor: str, fake: FakeLLMServer, world: World, built: list[Pipeline]
 ) -> None:
     pipeline = build(built, vendor, fake, world)
-    calls, tokens_in = LLM_CALLS_TOTAL.value(provider=vendor, operation="generate", status="ok"), \
-        LLM_TOKENS_TOTAL.value(provider=vendor, direction="input")
+    calls, tokens_in = sample_value("pgmcp_llm_calls_total", provider=vendor, operation="generate", status="ok"), \
+        sample_value("pgmcp_llm_tokens_total", provider=vendor, direction="input")
     fake.script(text(fenced(GOOD_SQL + ";") + "\nThis lists the German customers.", input_tokens=300))
     progress: list[tuple[float, str]] = []
 
@@ -229,8 +226,8 @@ async def test_answers_a_question_with_rows(
     assert set(answer.timings_ms) == {"schema", "generate", "check", "execute", "result_check", "total"}
     assert answer.result_check is None and answer.timings_ms["result_check"] == 0
     assert [f for f, _ in progress] == sorted(f for f, _ in progress) and progress[-1] == (1.0, "done")
-    assert LLM_CALLS_TOTAL.value(provider=vendor, operation="generate", status="ok") == calls + 1
-    assert LLM_TOKENS_TOTAL.value(provider=vendor, direction="input") == tokens_in + 300
+    assert sample_value("pgmcp_llm_calls_total", provider=vendor, operation="generate", status="ok") == calls + 1
+    assert sample_value("pgmcp_llm_tokens_total", provider=vendor, direction="input") == tokens_in + 300
     # The prompt holds the policy-filtered schema: no denied table, no denied column.
     sent = prompt_of(fake.requests[0])
     assert "table shop.customers" in sent and "table shop.orders" in sent
@@ -284,7 +281,7 @@ async def test_refusal_is_fed_back_and_the_next_answer_runs(
 ) -> None:
     refused = "SELECT c.name, c.email FROM shop.customers AS c LIMIT 10"
     fake.script(text(fenced(refused)), text(fenced(GOOD_SQL)))
-    denied = POLICY_REFUSALS_TOTAL.value(database="main", rule="PGM301")
+    denied = sample_value("pgmcp_policy_refusals_total", database="main", rule="PGM301")
 
     answer = await build(built, vendor, fake, world).query(QUESTION)
 
@@ -298,7 +295,7 @@ async def test_refusal_is_fed_back_and_the_next_answer_runs(
     assert refused in retry_prompt
     assert "PGM301 column-denied: column shop.customers.email is denied" in retry_prompt
     assert "PGM301" not in prompt_of(fake.requests[0])
-    assert POLICY_REFUSALS_TOTAL.value(database="main", rule="PGM301") == denied + 1
+    assert sample_value("pgmcp_policy_refusals_total", database="main", rule="PGM301") == denied + 1
 
 
 @pytest.mark.parametrize("vendor", VENDORS)
@@ -395,7 +392,7 @@ async def test_breaker_opens_refuses_at_once_and_closes_after_recovery(
     assert breaker.state == "open"
 
     def circuit_open() -> float:
-        return LLM_CALLS_TOTAL.value(provider=vendor, operation="generate", status="circuit_open")
+        return sample_value("pgmcp_llm_calls_total", provider=vendor, operation="generate", status="circuit_open")
 
     open_refusals = circuit_open()
     with pytest.raises(LLMUnavailable, match="circuit open") as info:
@@ -524,34 +521,34 @@ async def test_every_log_line_carries_the_request_id_and_no_secret(
 # --- a large schema -----------------------------------------------------------------------
 
 
-def wide_schema_sql(tables: int) -> str:
-    out = ["CREATE SCHEMA misc;"]
-    for i in range(tables):
-        parent = f", parent_id bigint REFERENCES misc.t{i - 1:04d}(id)" if i % 20 else ""
-        out.append(f"CREATE TABLE misc.t{i:04d} (id bigint PRIMARY KEY, code text, note text{parent});")
-    return "\n".join(out)
+def wide_tables(count: int) -> tuple[RelationInfo, ...]:
+    """`count` synthetic tables in schema misc, every 20 a new chain of foreign keys: the prompt
+    builder only reads the snapshot, so a built one stands in for 2,000 real tables."""
+    out = []
+    for i in range(count):
+        fks = (ForeignKey("parent_fkey", ("parent_id",), "misc", f"t{i - 1:04d}", ("id",)),) if i % 20 else ()
+        columns = (ColumnInfo("id", "bigint", nullable=False), ColumnInfo("code", "text"), ColumnInfo("note", "text"))
+        if i % 20:
+            columns += (ColumnInfo("parent_id", "bigint"),)
+        out.append(RelationInfo("misc", f"t{i:04d}", "table", columns, primary_key=("id",), foreign_keys=fks))
+    return tuple(out)
 
 
 async def test_two_thousand_tables_fit_the_budget_and_keep_named_tables(
-    pg_server: TestServer, pg_database: TestDatabase, world: World, fake: FakeLLMServer,
-    built: list[Pipeline], tmp_path: Path,
+    world: World, fake: FakeLLMServer, built: list[Pipeline],
 ) -> None:
-    dbname = f"{pg_database.name}_wide"
-    pg_server.run_sql(f'CREATE DATABASE "{dbname}"')
-    try:
-        pg_server.run_sql(SETUP.split("CREATE ROLE")[0] + wide_schema_sql(2000 - 3), dbname)
-        path = tmp_path / "open.yaml"
-        path.write_text("name: open\nextends: [baseline]\n")
-        wide = await open_world(dbname, compile_policy(load_policy_file(path)), pg_server.dsn(dbname))
-        try:
-            assert len((await wide.schema_for(dbname)).relations) == 2000
-            fake.script(text(fenced(GOOD_SQL)))
-            pipeline = build(built, "anthropic", fake, wide, databases=(dbname,), token_budget=2000)
-            answer = await pipeline.query("Which customers from Germany placed orders?", return_type="sql")
-        finally:
-            await close_world(wide)
-    finally:
-        pg_server.run_sql(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+    real = await world.cache.get("main")  # shop.customers, shop.orders, shop.secrets, introspected
+    wide_snapshot = dataclasses.replace(real, relations=real.relations + wide_tables(2000 - len(real.relations)))
+    wide = copy.copy(world)
+
+    async def wide_schema(database: str) -> SchemaSnapshot:
+        return wide_snapshot
+
+    wide.schema_for = wide_schema  # type: ignore[method-assign]
+    assert len((await wide.schema_for("main")).relations) == 2000
+    fake.script(text(fenced(GOOD_SQL)))
+    pipeline = build(built, "anthropic", fake, wide, token_budget=2000)
+    answer = await pipeline.query("Which customers from Germany placed orders?", return_type="sql")
     assert answer.sql == GOOD_SQL
     system = fake.requests[0].body["system"]
     schema_part = system[system.index('Schema of database "'):]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import traceback
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +42,6 @@ PROMPT = Prompt(
         Message("user", "That failed: relation does not exist. Try again."),
     ),
 )
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as server:
-        yield server
 
 
 @pytest.fixture(autouse=True)

@@ -52,12 +52,6 @@ def assert_no_secret(where: str, output: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def fake_llm() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def role(pg_database: TestDatabase) -> Iterator[str]:
     name = f"redact_{TOKEN}"
     pg_database.run_sql(SCHEMA_SQL)

@@ -18,12 +18,6 @@ from tests.conftest import TestDatabase
 TABLES = ("customers", "products", "orders", "order_items", "payments", "reviews")
 
 
-@pytest.fixture(scope="module")
-def shop(pg_database: TestDatabase) -> TestDatabase:
-    load_sample_database(pg_database.dsn)
-    return pg_database
-
-
 def test_same_seed_gives_byte_identical_script() -> None:
     first = hashlib.sha256(sample_database_sql(42).encode()).hexdigest()
     second = hashlib.sha256(sample_database_sql(42).encode()).hexdigest()

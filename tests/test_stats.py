@@ -1,4 +1,4 @@
-"""`pgmcp stats`: a stdio server keeps a metrics snapshot file; the command reads it (or /metrics)."""
+"""`pgmcp stats`: a stdio server keeps its metrics text in a file; the command reads it (or /metrics)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pytest
 from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters
 
-from pgmcp.cli.stats import parse_prometheus, snapshot_samples, summary
+from pgmcp.cli.stats import parse_prometheus, summary
 from pgmcp.observe import metrics
-from pgmcp.observe.stats_file import read_live_snapshots, write_snapshot
+from pgmcp.observe.stats_file import read_live_stats, write_stats
 from tests.conftest import TestDatabase
 from tests.mcp_setup import COUNT_ORDERS, create_shop, drop_role, serve_command, write_config
 
@@ -29,27 +29,24 @@ def shop(pg_database: TestDatabase) -> Iterator[str]:
     drop_role(pg_database, role)
 
 
-def test_prometheus_text_and_snapshot_give_the_same_samples() -> None:
-    registry = metrics.Registry()
-    labels = ("tool", "database", "status")
-    calls = metrics.Counter("pgmcp_requests_total", "calls", labels, registry=registry)
-    calls.inc(3, tool="execute_sql", database="shop", status="ok")
-    from_text = [s for s in parse_prometheus(registry.render()) if s[0] == "pgmcp_requests_total"]
-    from_snapshot = snapshot_samples(registry.snapshot())
-    assert from_text == from_snapshot == [
-        ("pgmcp_requests_total", {"tool": "execute_sql", "database": "shop", "status": "ok"}, 3.0)
-    ]
-    assert any("execute_sql" in line and line.rstrip().endswith(" 3") for line in summary(from_text))
+def test_a_stats_file_holds_the_metrics_text_and_who_wrote_it(tmp_path: Path) -> None:
+    metrics.REQUESTS_TOTAL.labels(tool="execute_sql", database="stats-test", status="ok").inc(3)
+    write_stats(tmp_path / "live.prom", "a.yaml")
+    [live] = read_live_stats(tmp_path)
+    assert (live.pid, live.config) == (os.getpid(), "a.yaml")
+    samples = [s for s in parse_prometheus(live.text) if s[1].get("database") == "stats-test"]
+    assert samples == [("pgmcp_requests_total", {"tool": "execute_sql", "database": "stats-test", "status": "ok"}, 3.0)]
+    assert any("execute_sql" in line and line.rstrip().endswith(" 3") for line in summary(samples))
 
 
 def test_files_of_dead_processes_are_removed(tmp_path: Path) -> None:
-    write_snapshot(tmp_path / "live.json", {"config": "a.yaml"})
+    write_stats(tmp_path / "live.prom", None)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
-    (tmp_path / "dead.json").write_text(f'{{"pid": {dead.stdout.strip()}, "metrics": {{}}}}')
-    live = read_live_snapshots(tmp_path)
-    assert [s["pid"] for s in live] == [os.getpid()]
-    assert not (tmp_path / "dead.json").exists()
+    (tmp_path / "dead.prom").write_text(f'# pgmcp {{"pid": {dead.stdout.strip()}, "config": null}}\n')
+    live = read_live_stats(tmp_path)
+    assert [s.pid for s in live] == [os.getpid()]
+    assert not (tmp_path / "dead.prom").exists()
 
 
 async def test_stats_of_a_running_stdio_server(

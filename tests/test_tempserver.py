@@ -10,6 +10,8 @@ from pgmcp.demo.tempserver import TemporaryPostgres, find_bindir
 from pgmcp.errors import PostgresNotFound
 from tests.conftest import TestDatabase
 
+pytestmark = pytest.mark.pg  # these start PostgreSQL clusters of their own
+
 
 def test_each_module_gets_its_own_database(pg_database: TestDatabase) -> None:
     assert pg_database.run_sql("SELECT current_database()").strip() == pg_database.name

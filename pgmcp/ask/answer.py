@@ -14,7 +14,7 @@ from pgmcp.ask.result_check import ResultCheck
 from pgmcp.policy.verdict import Verdict
 
 if TYPE_CHECKING:
-    from pgmcp.db.executor import QueryResult
+    from pgmcp.db.result import QueryResult
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from pgmcp.ask.answer import Attempt, QueryAnswer
 from pgmcp.ask.prompt import build_prompt
 from pgmcp.ask.result_check import ResultCheck, build_judge_prompt, parse_judgement
 from pgmcp.config.model import LLMConfig
+from pgmcp.db.concurrency import Limiter
 from pgmcp.errors import (
     DatabaseError,
     DatabaseNotFound,
@@ -39,11 +40,10 @@ from pgmcp.errors import (
     Overloaded,
     PgmcpError,
     QueryFailed,
-    RequestSuspended,
     UndefinedObject,
     UsageError,
 )
-from pgmcp.llm.base import Completion, Prompt, Provider, shorten
+from pgmcp.llm.base import Completion, Prompt, Provider, RequestSuspended, shorten
 from pgmcp.llm.breaker import CircuitBreaker
 from pgmcp.llm.extract import extract_sql
 from pgmcp.observe.audit import repeated_decisions
@@ -51,10 +51,9 @@ from pgmcp.observe.logs import current_request_id, request_scope
 from pgmcp.observe.metrics import LLM_CALLS_TOTAL, LLM_LATENCY, LLM_TOKENS_TOTAL, POLICY_REFUSALS_TOTAL
 from pgmcp.policy.verdict import Verdict
 from pgmcp.schema.snapshot import SchemaSnapshot
-from pgmcp.service.concurrency import Limiter
 
 if TYPE_CHECKING:
-    from pgmcp.db.executor import QueryResult
+    from pgmcp.db.result import QueryResult
 
 __all__ = ["Attempt", "Pipeline", "Progress", "QueryAnswer", "ReturnType", "is_fixable"]
 
@@ -260,7 +259,7 @@ class Pipeline:
             run.attempts.append(Attempt(number, sql, text, "policy_denied", reason))
             if not replayed:
                 for violation in verdict.violations:
-                    POLICY_REFUSALS_TOTAL.inc(database=db, rule=violation.rule)
+                    POLICY_REFUSALS_TOTAL.labels(database=db, rule=violation.rule).inc()
                 logger.info("attempt {} refused: {}", number, reason, stage="check", verdict="refused",
                             rules=[v.rule for v in verdict.violations])
             feedback = (sql, f"Refused by the policy: {reason}")
@@ -289,10 +288,10 @@ class Pipeline:
                     raise
                 except BaseException as exc:
                     if not _replayed(exc):
-                        LLM_LATENCY.observe(time.perf_counter() - started, provider=provider)
+                        LLM_LATENCY.labels(provider=provider).observe(time.perf_counter() - started)
                     raise
                 if not completion.replayed:
-                    LLM_LATENCY.observe(time.perf_counter() - started, provider=provider)
+                    LLM_LATENCY.labels(provider=provider).observe(time.perf_counter() - started)
                 return completion
 
         try:
@@ -304,16 +303,16 @@ class Pipeline:
                 status = "overloaded" if isinstance(exc, Overloaded) else "circuit_open"
             else:
                 status = "unavailable" if isinstance(exc, LLMUnavailable) else "failed"
-            LLM_CALLS_TOTAL.inc(provider=provider, operation=operation, status=status)
+            LLM_CALLS_TOTAL.labels(provider=provider, operation=operation, status=status).inc()
             logger.info("{} call failed: {}: {}", provider, exc.code, exc.message, stage=operation,
                         breaker=self._breaker.state)
             raise
         if completion.replayed:
             return completion
-        LLM_CALLS_TOTAL.inc(provider=provider, operation=operation, status="ok")
+        LLM_CALLS_TOTAL.labels(provider=provider, operation=operation, status="ok").inc()
         for direction, tokens in (("input", completion.input_tokens), ("output", completion.output_tokens)):
             if tokens:
-                LLM_TOKENS_TOTAL.inc(tokens, provider=provider, direction=direction)
+                LLM_TOKENS_TOTAL.labels(provider=provider, direction=direction).inc(tokens)
         logger.info("{} answered in {:.0f} ms", provider, completion.latency_ms, stage=operation,
                     model=completion.model, input_tokens=completion.input_tokens,
                     output_tokens=completion.output_tokens)

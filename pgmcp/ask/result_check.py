@@ -17,7 +17,7 @@ from pgmcp.errors import GenerationFailed
 from pgmcp.llm.base import Message, Prompt, shorten
 
 if TYPE_CHECKING:
-    from pgmcp.db.executor import QueryResult
+    from pgmcp.db.result import QueryResult
 
 SAMPLE_ROWS = 20
 SAMPLE_CHARS = 4000

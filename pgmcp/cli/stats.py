@@ -1,15 +1,14 @@
 """`pgmcp stats`: the metrics of running pgmcp servers, as a short table.
 
-With `--url`, reads `/metrics` of a server on the HTTP transport; otherwise reads the
-snapshot files that stdio servers keep (see `pgmcp.observe.stats_file`). `--format json` prints the
-raw data.
+With `--url`, reads `/metrics` of a server on the HTTP transport; otherwise reads the files
+that stdio servers keep (the same text, see `pgmcp.observe.stats_file`). Both are parsed by
+prometheus_client's parser. `--format json` prints the samples.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import urllib.error
 import urllib.request
@@ -17,11 +16,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from pgmcp.observe.stats_file import read_live_snapshots
+from prometheus_client.parser import text_string_to_metric_families
+
+from pgmcp.observe.stats_file import read_live_stats
 
 Sample = tuple[str, dict[str, str], float]
-_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$')
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,28 +31,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_prometheus(text: str) -> list[Sample]:
-    samples: list[Sample] = []
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        match = _LINE.match(line)
-        if match:
-            found = _LABEL.findall(match[2] or "")
-            labels = {k: v.replace('\\"', '"').replace("\\\\", "\\") for k, v in found}
-            samples.append((match[1], labels, float(match[3])))
-    return samples
+    """Every sample of an exposition text: (name, labels, value)."""
+    return [
+        (sample.name, dict(sample.labels), float(sample.value))
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    ]
 
 
-def snapshot_samples(snapshot: dict[str, Any]) -> list[Sample]:
-    samples: list[Sample] = []
-    for name, metric in snapshot.items():
-        for s in metric.get("samples", []):
-            if "value" in s:
-                samples.append((name, s["labels"], float(s["value"])))
-            else:
-                samples.append((f"{name}_count", s["labels"], float(s["count"])))
-                samples.append((f"{name}_sum", s["labels"], float(s["sum"])))
-    return samples
+def _samples_json(samples: list[Sample]) -> list[dict[str, Any]]:
+    return [{"name": n, "labels": lab, "value": v} for n, lab, v in samples]
 
 
 def summary(samples: list[Sample]) -> list[str]:
@@ -90,20 +77,22 @@ def run(args: argparse.Namespace) -> int:
             return 2
         samples = parse_prometheus(text)
         if args.format == "json":
-            print(json.dumps([{"name": n, "labels": lab, "value": v} for n, lab, v in samples], indent=2))
+            print(json.dumps(_samples_json(samples), indent=2))
         else:
             print(f"pgmcp server at {args.url}")
             print("\n".join(summary(samples)))
         return 0
-    snapshots = read_live_snapshots(args.dir)
+    servers = read_live_stats(args.dir)
     if args.format == "json":
-        print(json.dumps(snapshots, indent=2, default=str))
+        print(json.dumps([
+            {"pid": s.pid, "config": s.config, "samples": _samples_json(parse_prometheus(s.text))} for s in servers
+        ], indent=2))
         return 0
-    if not snapshots:
+    if not servers:
         print("no running pgmcp server found (stdio servers write their stats while they run; "
               "for the HTTP transport use --url http://HOST:PORT)")
         return 0
-    for snap in snapshots:
-        print(f"pgmcp pid {snap.get('pid')} config {snap.get('config') or '-'}")
-        print("\n".join(summary(snapshot_samples(snap.get("metrics", {})))))
+    for server in servers:
+        print(f"pgmcp pid {server.pid} config {server.config or '-'}")
+        print("\n".join(summary(parse_prometheus(server.text))))
     return 0

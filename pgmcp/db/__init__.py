@@ -1,1 +1,1 @@
-"""The database layer: connection pools, the policy-checked executor, the throwaway server."""
+"""The database layer: connection pools, the policy-checked executor and its results, the query limiter."""

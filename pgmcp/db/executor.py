@@ -2,7 +2,7 @@
 
 Each call has one deadline (the statement timeout) covering the check, the execution and the
 encoding; past it the call fails with `QueryTimeout` and its work is abandoned
-(`pgmcp.service.offload`). The SQL is checked first: a small statement on the event loop, a
+(`pgmcp.db.offload`). The SQL is checked first: a small statement on the event loop, a
 large one in a checker process (a refusal raises PolicyDenied carrying the verdict; nothing
 runs). What runs is exactly `verdict.executable_sql`, through the extended protocol only (Parse
 rejects multi-statement text), inside `BEGIN READ ONLY` with the hardening re-applied by `SET
@@ -32,17 +32,8 @@ from typing import Any, TypeVar
 import orjson
 
 from pgmcp.config.model import LimitsConfig
-from pgmcp.db.pgerrors import is_connection_lost, translate
-from pgmcp.db.pools import PoolSet
-from pgmcp.db.serialize import JsonValue, RowEncoder, SerializeOptions, join_rows, type_key
-from pgmcp.db.valuecap import CappedQuery, approx_size, split_row, wrap
-from pgmcp.errors import DatabaseNotFound, PolicyDenied
-from pgmcp.policy.checker import check
-from pgmcp.policy.compiler import CompiledPolicy
-from pgmcp.policy.verdict import Verdict
-from pgmcp.schema.snapshot import SchemaSnapshot
-from pgmcp.service.concurrency import Limiter
-from pgmcp.service.offload import (
+from pgmcp.db.concurrency import Limiter
+from pgmcp.db.offload import (
     INLINE_CHECK_BYTES,
     INLINE_ENCODE_BYTES,
     CheckWorkers,
@@ -50,6 +41,16 @@ from pgmcp.service.offload import (
     Encoders,
     InlineBudget,
 )
+from pgmcp.db.pgerrors import is_connection_lost, translate
+from pgmcp.db.pools import PoolSet
+from pgmcp.db.result import Column, QueryResult
+from pgmcp.db.serialize import JsonValue, RowEncoder, SerializeOptions, join_rows, type_key
+from pgmcp.db.valuecap import CappedQuery, approx_size, split_row, wrap
+from pgmcp.errors import DatabaseNotFound, PolicyDenied
+from pgmcp.policy.checker import check
+from pgmcp.policy.compiler import CompiledPolicy
+from pgmcp.policy.verdict import Verdict
+from pgmcp.schema.snapshot import SchemaSnapshot
 
 _T = TypeVar("_T")
 Checker = Callable[[str], Verdict]
@@ -86,41 +87,6 @@ class PolicyCheck:
         if follow_up is not None:
             follow_up(verdict)
         return verdict
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    type: str  # PostgreSQL type name as asyncpg reports it ("int4", "text[]", "mood", ...)
-
-
-@dataclass(frozen=True)
-class QueryResult:
-    """The rows of one executed statement, JSON-safe, and how they were cut."""
-
-    database: str
-    sql: str  # exactly what ran (the checked, possibly rewritten, text)
-    columns: tuple[Column, ...]
-    rows: list[list[JsonValue]]
-    row_count: int
-    truncated: bool
-    truncated_reason: str | None
-    verdict: Verdict
-    elapsed_ms: float
-    rows_fetched: int = 0  # rows read from the server (at most max_rows + 1)
-    rows_json: bytes | None = None  # `rows` as the compact JSON array they were encoded to
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "database": self.database,
-            "sql": self.sql,
-            "columns": [{"name": c.name, "type": c.type} for c in self.columns],
-            "rows": self.rows,
-            "row_count": self.row_count,
-            "truncated": self.truncated,
-            "truncated_reason": self.truncated_reason,
-            "elapsed_ms": round(self.elapsed_ms, 3),
-        }
 
 
 class _Row(list[Any]):
@@ -175,7 +141,7 @@ class Executor:
 
     async def start(self) -> None:
         """Nothing to start ahead: checker processes start on the first statement too large to
-        be checked inline (`pgmcp.service.offload`), so they cost nothing at startup."""
+        be checked inline (`pgmcp.db.offload`), so they cost nothing at startup."""
 
     @property
     def checker_processes(self) -> int:
@@ -226,7 +192,7 @@ class Executor:
 
     def _check_inline(self, sql: str, policy: CompiledPolicy) -> bool:
         """Small statements, and those refused by their length before parsing, are checked on the
-        event loop while its inline budget lasts (`pgmcp.service.offload`)."""
+        event loop while its inline budget lasts (`pgmcp.db.offload`)."""
         if len(sql) > INLINE_CHECK_BYTES:  # characters: never more than the UTF-8 bytes
             return len(sql) > policy.spec.max_sql_bytes
         return len(sql.encode("utf-8")) <= INLINE_CHECK_BYTES and self._inline.allows()

@@ -408,7 +408,7 @@ class PoolSet:
             await self._lost(db, exc)
             raise translate(exc, self.error_context(name)) from exc
         db.up, db.last_error = True, None
-        DB_ACTIVE_CONNECTIONS.inc(database=name)
+        DB_ACTIVE_CONNECTIONS.labels(database=name).inc()
         try:
             yield conn
         except BaseException as exc:
@@ -416,7 +416,7 @@ class PoolSet:
                 await self._lost(db, exc)
             raise
         finally:
-            DB_ACTIVE_CONNECTIONS.dec(database=name)
+            DB_ACTIVE_CONNECTIONS.labels(database=name).dec()
             try:
                 await pool.release(conn)
             except Exception as exc:  # the pool has terminated that connection already

@@ -1,24 +1,20 @@
-"""Where the files pgmcp ships beside its code live: `policies/` and `schemas/`.
+"""The files pgmcp ships with its code: the policies (`policies/`) and the JSON Schemas
+(`schemas/`), read through `importlib.resources` from `pgmcp/data/`.
 
-Lookup, first hit wins:
-1. `$PGMCP_SHARE_DIR/<kind>` when that variable is set (packagers, tests);
-2. `pgmcp/data/<kind>` inside the installed package (wheels copy the folders there);
-3. `<kind>` at the top of the source tree, next to the `pgmcp/` package folder (a checkout
-   or an editable install, `pip install -e .`);
-4. `<prefix>/share/pgmcp/<kind>`, where a wheel installs them (`data-files` in pyproject.toml).
+In the repository the folders sit at the top (where people edit and link to them) and
+`pgmcp/data/policies` and `pgmcp/data/schemas` are symlinks to them; a wheel carries the files
+themselves in `pgmcp/data/` (package data). Either way the package finds them in one place.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 from functools import cache
+from importlib import resources
 from pathlib import Path
 
 from pgmcp.errors import PgmcpError
 
-_PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the pgmcp/ package folder
 SHIPPED_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -26,27 +22,18 @@ class ResourceNotFound(PgmcpError):
     code = "resource_not_found"
 
 
-def _candidates(kind: str) -> list[Path]:
-    found = []
-    override = os.environ.get("PGMCP_SHARE_DIR")
-    if override:
-        found.append(Path(override) / kind)
-    found.append(_PACKAGE_DIR / "data" / kind)
-    found.append(_PACKAGE_DIR.parent / kind)
-    found.append(Path(sys.prefix) / "share" / "pgmcp" / kind)
-    return found
-
-
 @cache
 def _folder(kind: str) -> Path:
-    for candidate in _candidates(kind):
-        if candidate.is_dir():
-            return candidate
-    tried = ", ".join(str(c) for c in _candidates(kind))
-    raise ResourceNotFound(
-        f"cannot find pgmcp's shipped {kind}/ folder (looked in {tried})",
-        hint="reinstall pgmcp, or set PGMCP_SHARE_DIR to the folder holding policies/ and schemas/",
-    )
+    # Policies are named in error messages and loaded by path like any user file, so the
+    # folder must be a real directory (it is, for wheels and checkouts: pgmcp is never
+    # imported from a zip archive).
+    folder = resources.files("pgmcp").joinpath("data", kind)
+    if not isinstance(folder, Path) or not folder.is_dir():
+        raise ResourceNotFound(
+            f"pgmcp's shipped {kind}/ folder is missing from the installed package ({folder})",
+            hint="reinstall pgmcp",
+        )
+    return folder.resolve()  # the files' own place (in a checkout: policies/, schemas/)
 
 
 def policies_dir() -> Path:

@@ -15,6 +15,15 @@ from typing import Literal, Protocol, runtime_checkable
 Role = Literal["user", "assistant"]
 
 
+class RequestSuspended(Exception):
+    """A provider's call stops here to be resumed: the client whose model answers must reply
+    first (MCP sampling on protocol 2026-07-28) and then calls again. Deliberately not a
+    `PgmcpError`, and never swallowed: nothing may treat it as a failure (retry, breaker count,
+    skipped result check); it unwinds to the layer that started the call (the MCP layer),
+    which turns it into the client's next round. It lives with the provider seam because
+    the pipeline must let it through without knowing any protocol."""
+
+
 @dataclass(frozen=True)
 class Message:
     role: Role

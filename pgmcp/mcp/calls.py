@@ -102,7 +102,7 @@ def tool_call(
                     if scope is not None:
                         scope.error_code = exc.code
                     for rule in _refusal_rules(exc):
-                        POLICY_REFUSALS_TOTAL.inc(database=database, rule=rule)
+                        POLICY_REFUSALS_TOTAL.labels(database=database, rule=rule).inc()
                     return error_result(refusal_text(exc))
                 except PgmcpError as exc:
                     status = _status_of(exc)
@@ -120,8 +120,8 @@ def tool_call(
                     )
                 finally:
                     elapsed = time.perf_counter() - started
-                    REQUESTS_TOTAL.inc(tool=tool, database=database, status=status)
-                    REQUEST_DURATION.observe(elapsed, tool=tool)
+                    REQUESTS_TOTAL.labels(tool=tool, database=database, status=status).inc()
+                    REQUEST_DURATION.labels(tool=tool).observe(elapsed)
                     logger.info(
                         "tool {} database={} status={}{} {:.1f}ms request_id={} principal={}",
                         tool, database, status, rows, elapsed * 1000, rid, caller.principal,
@@ -161,7 +161,7 @@ def _status_of(exc: PgmcpError) -> str:
 
 def _observe_result(out: BaseModel) -> None:
     if isinstance(out, models.QueryOut) and out.executed and "execute" in out.timings_ms:
-        DB_QUERY_DURATION.observe(out.timings_ms["execute"] / 1000, database=out.database)
+        DB_QUERY_DURATION.labels(database=out.database).observe(out.timings_ms["execute"] / 1000)
 
 
 def _refusal_rules(exc: PolicyDenied) -> list[str]:

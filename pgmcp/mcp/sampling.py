@@ -36,7 +36,8 @@ from mcp_types import CreateMessageRequest, CreateMessageResult, InputRequiredRe
 from mcp_types.version import is_version_at_least
 from pydantic import BaseModel, ValidationError
 
-from pgmcp.errors import RequestSuspended, SamplingReplayFailed
+from pgmcp.errors import LLMError
+from pgmcp.llm.base import RequestSuspended
 from pgmcp.llm.client_provider import (
     Sampler,
     check_sampling_capability,
@@ -49,6 +50,14 @@ from pgmcp.llm.client_provider import (
 INPUT_REQUIRED_VERSION = "2026-07-28"
 _STATE_VERSION = 1
 _KEY_PREFIX = "pgmcp-sample-"
+
+
+class SamplingReplayFailed(LLMError):
+    """A multi-round sampling exchange (MCP protocol 2026-07-28) cannot go on: a replayed round
+    rebuilt a different request than the one the client answered, or it needed more rounds
+    than allowed. Neither says anything about the client's model, so the breaker ignores it."""
+
+    code = "sampling_replay_failed"
 
 
 class SamplingRequired(RequestSuspended):
@@ -123,10 +132,6 @@ class ReplaySampler:
         """Whether the last answer handed out was given in an earlier round: the pipeline
         counted and logged it then, so this round must not do so again."""
         return self._replayed
-
-    @property
-    def samples_used(self) -> int:
-        return len(self._answers)
 
     async def __call__(
         self, system: str, messages: list[tuple[str, str]], max_tokens: int

@@ -1,9 +1,16 @@
-"""Metrics for stdio deployments: each server process keeps a snapshot file that `pgmcp stats` reads.
+"""Metrics for stdio deployments: each server process keeps its `/metrics` text in a file that
+`pgmcp stats` reads.
 
 A stdio server has no HTTP port for `/metrics`, and its host owns its stdin/stdout, so the
-process writes `metrics.snapshot()` as JSON to `<stats dir>/<pid>.json` every few seconds and
-removes it on exit. The stats dir is `$PGMCP_STATS_DIR`, else `$XDG_STATE_HOME/pgmcp/stats`,
-else `~/.local/state/pgmcp/stats`.
+process writes the registry's exposition (`pgmcp.observe.metrics.render_prometheus`, exactly
+what `/metrics` serves) to `<stats dir>/<pid>.prom` every few seconds, and removes it on exit.
+The first line is a comment naming the process (`# pgmcp pid=... config=...`), which Prometheus
+parsers skip. The stats dir is `$PGMCP_STATS_DIR`, else `$XDG_STATE_HOME/pgmcp/stats`, else
+`~/.local/state/pgmcp/stats`.
+
+(prometheus_client's multiprocess mode solves a different problem, one metric set shared by
+the workers of one server, and keeps counters of exited processes; each stdio server is a
+separate server, and `pgmcp stats` shows the live ones.)
 """
 
 from __future__ import annotations
@@ -12,16 +19,18 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import tempfile
-import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from loguru import logger
 
-from pgmcp.observe import metrics
+from pgmcp.observe.metrics import render_prometheus
 
 INTERVAL = 5.0
+SUFFIX = ".prom"
+_HEADER = re.compile(r"^# pgmcp (\{.*\})$")
 
 
 def stats_dir() -> Path:
@@ -31,13 +40,13 @@ def stats_dir() -> Path:
     return Path(state) / "pgmcp" / "stats"
 
 
-def write_snapshot(path: Path, extra: dict[str, Any]) -> None:
-    """Atomically replace `path` with the current metrics (and `extra`: pid, config, health)."""
+def write_stats(path: Path, config: str | None) -> None:
+    """Atomically replace `path` with this process's header line and current metrics."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = {"pid": os.getpid(), "written_at": time.time(), **extra, "metrics": metrics.snapshot()}
+    header = json.dumps({"pid": os.getpid(), "config": config})
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".stats-")
     with os.fdopen(fd, "w") as out:
-        json.dump(body, out, default=str)
+        out.write(f"# pgmcp {header}\n{render_prometheus()}")
     os.replace(tmp, path)
 
 
@@ -52,11 +61,11 @@ def pid_alive(pid: int) -> bool:
 
 
 class StatsWriter:
-    """Writes this process's snapshot file every `interval` seconds until `stop()`."""
+    """Writes this process's stats file every `interval` seconds until `stop()`."""
 
-    def __init__(self, extra: dict[str, Any], *, directory: Path | None = None, interval: float = INTERVAL):
-        self.path = (directory or stats_dir()) / f"{os.getpid()}.json"
-        self._extra = extra
+    def __init__(self, config: str | None, *, directory: Path | None = None, interval: float = INTERVAL):
+        self.path = (directory or stats_dir()) / f"{os.getpid()}{SUFFIX}"
+        self._config = config
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
 
@@ -66,7 +75,7 @@ class StatsWriter:
     async def _loop(self) -> None:
         while True:
             try:
-                write_snapshot(self.path, self._extra)
+                write_stats(self.path, self._config)
             except OSError as exc:
                 logger.warning("cannot write the stats file {}: {}", self.path, exc)
                 return
@@ -81,18 +90,30 @@ class StatsWriter:
             self.path.unlink()
 
 
-def read_live_snapshots(directory: Path | None = None) -> list[dict[str, Any]]:
-    """The snapshots of running pgmcp processes; files of dead processes are removed."""
+@dataclass(frozen=True)
+class ServerStats:
+    """One running server's stats file: who wrote it, and its exposition text."""
+
+    pid: int
+    config: str | None
+    text: str
+
+
+def read_live_stats(directory: Path | None = None) -> list[ServerStats]:
+    """The stats of running pgmcp processes; files of dead processes are removed."""
     folder = directory or stats_dir()
-    out: list[dict[str, Any]] = []
-    for file in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+    out: list[ServerStats] = []
+    for file in sorted(folder.glob(f"*{SUFFIX}")) if folder.is_dir() else []:
         try:
-            data = json.loads(file.read_text())
-        except (OSError, ValueError):
+            text = file.read_text()
+            header = _HEADER.match(text.partition("\n")[0])
+            about = json.loads(header[1]) if header else {}
+            pid = int(about.get("pid", 0))
+        except (OSError, ValueError, TypeError):
             continue
-        if not isinstance(data, dict) or not pid_alive(int(data.get("pid", 0))):
+        if not pid_alive(pid):
             with contextlib.suppress(OSError):
                 file.unlink()
             continue
-        out.append(data)
+        out.append(ServerStats(pid, about.get("config"), text))
     return out

@@ -74,7 +74,3 @@ def _glob_regex(glob: str) -> str:
     # fnmatch.translate gives an anchored pattern; wrap it so the union stays correct.
     return f"(?:{fnmatch.translate(glob)})"
 
-
-def glob_match(name: str, pattern: str) -> bool:
-    """Case-sensitive glob match (names are already folded the way PostgreSQL folds them)."""
-    return fnmatch.fnmatchcase(name, pattern)

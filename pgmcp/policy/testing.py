@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -65,13 +65,6 @@ def run_test(test: PolicyTest, policy: CompiledPolicy, snapshot: SchemaSnapshot 
             shown = ", ".join(sorted({c for c in seen if c.startswith("PGM") and c[3:].isdigit()})) or "none"
             problems.append(f"expected rule(s) {', '.join(missing)} not reported (reported: {shown})")
     return TestOutcome(test, verdict, tuple(problems))
-
-
-def run_tests(
-    tests: Iterable[PolicyTest], policy: CompiledPolicy, snapshot: SchemaSnapshot | None = None
-) -> list[TestOutcome]:
-    """`run_test` over every test, in order."""
-    return [run_test(t, policy, snapshot) for t in tests]
 
 
 def _rules_seen(verdict: Verdict) -> set[str]:

@@ -1,1 +1,1 @@
-"""The running core (Runtime) and its concurrency limits; knows nothing of MCP."""
+"""The running core (Runtime): everything one process serves; knows nothing of MCP."""

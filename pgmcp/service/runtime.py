@@ -2,14 +2,16 @@
 
 Built by the MCP server's lifespan (and by `pgmcp ask`): `await runtime.start()` opens the
 pools and warms the schema cache (a database that is down does not stop the others),
-`await runtime.close()` closes everything. The `*_tool` methods are what the MCP tools call;
-they return the typed outputs of `pgmcp.mcp.models` so the MCP layer stays thin.
+`await runtime.close()` closes everything. Its methods return core values (`QueryResult`,
+`Verdict`, `QueryAnswer`, `SchemaView`, ...); `pgmcp.mcp.tools` turns them into the MCP tools'
+typed outputs, so nothing here knows MCP.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import difflib
 import functools
 import time
@@ -21,12 +23,12 @@ from loguru import logger
 
 from pgmcp.auth.access import AccessControl
 from pgmcp.config.model import Config, DatabaseConfig
-from pgmcp.db.executor import Executor, PolicyCheck, QueryResult
+from pgmcp.db.executor import Executor, PolicyCheck
 from pgmcp.db.pools import PoolSet
+from pgmcp.db.result import QueryResult
 from pgmcp.errors import AccessDenied, DatabaseError, DatabaseNotFound, Overloaded, PgmcpError, UsageError
 from pgmcp.llm.breaker import CircuitBreaker
 from pgmcp.llm.factory import make_provider
-from pgmcp.mcp import models
 from pgmcp.observe.audit import record_execution, record_verdict
 from pgmcp.observe.metrics import DB_ACTIVE_CONNECTIONS, SCHEMA_CACHE_AGE
 from pgmcp.observe.redact import register_secrets_in
@@ -41,10 +43,37 @@ from pgmcp.schema.introspect import introspect
 from pgmcp.schema.snapshot import SchemaSnapshot
 
 if TYPE_CHECKING:
-    from mcp.server.mcpserver import Context
-
-    from pgmcp.ask.pipeline import Pipeline, QueryAnswer, ReturnType
+    from pgmcp.ask.pipeline import Pipeline, Progress, QueryAnswer, ReturnType
     from pgmcp.llm.base import Provider
+
+
+@dataclasses.dataclass(frozen=True)
+class DatabaseView:
+    """One configured database as callers see it: what it is, its policy in a line, its state."""
+
+    name: str
+    description: str
+    policy: str
+    status: str
+
+
+@dataclasses.dataclass(frozen=True)
+class SchemaView:
+    """The policy-filtered description of (part of) one database's schema."""
+
+    database: str
+    description: dict[str, Any]  # `pgmcp.schema.filtered.describe` of the visible snapshot
+    age_seconds: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Refreshed:
+    """The outcome of a schema refresh: the snapshot served now, and whether it is the old one."""
+
+    database: str
+    snapshot: SchemaSnapshot
+    stale: bool
+    message: str
 
 
 class Runtime:
@@ -91,7 +120,7 @@ class Runtime:
         self.started_at = time.time()
         self._stats: StatsWriter | None = None
         if write_stats:
-            self._stats = StatsWriter({"config": str(config.path) if config.path else None})
+            self._stats = StatsWriter(str(config.path) if config.path else None)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -108,8 +137,8 @@ class Runtime:
             with contextlib.suppress(PgmcpError):
                 await self.snapshot(name)
         for name in self.pools.names():
-            SCHEMA_CACHE_AGE.set_function(functools.partial(self._cache_age, name), database=name)
-            DB_ACTIVE_CONNECTIONS.set(0, database=name)
+            SCHEMA_CACHE_AGE.labels(database=name).set_function(functools.partial(self._cache_age, name))
+            DB_ACTIVE_CONNECTIONS.labels(database=name).set(0)
         if self._stats is not None:
             self._stats.start()
         logger.info("pgmcp ready: databases {}", ", ".join(self.pools.names()) or "(none)")
@@ -238,7 +267,7 @@ class Runtime:
         """The NL->SQL pipeline over this runtime's schema cache, checker and executor."""
         if self._pipeline is None:
             from pgmcp.ask.pipeline import Pipeline
-            from pgmcp.service.concurrency import Limiter
+            from pgmcp.db.concurrency import Limiter
 
             self._pipeline = Pipeline(
                 self.provider, self.breaker, self.config.llm,
@@ -248,44 +277,26 @@ class Runtime:
             )
         return self._pipeline
 
-    # -- what the MCP tools return ---------------------------------------------------------
+    # -- what callers (MCP tools, CLI) ask for --------------------------------------------
 
-    async def query_tool(
-        self, question: str, database: str | None, return_type: ReturnType, ctx: Context[Any, Any] | None
-    ) -> models.QueryOut:
-        from pgmcp.llm.client_provider import use_sampler
-        from pgmcp.mcp.sampling import sampler_for
+    async def ask(
+        self, question: str, database: str | None, return_type: ReturnType, progress: Progress | None = None
+    ) -> QueryAnswer:
+        """Answer a question for the caller through the pipeline (SQL written, checked and, for
+        "result", run); the database is resolved first, so access is checked before any model is
+        asked."""
+        database = self.resolve(database)
+        return await self.pipeline.query(question, database, return_type, progress=progress)
 
-        async def progress(fraction: float, message: str) -> None:
-            if ctx is not None:
-                await ctx.report_progress(fraction * 100, 100, message)
-
-        database = self.resolve(database)  # access is checked before any model is asked
-        with contextlib.ExitStack() as stack:
-            if ctx is not None:
-                # Every sample the pipeline can take: its attempts, one after a fixable database
-                # error, the result check. On protocol 2026-07-28 each is one more round.
-                samples = self.config.llm.attempts + 2
-                stack.enter_context(use_sampler(sampler_for(ctx, samples)))
-            answer = await self.pipeline.query(question, database, return_type, progress=progress)
-        return answer_out(answer)
-
-    async def execute_tool(self, sql: str, database: str | None) -> models.QueryOut:
+    async def check_named(self, sql: str, database: str | None) -> tuple[str, Verdict]:
+        """The verdict on `sql` for the database a request means (see `resolve`)."""
         name = self.resolve(database)
-        return result_out(await self.execute(name, sql))
+        return name, await self.check(name, sql)
 
-    async def check_tool(self, sql: str, database: str | None) -> models.CheckOut:
-        name = self.resolve(database)
-        verdict = await self.check(name, sql)
-        return models.CheckOut(
-            database=name,
-            allowed=verdict.allowed,
-            violations=[violation_out(v) for v in verdict.violations],
-            rewritten_sql=verdict.rewritten_sql,
-            sql_to_run=verdict.executable_sql if verdict.allowed else None,
-        )
+    async def execute_named(self, sql: str, database: str | None) -> QueryResult:
+        return await self.execute(self.resolve(database), sql)
 
-    def databases_tool(self) -> models.DatabasesOut:
+    def databases(self) -> list[DatabaseView]:
         out = []
         principal = self.access.principal()
         for db in self.config.databases:
@@ -295,23 +306,16 @@ class Runtime:
             state = "up" if status.up else f"down ({status.last_error or 'not connected yet'})"
             if status.role_warnings:
                 state += "; role warnings: " + "; ".join(status.role_warnings)
-            out.append(models.DatabaseOut(
+            out.append(DatabaseView(
                 name=db.name, description=db.description, policy=self.policy_for(db.name)[0].summary(),
                 status=state,
             ))
-        return models.DatabasesOut(databases=out)
+        return out
 
-    async def schema_tool(self, database: str | None, tables: list[str] | None) -> models.SchemaOut:
+    async def schema_view(self, database: str | None, tables: list[str] | None) -> SchemaView:
         name = self.resolve(database)
         desc = describe(await self.visible_snapshot(name), tables)
-        return models.SchemaOut(
-            database=name,
-            relations=desc["relations"],
-            enums=desc.get("enums", []),
-            functions=desc.get("functions", []),
-            unknown=desc.get("unknown", []),
-            age_seconds=self.schemas.age(name),
-        )
+        return SchemaView(database=name, description=desc, age_seconds=self.schemas.age(name))
 
     async def schema_text(self, database: str) -> str:
         return render_text(await self.visible_snapshot(self.resolve(database)))
@@ -321,19 +325,18 @@ class Runtime:
 
         return describe_policy(self.policy_for(self.resolve(database))[0])
 
-    async def refresh_tool(self, database: str | None) -> models.RefreshOut:
+    async def refresh(self, database: str | None) -> Refreshed:
+        """Introspect again now; on failure keep serving the previous snapshot and say so."""
         name = self.resolve(database)
         try:
             snap = await self.schemas.refresh(name)
             self._snapshots[name] = snap
-            stale, message = False, "schema refreshed"
+            return Refreshed(name, snap, stale=False, message="schema refreshed")
         except PgmcpError as exc:
             snap = await self.snapshot(name)
-            stale, message = True, f"refresh failed, still serving the previous snapshot: {exc}"
-        return models.RefreshOut(
-            database=name, relations=len(snap.relations), functions=len(snap.functions),
-            catalog_queries=snap.catalog_queries, stale=stale, message=message,
-        )
+            return Refreshed(
+                name, snap, stale=True, message=f"refresh failed, still serving the previous snapshot: {exc}"
+            )
 
     async def health(self) -> dict[str, Any]:
         dbs = {}
@@ -363,39 +366,3 @@ def _policy_for(config: Config, db: DatabaseConfig, extra: Sequence[str] = ()) -
     access entries merged after its own."""
     return effective_policy(config, db, extra=extra).policy
 
-
-def violation_out(v: Any) -> models.ViolationOut:
-    source = f"{v.source.file}:{v.source.line}" if v.source is not None and v.source.line else None
-    return models.ViolationOut(
-        rule=v.rule, name=v.name, message=v.message, line=v.line, column=v.column, policy_source=source
-    )
-
-
-def result_out(result: QueryResult, **extra: Any) -> models.QueryOut:
-    out = models.QueryOut(
-        database=result.database, sql=result.sql,
-        columns=[models.ColumnOut(name=c.name, type=c.type) for c in result.columns],
-        rows=result.rows, row_count=result.row_count, truncated=result.truncated,
-        truncated_reason=result.truncated_reason, timings_ms={"execute": round(result.elapsed_ms, 3)},
-        **extra,
-    )
-    out._rows_json = result.rows_json
-    return out
-
-
-def answer_out(answer: QueryAnswer) -> models.QueryOut:
-    extra: dict[str, Any] = {
-        "question": answer.question, "attempts": len(answer.attempts),
-        "result_check": (
-            {"confidence": answer.result_check.confidence, "explanation": answer.result_check.explanation}
-            if answer.result_check else None
-        ),
-    }
-    if answer.result is None:
-        return models.QueryOut(
-            database=answer.database, sql=answer.verdict.executable_sql, executed=False,
-            timings_ms={k: round(v, 3) for k, v in answer.timings_ms.items()}, **extra,
-        )
-    out = result_out(answer.result, **extra)
-    out.timings_ms = {k: round(v, 3) for k, v in answer.timings_ms.items()}
-    return out

@@ -73,7 +73,7 @@ SYNTAX_CLASSES: dict[str, str | None] = {
     "MatchAgainst": None,  # the @@ text-search operator
     "JSONArrayAgg": "json_agg",
     "ParseJSON": None,  # the typed literal json '...' (a cast); a spelled parse_json(...) keeps its name
-    "XMLTable": "xmltable",  # XPath over a document: not in the safe set (DANGEROUS_FUNCTIONS.md, group C/G)
+    "XMLTable": "xmltable",  # XPath over a document: not in the safe set (CPU-heavy XML parsing)
 }
 
 # Names PostgreSQL's grammar reserves for syntax when written unquoted and unqualified (reserved or

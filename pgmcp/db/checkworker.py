@@ -1,4 +1,4 @@
-"""The body of a policy-checker process (see `pgmcp.service.offload.CheckWorkers`).
+"""The body of a policy-checker process (see `pgmcp.db.offload.CheckWorkers`).
 
 It reads requests from its pipe: `(database, policy token, policy or None, snapshot token,
 snapshot or None, sql)`, keeps the latest policy and snapshot of each database (sent only when

@@ -51,7 +51,7 @@ from pgmcp.policy.verdict import Verdict
 from pgmcp.schema.snapshot import SchemaSnapshot
 
 T = TypeVar("T")
-_PRELOAD = ["pgmcp.service.checkworker"]  # imported once in the fork server, shared by workers
+_PRELOAD = ["pgmcp.db.checkworker"]  # imported once in the fork server, shared by workers
 
 
 INLINE_CHECK_BYTES = 4096  # statements up to this size are checked on the event loop
@@ -112,7 +112,7 @@ class _Worker:
     """One checker process and the pipe to it; `known` says which objects it holds."""
 
     def __init__(self, ctx: Any) -> None:
-        from pgmcp.service.checkworker import serve
+        from pgmcp.db.checkworker import serve
 
         self.conn, child = ctx.Pipe(duplex=True)
         self.proc = ctx.Process(target=serve, args=(child,), daemon=True, name="pgmcp-check")
