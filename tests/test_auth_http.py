@@ -395,3 +395,23 @@ async def test_principal_holds_on_the_2025_protocol_sessions(server: HttpServer,
                                                              "database": "shop"})
             assert counted.structured_content is not None
             assert counted.structured_content["rows"] == [[1 if who == "alice" else 2]]
+
+
+async def test_completions_and_prompts_follow_the_access_lists(server: HttpServer, identity: Identity) -> None:
+    prompt = types.PromptReference(name="explore_database")
+    async with connect(server, identity.token("bob")) as client:
+        offered = await client.complete(prompt, {"name": "database", "value": ""})
+        assert offered.completion.values == ["shop"]  # finance is alice's: never offered to bob
+        tables = await client.complete(types.PromptReference(name="explain_table"), {"name": "table", "value": ""},
+                                       context_arguments={"database": "finance"})
+        assert tables.completion.values == []
+        with pytest.raises(Exception, match="access_denied"):
+            await client.get_prompt("explore_database", {"database": "finance"})
+    async with connect(server, identity.token("alice")) as client:
+        offered = await client.complete(prompt, {"name": "database", "value": ""})
+        assert offered.completion.values == ["finance", "shop"]
+        tables = await client.complete(types.PromptReference(name="explain_table"), {"name": "table", "value": "o"},
+                                       context_arguments={"database": "finance"})
+        assert tables.completion.values == ["orders", "orders_archive", "orders_v"]
+        rendered = await client.get_prompt("explore_database", {"database": "finance"})
+        assert rendered.messages

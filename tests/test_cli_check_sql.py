@@ -178,7 +178,8 @@ def test_text_output_reads_like_a_compiler(sql_tree: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].startswith("reports/report.sql:5:8: PGM301 column-denied: column public.users.password_hash")
     assert lines[1].startswith("reports/report.sql:5:64: PGM201 table-denied: ")
-    assert lines[2].startswith("reports/report.sql:6:1: PGM001 parse-error: ")
+    # where PostgreSQL points: after the `+`, as its "syntax error at end of input" does
+    assert lines[2] == "reports/report.sql:6:11: PGM001 parse-error: syntax error at end of input"
     assert lines[-1] == "8 statements in 3 files: 5 allowed, 3 denied (policy shop-analyst)"
 
 
@@ -219,7 +220,7 @@ def test_github_annotations(sql_tree: Path) -> None:
     assert [m.group(1, 2, 3, 4, 5) for m in parsed if m] == [
         ("reports/report.sql", "5", "8", "PGM301", "column-denied"),
         ("reports/report.sql", "5", "64", "PGM201", "table-denied"),
-        ("reports/report.sql", "6", "1", "PGM001", "parse-error"),
+        ("reports/report.sql", "6", "11", "PGM001", "parse-error"),
     ]
     assert "\n" not in "".join(m.group(6) for m in parsed if m)
 
@@ -336,6 +337,17 @@ def test_config_with_unreachable_database_judges_without_schema(tmp_path: Path) 
     assert result.returncode == 0, result.stderr
     assert "note: judging without the live schema" in result.stderr
     assert result.stdout.endswith("1 allowed, 0 denied (policy shop-analyst)\n")
+
+
+def test_offline_needs_no_secrets(tmp_path: Path) -> None:
+    (tmp_path / "q.sql").write_text("SELECT id FROM orders")
+    path = _config(tmp_path, "postgresql://nobody@127.0.0.1:1/shop")
+    path.write_text(path.read_text() + "    password: ${PGMCP_TEST_UNSET_PW}\n")
+    offline = check_sql("--config", "pgmcp.yaml", "--offline", "q.sql", cwd=tmp_path)
+    assert offline.returncode == 0, offline.stderr
+    assert offline.stderr == ""
+    live = check_sql("--config", "pgmcp.yaml", "q.sql", cwd=tmp_path)  # it would connect: needs it
+    assert live.returncode == 2 and "PGMCP_TEST_UNSET_PW is not set" in live.stderr
 
 
 def test_unknown_database_in_config(tmp_path: Path) -> None:

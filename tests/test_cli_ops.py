@@ -131,6 +131,21 @@ def test_missing_config_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureF
     assert code == 2 and "nope.yaml" in err and "does not exist" in err
 
 
+def test_unset_password_variable_reads_clearly(tmp_path: Path) -> None:
+    # Redaction once masked this message itself: "at databases.shop.password: *** variable ..."
+    (tmp_path / "pgmcp.yaml").write_text(
+        "databases:\n  shop:\n    dsn: postgresql://u@127.0.0.1:1/db\n    password: ${PGMCP_TEST_UNSET_PW}\n"
+    )
+    offline = spawn(["check-config", "--config", "pgmcp.yaml"], tmp_path)  # needs no secrets: a note
+    assert offline.returncode == 0, offline.stderr
+    assert "note: variable PGMCP_TEST_UNSET_PW (at databases.shop.password) is not set" in offline.stdout
+    proc = spawn(["check-config", "--config", "pgmcp.yaml", "--connect"], tmp_path)
+    assert proc.returncode == 2
+    assert "at databases.shop.password: environment variable PGMCP_TEST_UNSET_PW is not set" in proc.stderr
+    assert "give a default: ${PGMCP_TEST_UNSET_PW:-value}" in proc.stderr
+    assert "***" not in proc.stderr
+
+
 # -- check-config ---------------------------------------------------------------------------------
 
 def test_check_config_offline_summarises_each_policy(
@@ -200,7 +215,32 @@ def test_check_config_finds_a_broken_row_filter(
     # filter before PostgreSQL is asked (tenant(orders) would be a function call).
     assert "FAIL row filter public.orders (tenant = 1): " in out
     assert "has no column tenant" in out
-    assert "WARN row filter for public.nothing: no such relation" in out
+    assert ('WARN ops-policy.yaml:11 row_filters["public.nothing"]: row filter table "public.nothing" is not in '
+            "the live schema\n") in out
+
+
+# A typo'd rule is valid YAML that protects nothing: check-config --connect must say so.
+TYPOS = POLICY.replace('  "public.payments": deny\n', '  "public.payment": deny\n').replace(
+    "public.customers.phone", "public.customer.phone"
+)
+
+
+def test_check_config_warns_about_rules_that_match_nothing(
+    tmp_path: Path, shop: TestDatabase, reader: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_setup(tmp_path, with_database(shop.dsn, shop.name, user=reader), policy=TYPOS)
+    code, out, _ = run(["check-config", "--config", "pgmcp.yaml", "--connect"], tmp_path, capsys)
+    assert code == 0, out
+    assert "2 policy rule(s) match nothing in the live schema:" in out
+    assert ('WARN ops-policy.yaml:6 tables["public.payment"]: deny rule "public.payment" matches no relation '
+            'in the live schema (did you mean "public.payments"?)') in out
+    assert ('WARN ops-policy.yaml:8 columns.deny[1]: "public.customer.phone" matches no column in the live '
+            'schema (did you mean "public.customers.phone"?)') in out
+    assert "hidden columns: public.customers.email\n" in out  # the phone numbers are exposed: hence the warning
+    code, out, _ = run(["check-config", "--config", "pgmcp.yaml", "--connect", "--strict"], tmp_path, capsys)
+    assert code == 1
+    # --strict also fails the privilege audit's findings (this reader may read more than the policy)
+    assert out.count("  FAIL ops-policy.yaml:") == 2 and "  WARN ops-policy.yaml:" not in out
 
 
 def test_check_config_plans_claim_filters_without_claims(

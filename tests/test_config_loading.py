@@ -110,6 +110,26 @@ def test_env_expansion_and_types(tmp_path: Path) -> None:
     assert config.llm.provider != "client"
 
 
+def test_commands_that_need_no_secrets_load_without_them(tmp_path: Path) -> None:
+    path = tmp_path / "pgmcp.yaml"
+    path.write_text(
+        "databases:\n  hr:\n    host: db\n    password: ${PGMCP_T_PW}\n"
+        "llm:\n  provider: anthropic\n  api_key: ${PGMCP_T_KEY}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match="PGMCP_T_PW is not set"):
+        load_config(path, environ={})
+    config = load_config(path, environ={}, need_secrets=False)
+    assert config.databases[0].password.value == "" and config.llm.api_key.value == ""
+    assert config.unset_secrets == (
+        "PGMCP_T_PW (at databases.hr.password)", "PGMCP_T_KEY (at llm.api_key)"
+    )
+    # Only secrets may be missing: a variable for anything else is still needed.
+    path.write_text("databases:\n  hr:\n    host: ${PGMCP_T_HOST}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="PGMCP_T_HOST is not set"):
+        load_config(path, environ={}, need_secrets=False)
+
+
 def test_llm_absent_means_client(tmp_path: Path) -> None:
     path = tmp_path / "pgmcp.yaml"
     path.write_text("databases:\n  a: {dsn: 'postgresql://u@h/a'}\n", encoding="utf-8")

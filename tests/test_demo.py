@@ -108,6 +108,8 @@ def test_tour_shows_each_step_with_real_results(shop: TestDatabase) -> None:
     assert entry["args"][-1] == "demo"
     assert Path(entry["command"]).is_absolute() and Path(entry["command"]).exists()
     assert f"claude mcp add pgmcp-demo -- {entry['command']} " in out
+    assert "Next: your own database" in out.split("claude mcp add pgmcp-demo", 1)[1]  # the last step
+    assert "pgmcp init --dsn postgresql://" in out
     assert_cluster_gone(cluster_dir(out))
 
 

@@ -33,7 +33,17 @@ REDACTION_CASES = [
     ("key sk-ant-api03-AbCdEfGhIjKlMnOpQrStUv_wx", "AbCdEfGhIjKlMnOpQrStUv", "key ***"),
     ("key sk-proj-AbCdEfGhIjKlMnOpQrStUvWx", "AbCdEfGhIjKlMnOpQrStUvWx", "key ***"),
     ("x-api-key: abcdefgh12345678", "abcdefgh12345678", "x-api-key: ***"),
+    ("db.password=Sup3r-s3cret", "Sup3r-s3cret", "db.password=***"),
+    ('{"db.password": "Sup3r-s3cret"}', "Sup3r-s3cret", '{"db.password": "***"}'),
+    ("password: hunter22 and more", "hunter22", "password: *** and more"),
+    ("{password: hunter22}", "hunter22", "{password: ***}"),
     # Things that are not secrets stay as they are.
+    # Messages about a secret's variable and where it goes (issue 16: they came out garbled).
+    ("pgmcp.yaml:7:5 at databases.hr.password: environment variable HR_DB_PASSWORD is not set",
+     "", "at databases.hr.password: environment variable HR_DB_PASSWORD is not set"),
+    ("give a default: ${HR_DB_PASSWORD:-value}", "", "${HR_DB_PASSWORD:-value}"),
+    ("password: ${HR_DB_PASSWORD}", "", "password: ${HR_DB_PASSWORD}"),
+    ("at llm.api_key: unknown key 'api_key'", "", "at llm.api_key: unknown key 'api_key'"),
     ("postgresql://app@db/shop", "", "postgresql://app@db/shop"),
     ("http://127.0.0.1:8080/metrics", "", "http://127.0.0.1:8080/metrics"),
     ("input_tokens=120 output_tokens=30", "", "input_tokens=120 output_tokens=30"),

@@ -219,6 +219,10 @@ FAILURES: list[tuple[str, dict[str, Any], list[str], str | None]] = [
     ("execute_sql", {"sql": HEAVY_SQL, "database": "shop_fast"}, ["[query_timeout]"], "timeout"),
     ("execute_sql", {"sql": COUNT_ORDERS, "database": "dead"}, ["[database_unavailable]"], "unavailable"),
     ("describe_schema", {"database": "dead"}, ["[database_unavailable]"], "unavailable"),
+    # a schema-qualified unknown table reaches PostgreSQL: its error gets the did-you-mean
+    ("execute_sql", {"sql": "SELECT c.id FROM public.customer c", "database": "shop"},
+     ["[undefined_object]", 'relation "public.customer" does not exist', 'did you mean "public.customers"?'],
+     "error"),
     ("execute_sql", {"sql": COUNT_ORDERS, "database": "nope"},
      ["[database_not_found]", "shop, shop_fast, dead"], "error"),
     ("execute_sql", {"sql": COUNT_ORDERS}, ["[invalid_request]", "several databases"], "error"),
@@ -259,3 +263,66 @@ async def test_refusals_are_counted_by_rule(config_path: Path) -> None:
         result = await call(client, "execute_sql", sql="SELECT name, email FROM customers", database="shop")
     assert result.is_error
     assert sample_value("pgmcp_policy_refusals_total", database="shop", rule="PGM301") == before + 1
+
+
+async def test_tool_descriptions_are_clean_and_every_parameter_is_described(config_path: Path) -> None:
+    async with connect(config_path) as client:
+        tools = (await client.list_tools()).tools
+        prompts = (await client.list_prompts()).prompts
+    for tool in tools:
+        assert tool.description and "\n " not in tool.description and "  " not in tool.description, tool.description
+        for name, schema in tool.input_schema.get("properties", {}).items():
+            assert schema.get("description"), f"{tool.name}.{name} has no description"
+    for prompt in prompts:
+        for argument in prompt.arguments or []:
+            assert argument.description, f"prompt {prompt.name}.{argument.name} has no description"
+
+
+@pytest.mark.parametrize(
+    ("prompt", "arguments", "expected"),
+    [
+        ("explore_database", {"database": "nope"}, "unknown database 'nope'; configured databases: shop, shop_fast"),
+        ("explain_table", {"database": "nope", "table": "orders"}, "unknown database 'nope'"),
+        ("explain_table", {"database": "shop", "table": "order"},
+         "database 'shop' has no table 'order' that its policy shows (did you mean \"orders\"?)"),
+    ],
+)
+async def test_prompts_check_the_names(
+    config_path: Path, prompt: str, arguments: dict[str, str], expected: str
+) -> None:
+    async with connect(config_path) as client:
+        with pytest.raises(MCPError) as caught:
+            await client.get_prompt(prompt, arguments)
+        assert expected in caught.value.error.message, caught.value.error.message
+        # a database that is down does not stop the prompt: it only guides the model
+        rendered = await client.get_prompt("explain_table", {"database": "dead", "table": "orders"})
+        assert rendered.messages
+        await assert_serving(client)
+
+
+# (reference, argument, value typed, earlier arguments, completions expected)
+COMPLETIONS: list[tuple[types.PromptReference | types.ResourceTemplateReference, str, str,
+                        dict[str, str] | None, list[str]]] = [
+    (types.PromptReference(name="explore_database"), "database", "", None, ["dead", "shop", "shop_fast"]),
+    (types.PromptReference(name="explore_database"), "database", "shop_", None, ["shop_fast"]),
+    (types.ResourceTemplateReference(uri="pgmcp://{database}/schema"), "database", "sh", None, ["shop", "shop_fast"]),
+    (types.ResourceTemplateReference(uri="pgmcp://{database}/policy"), "database", "d", None, ["dead"]),
+    (types.PromptReference(name="explain_table"), "table", "", {"database": "shop"}, ["customers", "orders"]),
+    (types.PromptReference(name="explain_table"), "table", "o", {"database": "shop"}, ["orders"]),
+    (types.PromptReference(name="explain_table"), "table", "public.c", {"database": "shop"}, ["customers"]),
+    (types.PromptReference(name="explain_table"), "table", "", {"database": "nope"}, []),
+    (types.PromptReference(name="explain_table"), "table", "", {"database": "dead"}, []),
+    (types.PromptReference(name="explain_table"), "nothing", "", None, []),
+    (types.PromptReference(name="no_such_prompt"), "database", "", None, []),
+]
+
+
+@pytest.mark.parametrize(("ref", "argument", "typed", "context", "expected"), COMPLETIONS)
+async def test_completions(
+    config_path: Path, ref: types.PromptReference | types.ResourceTemplateReference, argument: str, typed: str,
+    context: dict[str, str] | None, expected: list[str],
+) -> None:
+    async with connect(config_path) as client:
+        assert client.server_capabilities is not None and client.server_capabilities.completions is not None
+        result = await client.complete(ref, {"name": argument, "value": typed}, context_arguments=context)
+    assert result.completion.values == expected

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -223,6 +224,35 @@ async def test_stdout_carries_only_json_rpc(config_path: Path, tmp_path: Path) -
     logged = stderr_path.read_text()
     assert "tool execute_sql database=shop status=ok" in logged  # the logs went to stderr
     assert "ro-secret" not in logged
+    assert "speaks MCP" not in logged  # a host started it (stdin is a pipe): no word for people
+
+
+def test_in_a_terminal_serve_says_what_it_waits_for(tmp_path: Path) -> None:
+    """Started by a person (stdin a terminal), serve says so in one line on stderr, and stays
+    silent on stdout, which belongs to the protocol."""
+    path = tmp_path / "pgmcp.yaml"
+    path.write_text("databases:\n  dead: {dsn: 'postgresql://nobody@127.0.0.1:1/nothing'}\n")
+    primary, secondary = os.openpty()
+    proc = subprocess.Popen(serve_command(path), stdin=secondary, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "NO_COLOR": "1"})
+    os.close(secondary)
+    try:
+        assert proc.stderr is not None
+        seen = []
+        deadline = time.monotonic() + READ_TIMEOUT
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline().decode()
+            seen.append(line)
+            if "speaks MCP" in line or not line:
+                break
+        notice = [line for line in seen if "speaks MCP" in line]
+        assert len(notice) == 1, seen
+        assert f"pgmcp serve --config {path}" in notice[0] and "--transport http" in notice[0]
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=READ_TIMEOUT)
+        os.close(primary)
+    assert out == b""
 
 
 @pytest.mark.parametrize(

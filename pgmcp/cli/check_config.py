@@ -1,15 +1,17 @@
 """`pgmcp check-config [--config FILE] [--connect [--strict]]`: is this deployment's setup sound?
 
 Offline it loads the config and the effective policy of every database (any error names the
-file, line and key) and prints a one-line summary of each policy. With `--connect` it also
-connects to each database exactly as `serve` does (the same pool code and settings), checks
-the role (superuser, BYPASSRLS, dangerous memberships), introspects the live schema, reports
-what the policy lets through there, tries every row filter on its table (a filter naming a
-missing column would make every read of that table fail), and runs the privilege audit
-(`pgmcp.grants.audit`: can the role read more than the policy allows?). Exit 0 when all is
-well, 1 when a check fails (an unreachable database, an unsafe role with `refuse_unsafe_role`,
-a broken row filter, an audit finding with `--strict` or `require_grants`), 2 for usage and
-config or policy errors.
+file, line and key) and prints a one-line summary of each policy; it needs no secrets (an
+unset password variable is a note). With `--connect` it also connects to each database
+exactly as `serve` does (the same pool code and settings), checks the role (superuser,
+BYPASSRLS, dangerous memberships), introspects the live schema, reports what the policy lets
+through there, tries every row filter on its table (a filter naming a missing column would
+make every read of that table fail), reports every table or column rule and row filter that
+matches nothing in the live schema (most often a typo that protects nothing) and runs the
+privilege audit (`pgmcp.grants.audit`: can the role read more than the policy allows?). Exit 0
+when all is well, 1 when a check fails (an unreachable database, an unsafe role with
+`refuse_unsafe_role`, a broken row filter, with `--strict` a rule that matches nothing, an
+audit finding with `--strict` or `require_grants`), 2 for usage and config or policy errors.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pgmcp.cli.ops import (
     load_ops_config,
     shown_dsn,
     shown_path,
+    where,
 )
 from pgmcp.config.model import Config, DatabaseConfig
 from pgmcp.db.pools import PoolSet, quote_ident
@@ -41,6 +44,7 @@ from pgmcp.policy.checker import check
 from pgmcp.policy.claims import plannable
 from pgmcp.policy.compiler import CompiledPolicy
 from pgmcp.policy.effective import effective_policies
+from pgmcp.policy.unmatched import unmatched_rules
 from pgmcp.schema.filtered import filter_snapshot
 from pgmcp.schema.introspect import introspect
 from pgmcp.schema.snapshot import SchemaSnapshot
@@ -56,17 +60,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--strict", action="store_true",
-        help="with --connect: exit 1 on any privilege-audit finding (the role can read more than the policy allows)",
+        help="with --connect: exit 1 where a policy rule matches nothing in the live schema and on any "
+        "privilege-audit finding (the role can read more than the policy allows), instead of warning",
     )
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        config = load_ops_config(args.config)
+        config = load_ops_config(args.config, need_secrets=args.connect)
         policies = effective_policies(config)
     except PgmcpError as err:
         return error_exit(err)
     print(f"config {shown_path(str(config.path))}: ok, {len(config.databases)} database(s)")
+    for unset in config.unset_secrets:
+        print(f"note: variable {unset} is not set; serve and check-config --connect need it")
     failures = 0
     for db in config.databases:
         effective = policies[db.name]
@@ -119,7 +126,6 @@ class LiveReport:
     hidden_tables: tuple[str, ...]
     hidden_columns: tuple[str, ...]
     filtered: tuple[str, ...]  # "schema.table (condition)"
-    missing_filters: tuple[str, ...]  # row filters naming a relation the database lacks
 
 
 def live_report(snapshot: SchemaSnapshot, policy: CompiledPolicy) -> LiveReport:
@@ -137,13 +143,11 @@ def live_report(snapshot: SchemaSnapshot, policy: CompiledPolicy) -> LiveReport:
         rf = policy.row_filter(rel.schema, rel.name)
         if rf is not None:
             filtered.append(f"{rel.qualified_name} ({rf.condition})")
-    present = {r.qualified_name for r in snapshot.relations}
     return LiveReport(
         visible=tuple(visible),
         hidden_tables=tuple(r.qualified_name for r in snapshot.relations if r.qualified_name not in visible),
         hidden_columns=tuple(hidden_columns),
         filtered=tuple(filtered),
-        missing_filters=tuple(sorted(policy.row_filtered_tables() - present)),
     )
 
 
@@ -183,6 +187,7 @@ async def _check_pooled(
                 print(f"  WARN unsafe role: {warning}")
             snapshot = await introspect(conn, db.name)
             failures = await _print_live(conn, snapshot, policy)
+            failures += print_unmatched(snapshot, policy, await _catalog_names(conn), strict=strict)
             return failures + await _print_audit(conn, config, db, policy, strict=strict)
     except PgmcpError as err:
         print(f"  FAIL {redact(err.message)}")
@@ -201,8 +206,6 @@ async def _print_live(conn: Any, snapshot: SchemaSnapshot, policy: CompiledPolic
     print(f"    filtered tables: {_names(list(live.filtered))}")
     if not live.visible:
         print("  WARN the policy shows no relation of this database")
-    for table in live.missing_filters:
-        print(f"  WARN row filter for {table}: no such relation in this database (or not readable)")
     failures = 0
     for rel in snapshot.relations:
         rf = policy.row_filter(rel.schema, rel.name)
@@ -248,6 +251,42 @@ async def _try_row_filter(
     except asyncpg.PostgresError as exc:
         return f"PostgreSQL refuses it: {exc}"
     return None
+
+
+# Every user relation and column, whatever the role may read (pg_class and pg_attribute are
+# readable by every role): a deny rule for a relation the grants hide is no typo.
+_CATALOG_NAMES = """
+SELECT n.nspname, c.relname, a.attname
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
+"""
+
+
+async def _catalog_names(conn: Any) -> tuple[list[str], list[str]]:
+    """("schema.table" names, "schema.table.column" names) of every user relation."""
+    rows = await conn.fetch(_CATALOG_NAMES)
+    tables = sorted({f"{r['nspname']}.{r['relname']}" for r in rows})
+    columns = [f"{r['nspname']}.{r['relname']}.{r['attname']}" for r in rows if r["attname"] is not None]
+    return tables, columns
+
+
+def print_unmatched(
+    snapshot: SchemaSnapshot, policy: CompiledPolicy, catalog: tuple[list[str], list[str]] = ([], []), *,
+    strict: bool,
+) -> int:
+    """Report the policy rules that match nothing in the live schema (a typo protects nothing):
+    WARN lines, or FAIL lines counted as failures with `--strict`. `catalog` holds the names the
+    role cannot read but that exist (see `_catalog_names`)."""
+    found = unmatched_rules(policy.spec, snapshot, existing_tables=catalog[0], existing_columns=catalog[1])
+    if found:
+        print(f"  {len(found)} policy rule(s) match nothing in the live schema:")
+    for item in found:
+        level = "FAIL" if strict else "WARN"
+        print(f"  {level} {where(item.source)}: {item.message}")
+    return len(found) if strict else 0
 
 
 def _names(items: list[str]) -> str:

@@ -32,6 +32,7 @@ class Command(Protocol):
 # (name, module, one-line help); "policy test" is a nested command.
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("demo", "pgmcp.demo.cli", "run pgmcp on a throwaway PostgreSQL with a sample shop database"),
+    ("init", "pgmcp.cli.init", "connect to your database and write a first pgmcp.yaml and policy to review"),
     ("serve", "pgmcp.cli.serve", "run the MCP server (stdio, or streamable HTTP)"),
     ("ask", "pgmcp.cli.ask", "ask a question in plain language from the terminal"),
     ("check-sql", "pgmcp.cli.check_sql", "lint SQL files against a policy (for terminals and CI)"),

@@ -59,9 +59,13 @@ def error_exit(err: PgmcpError) -> int:
     return EXIT_ERROR
 
 
-def load_ops_config(path: str | None) -> Config:
-    """The config named by `--config` (or `$PGMCP_CONFIG`, or ./pgmcp.yaml), secrets registered."""
-    config = load_config(find_config_path(path))
+def load_ops_config(path: str | None, *, need_secrets: bool = True) -> Config:
+    """The config named by `--config` (or `$PGMCP_CONFIG`, or ./pgmcp.yaml), secrets registered.
+
+    A command that never connects passes `need_secrets=False`: unset password and API-key
+    variables are then no error (see `pgmcp.config.loader.load_config`).
+    """
+    config = load_config(find_config_path(path), need_secrets=need_secrets)
     register_secrets_in(config)
     return config
 
@@ -99,7 +103,7 @@ def policy_and_schema(
             return standalone_policy(args.policy).policy, None  # no refs: the shipped baseline
     elif args.policy:
         return standalone_policy(args.policy).policy, None
-    config = load_ops_config(args.config)
+    config = load_ops_config(args.config, need_secrets=not args.offline)
     db = database_config(config, args.database)
     policy = effective_policy(config, db).policy
     if args.offline:
@@ -169,15 +173,19 @@ async def connect_database(db: DatabaseConfig) -> Any:
     return conn
 
 
-async def connect_dsn(dsn: str) -> Any:
-    """An asyncpg connection to a DSN given on the command line (never echoed back)."""
+async def connect_dsn(dsn: str | None, *, what: str = "--database-dsn") -> Any:
+    """An asyncpg connection to a DSN given on the command line (never echoed back); with no
+    DSN, to what the PG environment variables (PGHOST, PGPORT, PGUSER, PGDATABASE,
+    PGPASSWORD...) say, as libpq would. `what` names the source in the error."""
     with contextlib.suppress(ValueError):
-        if password := urlsplit(dsn).password:
+        if dsn and (password := urlsplit(dsn).password):
             register_secret(unquote(password))
     try:
         return await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT, statement_cache_size=0)
     except (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        hint = "check that the server is running and the DSN is right" if dsn else (
+            "check that the server is running and PGHOST, PGPORT, PGUSER, PGDATABASE (and PGPASSWORD) are right"
+        )
         raise DatabaseUnavailable(
-            f"cannot connect to --database-dsn: {type(exc).__name__}: {redact(str(exc))}",
-            hint="check that the server is running and the DSN is right",
+            f"cannot connect to {what}: {type(exc).__name__}: {redact(str(exc))}", hint=hint
         ) from exc

@@ -4,7 +4,8 @@ stdout belongs to the protocol in stdio mode, so logging goes to stderr before a
 happens, and every startup problem (a missing or broken config, a broken policy, a provider
 that cannot be built) is one message on stderr naming file, line and key, with exit code 2
 and no traceback. Databases that are down do not stop the server: their tools answer with
-a clear error until they come back.
+a clear error until they come back. Started in a terminal (stdin a TTY), it says in one line
+on stderr that it speaks MCP on stdio and how to connect a host.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import sys
 from collections.abc import Sequence
 
 import anyio
@@ -57,10 +59,22 @@ def run(args: argparse.Namespace) -> int:
         if args.transport == "http":
             anyio.run(serve_http, config, runtime, args.host, args.port, args.stateless)
         else:
+            if sys.stdin.isatty():  # a person started it in a terminal: say what it waits for
+                print(tty_notice(config), file=sys.stderr, flush=True)
             anyio.run(serve_stdio, config, runtime)
     except KeyboardInterrupt:
         pass
     return EXIT_OK
+
+
+def tty_notice(config: Config) -> str:
+    """The one line `serve` prints on a terminal: it speaks MCP on stdio, and how to connect a host."""
+    where = f" --config {config.path}" if config.path else ""
+    return (
+        "pgmcp speaks MCP on stdin/stdout and waits for an MCP host, not for typing: add "
+        f"`pgmcp serve{where}` as a stdio server to your host (Claude Desktop, Claude Code, VS Code, ...), "
+        "or run `pgmcp serve --transport http` for network clients; Ctrl-C stops it."
+    )
 
 
 async def serve_stdio(config: Config, runtime: Runtime) -> None:

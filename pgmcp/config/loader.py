@@ -28,7 +28,7 @@ from pgmcp.config.model import (
 )
 from pgmcp.documents.docschema import load_schema, validate
 from pgmcp.documents.durations import parse_duration
-from pgmcp.documents.envexpand import expand_document
+from pgmcp.documents.envexpand import UnsetSecret, expand_document
 from pgmcp.documents.resources import is_policy_path, resolve_policy_ref, shipped_policy_names, shipped_policy_path
 from pgmcp.documents.yamldoc import PathKey, YamlDocument, read_yaml
 from pgmcp.errors import ConfigError, SourceLocation
@@ -56,11 +56,19 @@ def find_config_path(explicit: str | None, environ: Mapping[str, str] | None = N
     return candidate
 
 
-def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
-    """Read, expand, validate and build the config at `path` (see the module docstring)."""
+def load_config(
+    path: Path, environ: Mapping[str, str] | None = None, *, need_secrets: bool = True
+) -> Config:
+    """Read, expand, validate and build the config at `path` (see the module docstring).
+
+    With `need_secrets=False` (commands that neither connect nor call a model) an unset
+    variable for a password or API key is no error: the secret stays empty and the variable
+    is listed in `Config.unset_secrets`.
+    """
     env = os.environ if environ is None else environ
     schema = load_schema("config")
-    doc = expand_document(read_yaml(path, ConfigError), schema, env)
+    unset: list[UnsetSecret] | None = None if need_secrets else []
+    doc = expand_document(read_yaml(path, ConfigError), schema, env, unset)
     validate(doc, schema, ConfigError)
     data: dict[str, Any] = doc.data
     base_dir = path.resolve().parent
@@ -73,6 +81,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
         limits=_limits(doc, data.get("limits", {})),
         logging=_logging(data.get("logging", {}), base_dir),
         auth=load_auth(doc, data.get("auth"), base_dir),
+        unset_secrets=tuple(f"{u.variable} (at {u.key_path})" for u in unset or ()),
     )
 
 

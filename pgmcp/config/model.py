@@ -186,6 +186,8 @@ class Config:
     limits: LimitsConfig = LimitsConfig()
     logging: LoggingConfig = LoggingConfig()
     auth: AuthConfig | None = None
+    # "VAR (at key.path)" of each secret left unset, when loaded with need_secrets=False
+    unset_secrets: tuple[str, ...] = ()
 
     def database(self, name: str) -> DatabaseConfig | None:
         for db in self.databases:

@@ -3,7 +3,8 @@
 Every step is a tool call through the MCP SDK's `Client` against `build_server(config)` in
 this process (JSON-RPC over in-memory streams, the initialize handshake included), so what
 the tour prints is what an MCP host would get. The tour ends with the snippets that make an
-MCP host (Claude Desktop, Claude Code) start `pgmcp demo` itself.
+MCP host (Claude Desktop, Claude Code) start `pgmcp demo` itself, and points at `pgmcp init`
+for the reader's own database.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ class Tour:
             await self.row_filter(client)
             await self.natural_language(client)
         self.hosts()
+        self.your_database()
 
     async def databases(self, client: Client) -> None:
         self.heading("list_databases", "What this pgmcp serves")
@@ -177,6 +179,18 @@ class Tour:
         self.say(f"   The model ({self.config.llm.provider}) wrote, and the policy allowed:")
         self.say("     " + data["sql"].replace("\n", "\n     "))
         await self.show_rows(data)
+
+    def your_database(self) -> None:
+        self.say()
+        self.say("Next: your own database")
+        self.say("=" * 23)
+        self.say("`pgmcp init` connects (--dsn postgresql://user@host:5432/dbname, or PGHOST, PGUSER,")
+        self.say("PGDATABASE, PGPASSWORD...), reads the schema and writes pgmcp.yaml and a first policy,")
+        self.say("with the columns that look sensitive hidden. Then check it against the live database:")
+        self.say()
+        self.say("  pgmcp init --dsn postgresql://you@your-host:5432/your_db")
+        self.say("  pgmcp policy test policies/your_db.yaml")
+        self.say("  pgmcp check-config --config pgmcp.yaml --connect")
 
     def hosts(self) -> None:
         command = pgmcp_command()

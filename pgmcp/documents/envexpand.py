@@ -9,6 +9,9 @@ Rules (documented in docs/configuration.md, "Environment variables"):
   the type the schema wants at that key: `port: ${PORT:-5432}` becomes the integer 5432,
   `password: ${PW}` stays text even when PW is all digits. If the text does not fit (a port
   of "54x"), validation reports the type error at that line.
+- a command that needs no secrets (`check-sql --offline`, `check-config` without `--connect`)
+  passes `unset_secrets`: an unset `${VAR}` at a secret key (`SECRET_VALUE_KEYS`) then expands
+  to "" and is recorded there instead of stopping the load.
 Policy documents are not expanded: row filters are SQL, where `$` has its own meanings.
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pgmcp.documents.docschema import types_at
@@ -25,10 +29,23 @@ from pgmcp.errors import ConfigError
 _TOKEN = re.compile(r"\$(\$|\{([^}]*)\}|\{)")
 _BODY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$", re.DOTALL)
 _INT = re.compile(r"^[-+]?\d+$")
+# Keys whose values are secrets only a live connection or a model call uses.
+SECRET_VALUE_KEYS = frozenset({"password", "api_key"})
 _BOOLS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
 
 
-def expand_string(text: str, environ: Mapping[str, str], doc: YamlDocument, path: PathKey) -> str:
+@dataclass(frozen=True)
+class UnsetSecret:
+    """A secret's `${VAR}` left unset where the command needs no secrets."""
+
+    variable: str
+    key_path: str
+
+
+def expand_string(
+    text: str, environ: Mapping[str, str], doc: YamlDocument, path: PathKey,
+    unset_secrets: list[UnsetSecret] | None = None,
+) -> str:
     """Expand the references in one string value found at `path` of `doc`."""
 
     def substitute(match: re.Match[str]) -> str:
@@ -52,6 +69,9 @@ def expand_string(text: str, environ: Mapping[str, str], doc: YamlDocument, path
         value = environ.get(name)
         if default is not None:
             return value if value else default
+        if value is None and unset_secrets is not None and path and path[-1] in SECRET_VALUE_KEYS:
+            unset_secrets.append(UnsetSecret(name, doc.location(path).key_path))
+            return ""
         if value is None:
             raise ConfigError(
                 f"environment variable {name} is not set (used at {doc.location(path).key_path})",
@@ -80,7 +100,10 @@ def _coerce(text: str, types: set[str]) -> Any:
     return text  # validation reports the mismatch at this key
 
 
-def expand_document(doc: YamlDocument, schema: dict[str, Any], environ: Mapping[str, str]) -> YamlDocument:
+def expand_document(
+    doc: YamlDocument, schema: dict[str, Any], environ: Mapping[str, str],
+    unset_secrets: list[UnsetSecret] | None = None,
+) -> YamlDocument:
     """Return `doc` with every string value expanded (see the module docstring)."""
 
     def walk(value: Any, path: PathKey) -> Any:
@@ -89,7 +112,7 @@ def expand_document(doc: YamlDocument, schema: dict[str, Any], environ: Mapping[
         if isinstance(value, list):
             return [walk(v, (*path, i)) for i, v in enumerate(value)]
         if isinstance(value, str) and "$" in value:
-            expanded = expand_string(value, environ, doc, path)
+            expanded = expand_string(value, environ, doc, path, unset_secrets)
             return _coerce(expanded, types_at(schema, path)) if expanded != value else value
         return value
 

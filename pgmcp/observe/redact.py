@@ -11,7 +11,7 @@ import dataclasses
 import json
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import quote, quote_plus
 
 from pgmcp.config.model import Secret
@@ -26,21 +26,40 @@ _lock = threading.Lock()
 _secrets: set[str] = set()
 _secret_re: re.Pattern[str] | None = None
 
-_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+# password=... / "api_key": "..." / PGPASSWORD=... (libpq key/value DSNs, JSON, headers, env).
+_PAIR = re.compile(
+    r"(?P<pre>\$\{|\.)?"
+    r"(?P<head>\b(?:\w*(?:password|passwd|secret)|pwd|api[_-]?key|access[_-]?token|token|x-api-key)"
+    r"[\"']?\s*(?P<sep>[=:])\s*)"
+    r"(?:(?P<q>['\"])(?:(?!(?P=q))[^\\]|\\.)*(?P=q)|(?P<bare>[^\s,;&'\"})\]]+))",
+    re.IGNORECASE,
+)
+
+
+def _mask_pair(match: re.Match[str]) -> str:
+    """The masked form of one key-value pair, or the text as it was where it is no pair.
+
+    A quoted value keeps its quotes so JSON stays JSON. Not pairs, so that messages about a
+    secret stay readable: a variable reference (the name in `${HR_DB_PASSWORD:-x}` is no key,
+    the value `${HR_DB_PASSWORD}` no secret), and a config key path pgmcp writes in front of
+    its message (`at databases.hr.password: environment variable ... is not set`: a dotted
+    name, `:` and an unquoted word; what pgmcp writes there never holds the value of a secret
+    key, `pgmcp.documents.docschema` hides it).
+    """
+    pre, bare = match.group("pre") or "", match.group("bare")
+    if pre == "${" or (bare is not None and bare.startswith("${")):
+        return match.group(0)
+    if pre == "." and match.group("sep") == ":" and bare is not None:
+        return match.group(0)
+    quote_mark = match.group("q") or ""
+    return f"{pre}{match.group('head')}{quote_mark}{MASK}{quote_mark}"
+
+
+_PATTERNS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
     # scheme://user:password@host -> scheme://user:***@host (greedy up to the last @ of the token,
     # so an unescaped @ inside the password is covered too)
     (re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s'\"]*:)[^\s'\"]*(?=@)"), rf"\g<head>{MASK}"),
-    # password=... / "api_key": "..." / PGPASSWORD=... (libpq key/value DSNs, JSON, headers, env);
-    # a quoted value keeps its quotes so JSON stays JSON.
-    (
-        re.compile(
-            r"(?P<head>\b(?:\w*(?:password|passwd|secret)|pwd|api[_-]?key|access[_-]?token|token|x-api-key)"
-            r"[\"']?\s*[=:]\s*)"
-            r"(?:(?P<q>['\"])(?:(?!(?P=q))[^\\]|\\.)*(?P=q)|[^\s,;&'\"})\]]+)",
-            re.IGNORECASE,
-        ),
-        rf"\g<head>\g<q>{MASK}\g<q>",
-    ),
+    (_PAIR, _mask_pair),
     (re.compile(r"\b(?P<head>Bearer\s+)[A-Za-z0-9._~+/=\-]{8,}", re.IGNORECASE), rf"\g<head>{MASK}"),
     (re.compile(r"(?<![A-Za-z0-9])sk-(?:ant-|proj-)?[A-Za-z0-9_\-]{16,}"), MASK),
 )

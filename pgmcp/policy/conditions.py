@@ -16,6 +16,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from pgmcp.errors import PolicyError, SourceLocation
+from pgmcp.policy.messages import syntax_message
 
 _PART = re.compile(r"^[^\s.\"']+$")
 _GLOB_CHARS = re.compile(r"[*?\[\]]")
@@ -68,8 +69,7 @@ def check_condition(condition: str, where: SourceLocation) -> None:
     try:
         parsed = [s for s in sqlglot.parse(condition, read="postgres") if s is not None]
     except SqlglotError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise PolicyError(f"row filter is not valid SQL: {first}", where, hint=hint) from exc
+        raise PolicyError(f"row filter is not valid SQL: {syntax_message(exc, condition)}", where, hint=hint) from exc
     if len(parsed) != 1:
         raise PolicyError("row filter must be one condition, not several statements", where, hint=hint)
     root = _unwrap(parsed[0])

@@ -19,6 +19,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError, TokenError
 from sqlglot.tokenizer_core import Token
 
+from pgmcp.policy.messages import syntax_violation, tokenize_violation
 from pgmcp.policy.rules import PGM001, PGM002, PGM006, violation
 from pgmcp.policy.tokens import (
     DIALECT,
@@ -26,12 +27,10 @@ from pgmcp.policy.tokens import (
     Explain,
     Leading,
     check_tokens,
-    error_summary,
     is_explain,
     leading_refusal,
     peel_explain,
     tokenize,
-    tokenize_error,
 )
 from pgmcp.policy.verdict import Violation
 
@@ -165,8 +164,8 @@ def parse_statement(sql: str, *, allow_reserved: bool = False) -> Parsed:
 def _parse_into(parsed: Parsed, allow_reserved: bool) -> None:
     try:
         tokens = tokenize(parsed.sql)
-    except (TokenError, SqlglotError) as err:
-        parsed.violations.append(tokenize_error(err))
+    except (TokenError, SqlglotError):
+        parsed.violations.append(tokenize_violation(parsed.sql, parsed.position))
         return
     if is_explain(tokens):
         peeled = peel_explain(parsed.sql, tokens[0])
@@ -178,8 +177,8 @@ def _parse_into(parsed: Parsed, allow_reserved: bool) -> None:
         parsed.body = parsed.sql[parsed.offset :]
         try:
             tokens = tokenize(parsed.body)
-        except (TokenError, SqlglotError) as err:
-            parsed.violations.append(tokenize_error(err))
+        except (TokenError, SqlglotError):
+            parsed.violations.append(tokenize_violation(parsed.sql))
             return
     found = check_tokens(parsed.body, tokens, allow_reserved, parsed.position)
     if found:
@@ -196,7 +195,7 @@ def _parse_into(parsed: Parsed, allow_reserved: bool) -> None:
     try:
         trees = _parse(tokens, parsed.body)
     except (ParseError, TokenError, SqlglotError) as err:
-        parsed.violations.append(violation(PGM001, f"the SQL could not be parsed: {error_summary(err)}"))
+        parsed.violations.append(syntax_violation(err, parsed.body, parsed.position))
         return
     except (TypeError, ValueError, AttributeError, KeyError, IndexError) as err:
         # sqlglot's own bugs on odd input (seen: a TypeError in a JSONB operator builder).

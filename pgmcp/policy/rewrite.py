@@ -27,6 +27,7 @@ from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import SqlglotError
 
 from pgmcp.errors import PolicyDenied
+from pgmcp.policy.messages import syntax_message
 from pgmcp.policy.parse import parse_text
 
 FENCE_ALIAS = "_pgmcp_rf"
@@ -51,7 +52,7 @@ def to_sql(tree: exp.Expression, *, copy: bool = True) -> str:
     try:
         trees = [t for t in parse_text(text) if t is not None]
     except SqlglotError as err:
-        raise PolicyDenied(f"the rewritten query does not parse again: {err}") from err
+        raise PolicyDenied(f"the rewritten query does not parse again: {syntax_message(err, text)}") from err
     if len(trees) != 1:
         raise PolicyDenied(f"the rewritten query parses as {len(trees)} statements")
     again = _generate(trees[0], copy=False)  # parsed just here, dropped after

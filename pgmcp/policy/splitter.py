@@ -59,12 +59,14 @@ _BORING = re.compile(
 )
 _WHITESPACE_ONLY = re.compile(r"[ \t\n\r\f\v]*")
 _IDENT_ONLY = re.compile(_IDENT)
-_STANDARD_BODY = re.compile(r"[^']*(?:''[^']*)*'")
-_ESCAPE_BODY = re.compile(r"[^'\\]*(?:(?:\\.|'')[^'\\]*)*'", re.DOTALL)
+# Possessive: a body that never closes must not match a doubled quote as its end (`'it''s`
+# is one unterminated string, and where it opens is what an error points at).
+_STANDARD_BODY = re.compile(r"[^']*+(?:''[^']*+)*+'")
+_ESCAPE_BODY = re.compile(r"[^'\\]*+(?:(?:\\.|'')[^'\\]*+)*+'", re.DOTALL)
 # Possessive quantifiers throughout: a failed match must not backtrack over runs of comments.
 # Whitespace that lets a string continue after its closing quote (scan.l's {quotecontinue}).
 _QUOTE_CONTINUE = re.compile(r"(?:[ \t\f\v]|--[^\n\r]*+)*+[\n\r](?:[ \t\n\r\f\v]++|--[^\n\r]*+[\n\r])*+'")
-_IDENT_BODY = re.compile(r'[^"]*(?:""[^"]*)*"')
+_IDENT_BODY = re.compile(r'[^"]*+(?:""[^"]*+)*+"')
 _LINE_COMMENT = re.compile(r"--[^\n\r]*")
 _COMMENT_TOKEN = re.compile(r"/\*|\*/")
 # psql tracks BEGIN ... END only in statements whose first identifiers are CREATE [OR REPLACE]
@@ -82,7 +84,8 @@ class Statement:
     """One statement: its text (from its first non-blank character, comments included, to
     before its `;`, trailing whitespace removed), where it starts in the whole text (0-based
     character offset, 1-based line and column) and its 1-based index among the statements.
-    `unterminated` names the quote or comment left open at the end of the text, if any."""
+    `unterminated` names the quote or comment left open at the end of the text, if any, and
+    `unterminated_at` is where it opens (0-based offset in the whole text)."""
 
     text: str
     start: int
@@ -90,6 +93,7 @@ class Statement:
     column: int
     index: int
     unterminated: str | None = None
+    unterminated_at: int | None = None
 
     def position(self, line: int | None, column: int | None) -> tuple[int, int]:
         """Map a 1-based (line, column) inside `text` to one in the whole text; None means
@@ -112,7 +116,7 @@ def split_statements(text: str) -> list[Statement]:
         begin = _end(_WHITESPACE_ONLY, text, pos)
         if begin >= n:
             break
-        end, next_pos, has_token, unterminated = _scan_statement(text, begin)
+        end, next_pos, has_token, unterminated, opened = _scan_statement(text, begin)
         if has_token or unterminated:
             line += text.count("\n", counted_to, begin)
             counted_to = begin
@@ -120,14 +124,14 @@ def split_statements(text: str) -> list[Statement]:
             if nl >= 0:
                 line_start = nl + 1
             body = text[begin:end].rstrip(_SPACE)
-            out.append(Statement(body, begin, line, begin - line_start + 1, len(out) + 1, unterminated))
+            out.append(Statement(body, begin, line, begin - line_start + 1, len(out) + 1, unterminated, opened))
         pos = next_pos
     return out
 
 
-def _scan_statement(text: str, pos: int) -> tuple[int, int, bool, str | None]:
+def _scan_statement(text: str, pos: int) -> tuple[int, int, bool, str | None, int | None]:
     """Scan one statement from `pos`; return (end of its text, where the next one starts,
-    whether it holds anything but comments, what is left unterminated)."""
+    whether it holds anything but comments, what is left unterminated and where it opens)."""
     n = len(text)
     track_begin = _is_routine_head(text, pos)
     boring = _BORING if not track_begin else _BORING_NO_IDENT
@@ -140,11 +144,12 @@ def _scan_statement(text: str, pos: int) -> tuple[int, int, bool, str | None]:
                 has_token = True
             pos = run_end
         if pos >= n:
-            return n, n, has_token, None
+            return n, n, has_token, None, None
         c = text[pos]
+        opened = pos
         if c == ";":
             if depth == 0 and begin_depth == 0:
-                return pos, pos + 1, has_token, None
+                return pos, pos + 1, has_token, None, None
             has_token = True
             pos += 1
             continue
@@ -154,7 +159,7 @@ def _scan_statement(text: str, pos: int) -> tuple[int, int, bool, str | None]:
         if c == "/":  # `/*`
             pos = _skip_block_comment(text, pos)
             if pos < 0:
-                return n, n, has_token, "comment"
+                return n, n, has_token, "comment", opened
             continue
         has_token = True
         if c == "(":
@@ -170,14 +175,14 @@ def _scan_statement(text: str, pos: int) -> tuple[int, int, bool, str | None]:
         elif c == '"':
             found = _IDENT_BODY.match(text, pos + 1)
             if found is None:
-                return n, n, True, "quoted identifier"
+                return n, n, True, "quoted identifier", opened
             pos = found.end()
         elif c == "$":
             delim = _DOLLAR_DELIM.match(text, pos)
             assert delim is not None  # a `$` that opens no quote is consumed as boring
             close = text.find(delim.group(), delim.end())
             if close < 0:
-                return n, n, True, "dollar-quoted string"
+                return n, n, True, "dollar-quoted string", opened
             pos = close + len(delim.group())
         else:  # identifier while tracking BEGIN ... END (routine bodies only)
             word = _IDENT_ONLY.match(text, pos)
@@ -187,7 +192,7 @@ def _scan_statement(text: str, pos: int) -> tuple[int, int, bool, str | None]:
                 begin_depth = _count_block(word.group().lower(), begin_depth)
             continue
         if pos < 0:
-            return n, n, True, "quoted string"
+            return n, n, True, "quoted string", opened
 
 
 _BORING_NO_IDENT = re.compile(

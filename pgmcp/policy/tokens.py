@@ -11,13 +11,13 @@ records them.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import SqlglotError, TokenError
 from sqlglot.tokenizer_core import Token, TokenType
 
+from pgmcp.policy.messages import Position, tokenize_violation
 from pgmcp.policy.rules import PGM001, PGM002, PGM003, PGM004, PGM005, PGM006, violation
 from pgmcp.policy.verdict import Violation
 
@@ -51,8 +51,6 @@ _KIND_MODIFIERS = frozenset({
     "RECURSIVE", "TRUSTED", "PROCEDURAL", "ON", "FOREIGN", "DEFAULT", "TEXT", "EVENT", "ACCESS", "CONSTRAINT",
 })  # fmt: skip
 
-# (line, column) in the statement of an offset in the text being checked.
-Position = Callable[[int | None], tuple[int | None, int | None]]
 
 _local = threading.local()
 
@@ -64,17 +62,6 @@ def tokenize(text: str) -> list[Token]:
     if tokenizer is None:
         tokenizer = _local.tokenizer = DIALECT.tokenizer_class(dialect=DIALECT)
     return list(tokenizer.tokenize(text))
-
-
-def error_summary(err: Exception) -> str:
-    """The first line of a sqlglot error, capped, for a violation message."""
-    text = str(err).splitlines()[0] if str(err) else type(err).__name__
-    return text[:300]
-
-
-def tokenize_error(err: Exception) -> Violation:
-    """The PGM001 violation for text that could not be tokenized."""
-    return violation(PGM001, f"the SQL could not be tokenized: {error_summary(err)}")
 
 
 @dataclass(frozen=True)
@@ -110,8 +97,8 @@ def peel_explain(sql: str, first: Token) -> Explain | Violation:
     rest_at = first.end + 1
     try:
         tokens = tokenize(sql[rest_at:])
-    except (TokenError, SqlglotError) as err:
-        return tokenize_error(err)
+    except (TokenError, SqlglotError):
+        return tokenize_violation(sql)
     options: list[str] = []
     analyze = False
     i = 0

@@ -26,7 +26,15 @@ from pgmcp.config.model import Config, DatabaseConfig
 from pgmcp.db.executor import Executor, PolicyCheck
 from pgmcp.db.pools import PoolSet
 from pgmcp.db.result import QueryResult
-from pgmcp.errors import AccessDenied, DatabaseError, DatabaseNotFound, Overloaded, PgmcpError, UsageError
+from pgmcp.errors import (
+    AccessDenied,
+    DatabaseError,
+    DatabaseNotFound,
+    Overloaded,
+    PgmcpError,
+    UndefinedObject,
+    UsageError,
+)
 from pgmcp.llm.breaker import CircuitBreaker
 from pgmcp.llm.factory import make_provider
 from pgmcp.observe.audit import record_execution, record_verdict
@@ -36,6 +44,7 @@ from pgmcp.observe.stats_file import StatsWriter
 from pgmcp.policy.claims import Unbound, refuse_unbound
 from pgmcp.policy.compiler import CompiledPolicy
 from pgmcp.policy.effective import effective_policies, effective_policy
+from pgmcp.policy.suggest import missing_relation_hint
 from pgmcp.policy.verdict import Verdict
 from pgmcp.schema.cache import SchemaCache
 from pgmcp.schema.filtered import describe, filter_snapshot, render_text
@@ -138,7 +147,9 @@ class Runtime:
                 await self.snapshot(name)
         for name in self.pools.names():
             SCHEMA_CACHE_AGE.labels(database=name).set_function(functools.partial(self._cache_age, name))
-            DB_ACTIVE_CONNECTIONS.labels(database=name).set(0)
+            # Make the series exist (at 0) without resetting it: the privilege audit may
+            # already hold a connection, and a reset would let its release go below zero.
+            DB_ACTIVE_CONNECTIONS.labels(database=name)
         if self._stats is not None:
             self._stats.start()
         logger.info("pgmcp ready: databases {}", ", ".join(self.pools.names()) or "(none)")
@@ -255,6 +266,10 @@ class Runtime:
         try:
             result = await self.executor.execute(database, sql)
         except (DatabaseError, Overloaded) as exc:  # raised only after the policy allowed the SQL
+            if isinstance(exc, UndefinedObject) and not exc.hint and database in self.policies:
+                # offer only what this principal's policy shows
+                exc.hint = missing_relation_hint(exc.message, self._snapshots.get(database),
+                                                 self.policy_for(database)[0])
             record_execution(database, sql, sql_run=None, row_count=None, truncated=None, error_code=exc.code,
                              elapsed_ms=(time.perf_counter() - started) * 1000)
             raise

@@ -86,7 +86,7 @@ def resolve_table(
     schema = fold(db) if db is not None else None
     candidates = candidate_schemas(name, schema, search_path, snapshot)
     if not candidates:
-        return Unresolved(table, f"relation {name} does not exist in the search path ({', '.join(search_path)})")
+        return Unresolved(table, f'relation "{name}" does not exist in the search path {", ".join(search_path)}')
     _write(table, "db", candidates[0])
     _write(table, "this", name)
     return RelationRef(table, candidates[0], name, candidates, fenced)

@@ -13,8 +13,10 @@ from pgmcp.errors import SourceLocation
 from pgmcp.policy.analysis import Access, Analysis
 from pgmcp.policy.compiler import CompiledPolicy, Decision
 from pgmcp.policy.lineage import TableKey, ancestors
+from pgmcp.policy.messages import missing_column
 from pgmcp.policy.parse import Parsed
 from pgmcp.policy.rules import PGM301, PGM302, PGM303, PGM304, Rule, violation
+from pgmcp.policy.suggest import column_hint
 from pgmcp.policy.verdict import Violation
 from pgmcp.schema.snapshot import SchemaSnapshot
 
@@ -39,10 +41,11 @@ def column_violations(
         tables = {(r.schema, r.name) for r in analysis.relations}
         if any(_restricted(policy, snapshot, t) for t in tables):
             for miss in analysis.unknown:
+                # Most often a typo: say so as PostgreSQL would, with the nearest visible names.
+                hint = column_hint(miss.name, sorted(tables), snapshot, policy)
                 out.append(violation(
                     PGM304,
-                    f"the schema cannot resolve a column: {miss.name}: the live schema knows no such column in "
-                    "the tables this query reads (a typo?); check the columns with describe_schema and name an "
+                    f"{missing_column(miss.name)}{hint}; check the columns with describe_schema and name an "
                     "existing one",
                     *parsed.node_position(miss.node),
                 ))

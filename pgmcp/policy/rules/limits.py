@@ -19,6 +19,7 @@ from sqlglot.errors import SqlglotError
 from pgmcp.errors import PolicyDenied
 from pgmcp.policy.analysis import RelationRef
 from pgmcp.policy.compiler import CompiledPolicy
+from pgmcp.policy.messages import syntax_message
 from pgmcp.policy.parse import Parsed
 from pgmcp.policy.rewrite import (
     CAP_ALIAS,
@@ -72,7 +73,8 @@ def rewrite(
                 return (
                     tree,
                     None,
-                    [violation(PGM502, f"row filter of {rf.table} does not parse: {err}", source=rf.source)],
+                    [violation(PGM502, f"row filter of {rf.table} does not parse: {syntax_message(err, rf.condition)}",
+                               source=rf.source)],
                 )
             if schema != ref.schema:
                 # Without a snapshot the reference might resolve to another schema at run time.

@@ -7,6 +7,7 @@ from pgmcp.policy.compiler import CompiledPolicy
 from pgmcp.policy.lineage import ancestors, view_reads
 from pgmcp.policy.parse import Parsed
 from pgmcp.policy.rules import PGM201, PGM203, PGM204, PGM502, violation
+from pgmcp.policy.suggest import table_hint
 from pgmcp.policy.verdict import TraceEntry, Violation
 from pgmcp.schema.snapshot import SchemaSnapshot
 
@@ -21,10 +22,11 @@ def relation_violations(
 ) -> list[Violation]:
     out: list[Violation] = []
     for miss in unresolved:
+        hint = table_hint(miss.node.name, snapshot, policy)
         out.append(
             violation(
                 PGM203,
-                f"{miss.reason}; name an existing table, schema-qualified",
+                f"{miss.reason}{hint}; name an existing table, schema-qualified",
                 *parsed.node_position(miss.node),
             )
         )
