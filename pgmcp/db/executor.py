@@ -282,7 +282,11 @@ class Executor:
             if server_side and not is_connection_lost(exc):
                 await conn.execute("ROLLBACK")  # the server reported an error; the connection is fine
             else:
-                conn.terminate()  # cancelled, timed out or broken: do not reuse this connection
+                # Cancelled, timed out or broken: do not reuse this connection. A concurrent call
+                # that found the server gone may have terminated the whole pool already, and then
+                # this proxy refuses (InterfaceError); the original error is what the caller needs.
+                with contextlib.suppress(Exception):
+                    conn.terminate()
             raise
         await conn.execute("ROLLBACK")
         return got
