@@ -207,6 +207,13 @@ def _pip_version(venv: Path, pkg: str) -> str | None:
     return found[0].removesuffix(".dist-info").rsplit("-", 1)[-1] if found else None
 
 
+def _other_pgmcp(pgmcp: Server, spec: str) -> Server:
+    """pgmcp from another checkout (NAME=DIR), run as `python -m pgmcp` with DIR first on the path."""
+    name, _, tree = spec.partition("=")
+    return Server(name, sys.executable, ["-m", "pgmcp", *pgmcp.args], pgmcp.tool, env={"PYTHONPATH": tree},
+                  version=f"{tree}", note=f"pgmcp from {tree}")
+
+
 def build_servers(cache: Path, pg: TemporaryPostgres, only: set[str] | None) -> tuple[list[Server], dict[str, str]]:
     """The servers to measure, and {name: why it is missing} for peers that failed to install."""
     dsn = f"postgresql://{ROLE}:{PASSWORD}@127.0.0.1:{pg.port}/{DBNAME}"
@@ -503,6 +510,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--big-runs", type=int, default=3)
+    parser.add_argument("--pgmcp-tree", action="append", default=[], metavar="NAME=DIR",
+                        help="also run the pgmcp of another checkout DIR (e.g. `git archive` of main) as NAME, "
+                             "with this venv's dependencies: before/after in one run")
     parser.add_argument("--quick", action="store_true", help="few runs: a smoke test, not numbers to publish")
     parser.add_argument("--out", type=Path, help="write the raw timings and the summary as JSON here")
     parser.add_argument("--json", action="store_true", help="print one JSON line (the summary) at the end")
@@ -516,6 +526,7 @@ def main() -> None:
         pg.run_sql(f"CREATE DATABASE {DBNAME}")
         pg.run_sql(SETUP_SQL, DBNAME)
         servers, failed = build_servers(args.cache, pg, only)
+        servers[1:1] = [_other_pgmcp(servers[0], spec) for spec in args.pgmcp_tree if servers]
         with tempfile.TemporaryFile("w+") as errlog:
             try:
                 results = asyncio.run(run_all(servers, args, errlog))

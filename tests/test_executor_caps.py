@@ -21,8 +21,9 @@ import pytest
 from pgmcp.config.model import DatabaseConfig, LimitsConfig, PoolConfig
 from pgmcp.db import executor as executor_module
 from pgmcp.db.executor import Checker, Executor, PolicyCheck
+from pgmcp.db.offload import INLINE_CHECK_BYTES, InlineBudget
 from pgmcp.db.pools import PoolSet
-from pgmcp.errors import QueryTimeout
+from pgmcp.errors import PolicyDenied, QueryTimeout
 from pgmcp.policy.compiler import compile_policy
 from pgmcp.policy.document import load_policy_spec
 from pgmcp.policy.verdict import Verdict
@@ -242,3 +243,45 @@ async def test_a_hostile_check_in_a_checker_process_is_killed_at_the_deadline(ma
         await ex.execute("main", hostile)
     assert time.monotonic() - started < 4
     assert (await ex.execute("main", "SELECT 41 + 1 AS n")).rows == [[42]]
+
+
+def in_list(size: int) -> str:
+    """`SELECT 1 AS n WHERE 1 IN (1, 1, ...)` of about `size` bytes."""
+    return "SELECT 1 AS n WHERE 1 IN (" + ",".join(["1"] * (size // 2)) + ")"
+
+
+# (id, statement, whether a checker process checks it, refused with this rule or allowed (None))
+ROUTES = [
+    ("small: inline", "SELECT 41 + 1 AS n", False, None),
+    ("at the inline size: inline", in_list(INLINE_CHECK_BYTES - 40), False, None),
+    ("over the inline size: a checker process", in_list(INLINE_CHECK_BYTES + 100), True, None),
+    ("over max_sql_bytes: refused inline before parsing", in_list(200_000), False, "PGM007"),
+]
+
+
+@pytest.mark.parametrize(("sql", "in_process", "refused"), [r[1:] for r in ROUTES], ids=[r[0] for r in ROUTES])
+async def test_small_statements_are_checked_inline_and_large_ones_in_a_process(
+    make: Any, sql: str, in_process: bool, refused: str | None
+) -> None:
+    ex = await make(checker=PolicyCheck.fixed(BASELINE))
+    await ex.start()
+    assert ex.checker_processes == 0  # nothing is started ahead of the first large statement
+    if refused is None:
+        assert (await ex.execute("main", sql)).rows == [[1 if "IN (" in sql else 42]]
+    else:
+        with pytest.raises(PolicyDenied) as caught:
+            await ex.execute("main", sql)
+        assert [v.rule for v in caught.value.verdict.violations] == [refused]
+    assert ex.checker_processes == (1 if in_process else 0)
+
+
+def test_the_inline_budget_runs_out_and_refills() -> None:
+    now = [0.0]
+    budget = InlineBudget(budget=0.2, window=1.0, clock=lambda: now[0])
+    assert budget.allows()
+    budget.spent(0.25)  # one check took longer than the whole budget
+    assert not budget.allows()
+    now[0] = 0.2  # drained at 0.2 s per second: 0.21 s left, still over
+    assert not budget.allows()
+    now[0] = 0.3  # 0.19 s left
+    assert budget.allows()

@@ -2,16 +2,16 @@
 
 Each call has one deadline (the statement timeout) covering the check, the execution and the
 encoding; past it the call fails with `QueryTimeout` and its work is abandoned
-(`pgmcp.db.offload`). The SQL is checked first, off the event loop (a refusal raises
-PolicyDenied carrying the verdict; nothing runs). What runs is exactly `verdict.executable_sql`,
-through the extended protocol only (Parse rejects multi-statement text), inside
-`BEGIN READ ONLY` with the hardening re-applied by `SET LOCAL`; a SELECT is wrapped by pgmcp's
-own value-size cap (`pgmcp.db.valuecap`). Rows are read through a cursor in batches, so no more
-than `max_rows + 1` rows ever leave the server, and reading stops once their size (as
-PostgreSQL measures it) passes twice `max_result_bytes`. Then the transaction is rolled back
-(which also undoes any session-level `set_config` the statement made), and only then are the
-rows encoded, in a thread, where the exact JSON size cut is made: pgmcp's own work never keeps
-a transaction open.
+(`pgmcp.db.offload`). The SQL is checked first: a small statement on the event loop, a
+large one in a checker process (a refusal raises PolicyDenied carrying the verdict; nothing
+runs). What runs is exactly `verdict.executable_sql`, through the extended protocol only (Parse
+rejects multi-statement text), inside `BEGIN READ ONLY` with the hardening re-applied by `SET
+LOCAL`; a SELECT is wrapped by pgmcp's own value-size cap (`pgmcp.db.valuecap`). Rows are read
+through a cursor in batches, so no more than `max_rows + 1` rows ever leave the server, and
+reading stops once their size (as PostgreSQL measures it) passes twice `max_result_bytes`. Then
+the transaction is rolled back (which also undoes any session-level `set_config` the statement
+made), and only then are the rows encoded (a small result inline, a larger one in a thread),
+where the exact JSON size cut is made: pgmcp's own work never keeps a transaction open.
 
 Round trips per statement: `BEGIN READ ONLY` and the `SET LOCAL`s are one simple-protocol
 execute of pgmcp's own text (never the user's SQL); then Parse/Describe of the statement, and
@@ -27,13 +27,20 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from pgmcp.config.model import LimitsConfig
 from pgmcp.db.concurrency import Limiter
-from pgmcp.db.offload import CheckWorkers, Deadline, Encoders
+from pgmcp.db.offload import (
+    INLINE_CHECK_BYTES,
+    INLINE_ENCODE_BYTES,
+    CheckWorkers,
+    Deadline,
+    Encoders,
+    InlineBudget,
+)
 from pgmcp.db.pgerrors import is_connection_lost, translate
 from pgmcp.db.pools import PoolSet
 from pgmcp.db.result import Column, QueryResult
@@ -45,6 +52,7 @@ from pgmcp.policy.compiler import CompiledPolicy
 from pgmcp.policy.verdict import Verdict
 from pgmcp.schema.snapshot import SchemaSnapshot
 
+_T = TypeVar("_T")
 Checker = Callable[[str], Verdict]
 VerdictHook = Callable[[str, str, Verdict, float], None]  # database, sql, verdict, milliseconds
 CLIENT_GRACE = 2.0  # seconds past the deadline before the client gives up on the server
@@ -96,6 +104,7 @@ class _Fetched:
     truncated_reason: str | None = None
     omitted: dict[str, None] = field(default_factory=dict)  # columns with values left out, in order
     types: tuple[str, ...] = ()  # the encoder's names of the column types (serialize.type_key)
+    size: int = 0  # the rows' size as PostgreSQL measures it (valuecap.approx_size)
 
 
 class Executor:
@@ -128,18 +137,19 @@ class Executor:
         self._limiter = Limiter.for_queries(limits)  # every query, from every tool and database
         self._workers = CheckWorkers(limits.max_concurrent_queries)
         self._encoders = Encoders(limits.max_concurrent_queries)
-        self._warming: asyncio.Task[None] | None = None
+        self._inline = InlineBudget()
 
     async def start(self) -> None:
-        """Start a checker process ahead of the first call (in the background, so that it does
-        not delay startup), when any check runs in one."""
-        if any(isinstance(c, PolicyCheck) for c in self._checkers.values()):
-            self._warming = asyncio.get_running_loop().create_task(self._workers.start())
+        """Nothing to start ahead: checker processes start on the first statement too large to
+        be checked inline (`pgmcp.db.offload`), so they cost nothing at startup."""
+
+    @property
+    def checker_processes(self) -> int:
+        """Policy-checker processes started so far and still running (none until a statement
+        too large to be checked inline comes)."""
+        return self._workers.processes
 
     async def close(self) -> None:
-        if self._warming is not None:
-            with contextlib.suppress(BaseException):
-                await self._warming
         await self._workers.close()
         self._encoders.close()
 
@@ -166,7 +176,10 @@ class Executor:
         follow_up: VerdictFollowUp | None = None
         if isinstance(checker, PolicyCheck):
             policy, follow_up = checker.policy()
-            verdict = await self._workers.check(database, policy, checker.snapshot(), sql, deadline)
+            if self._check_inline(sql, policy):
+                verdict = self._timed(lambda: check(sql, policy, checker.snapshot()))
+            else:
+                verdict = await self._workers.check(database, policy, checker.snapshot(), sql, deadline)
         else:
             verdict = await self._encoders.run(
                 lambda: checker(sql), deadline, "checking the SQL against the policy"
@@ -176,6 +189,20 @@ class Executor:
         if follow_up is not None:
             follow_up(verdict)
         return verdict
+
+    def _check_inline(self, sql: str, policy: CompiledPolicy) -> bool:
+        """Small statements, and those refused by their length before parsing, are checked on the
+        event loop while its inline budget lasts (`pgmcp.db.offload`)."""
+        if len(sql) > INLINE_CHECK_BYTES:  # characters: never more than the UTF-8 bytes
+            return len(sql) > policy.spec.max_sql_bytes
+        return len(sql.encode("utf-8")) <= INLINE_CHECK_BYTES and self._inline.allows()
+
+    def _timed(self, work: Callable[[], _T]) -> _T:
+        started = time.perf_counter()
+        try:
+            return work()
+        finally:
+            self._inline.spent(time.perf_counter() - started)
 
     async def execute(self, database: str, sql: str) -> QueryResult:
         """Check `sql`, then run exactly the checked text read-only; see the module docstring."""
@@ -207,9 +234,12 @@ class Executor:
                     if attempt == 1 and is_connection_lost(exc):
                         continue
                     raise translate(exc, ctx) from exc
-            rows, rows_json, reason = await self._encoders.run(
-                lambda: self._encode(got), deadline, "encoding the result"
-            )
+            if got.size <= INLINE_ENCODE_BYTES and self._inline.allows():
+                rows, rows_json, reason = self._timed(lambda: self._encode(got))
+            else:
+                rows, rows_json, reason = await self._encoders.run(
+                    lambda: self._encode(got), deadline, "encoding the result"
+                )
         if reason is None:
             reason = self._policy_cap_reached(database, verdict, len(rows))
         return QueryResult(
@@ -252,7 +282,11 @@ class Executor:
             if server_side and not is_connection_lost(exc):
                 await conn.execute("ROLLBACK")  # the server reported an error; the connection is fine
             else:
-                conn.terminate()  # cancelled, timed out or broken: do not reuse this connection
+                # Cancelled, timed out or broken: do not reuse this connection. A concurrent call
+                # that found the server gone may have terminated the whole pool already, and then
+                # this proxy refuses (InterfaceError); the original error is what the caller needs.
+                with contextlib.suppress(Exception):
+                    conn.terminate()
             raise
         await conn.execute("ROLLBACK")
         return got
@@ -280,6 +314,7 @@ class Executor:
                     size += row_size
                     out.omitted.update(dict.fromkeys(omitted))
                 out.rows.append(values)
+                out.size = size
                 if size > budget:
                     out.truncated_reason = self._bytes_reason(len(out.rows))
                     return out
@@ -301,7 +336,10 @@ class Executor:
         parts: list[bytes] = []
         reason = got.truncated_reason
         size = 2  # "[]"
-        for values in got.rows:
+        fetched, got.rows = got.rows, []  # each row's values are dropped once written:
+        fetched.reverse()  # never the values and the JSON of every row at once
+        while fetched:
+            values = fetched.pop()
             row = encode.encode(values)
             # Measured as ASCII-escaped JSON (never less than its UTF-8 size): the cap errs on the safe side.
             row_size = (len(row) if row.isascii() else len(_ENCODER.encode(orjson.loads(row)))) + 1
@@ -310,6 +348,7 @@ class Executor:
                 break
             parts.append(row)
             size += row_size
+        fetched.clear()
         if got.omitted:
             shown = ", ".join(repr(c) for c in got.omitted)
             note = (

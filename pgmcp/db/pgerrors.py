@@ -62,7 +62,12 @@ def is_connection_lost(exc: BaseException) -> bool:
         return bool(exc.sqlstate != "3D000")
     if isinstance(exc, asyncpg.InterfaceError):
         text = str(exc)
-        return "connection is closed" in text or "connection was closed" in text
+        # "cannot switch to state N; another operation (M) is in progress": the protocol state of
+        # a connection whose server went away mid-call (seen while PostgreSQL restarts under load);
+        # the connection is unusable, so it is lost like a closed one.
+        return "connection is closed" in text or "connection was closed" in text or (
+            "another operation" in text and "in progress" in text
+        )
     return isinstance(exc, OSError)
 
 
