@@ -125,6 +125,8 @@ def test_a_superuser_is_one_finding(
     code, out = check(config, capsys, "--strict")
     assert code == 1
     assert "privilege audit: 1 finding(s)" in out and "is a superuser; fix: connect as a least-privilege role" in out
+    # The grants advised are for a role of its own: without --role they would go to the superuser.
+    assert "--database shop --role pgmcp_ro --login` as an admin, then log in as pgmcp_ro" in out
 
 
 def test_require_grants_fails_check_config(

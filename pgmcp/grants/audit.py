@@ -46,7 +46,10 @@ async def audit(conn: Any, database: str, policy: CompiledPolicy, grants_command
     """Every finding for the role of `conn` (after SET ROLE) under `policy`."""
     fix = f"apply the SQL printed by `{grants_command}` as an admin"
     report = await check_role(conn)
-    findings = [Finding("role", f"role {report.current_role}", w, f"connect as a least-privilege role ({fix})")
+    # Without --role the grants would go to this very role: advise a role of its own.
+    own_role = (f"connect as a least-privilege role of its own (apply the SQL printed by "
+                f"`{grants_command} --role pgmcp_ro --login` as an admin, then log in as pgmcp_ro)")
+    findings = [Finding("role", f"role {report.current_role}", w, own_role)
                 for w in report.warnings if "superuser" in w or "BYPASSRLS" in w]
     if any("superuser" in f.message for f in findings):
         return findings  # every privilege check passes for it: nothing else can be judged
