@@ -23,8 +23,9 @@ import contextlib
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -192,3 +193,26 @@ def _fresh_fake(request: pytest.FixtureRequest) -> None:
         server = request.getfixturevalue("fake")
         if isinstance(server, FakeLLMServer):  # (a module may define a `fake` of its own)
             server.reset()
+
+
+# The reader-role modules (red team, attribute notation, name resolution) each define a
+# module-scoped `role` fixture (tests/readers.py); these two read through that role.
+@pytest.fixture(scope="module")
+async def snapshot(pg_database: TestDatabase, role: str) -> Any:
+    """The schema snapshot as the module's reader `role` sees it."""
+    from pgmcp.schema.introspect import introspect_dsn
+    from tests.mcp_setup import role_dsn
+
+    return await introspect_dsn(role_dsn(pg_database, role), pg_database.name)
+
+
+@pytest.fixture(scope="module")
+async def conn(pg_database: TestDatabase, role: str) -> AsyncIterator[Any]:
+    """A plain asyncpg connection as the module's reader `role` (no pgmcp in between)."""
+    import asyncpg
+
+    from tests.mcp_setup import role_dsn
+
+    connection = await asyncpg.connect(role_dsn(pg_database, role))
+    yield connection
+    await connection.close()

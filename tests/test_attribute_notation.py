@@ -7,7 +7,7 @@ while attribute notation that is, or may be, a call stays refused.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,8 @@ import pytest
 from pgmcp.policy.checker import check
 from pgmcp.policy.compiler import compile_policy
 from pgmcp.policy.document import load_policy_spec
-from pgmcp.schema.introspect import introspect_dsn
 from pgmcp.schema.snapshot import ColumnInfo, CompositeType, SchemaSnapshot
 from tests.conftest import TestDatabase
-from tests.mcp_setup import role_dsn
 from tests.readers import reader_role, run_read_only
 from tests.test_shop_analyst_pg import FIXTURE
 
@@ -68,18 +66,6 @@ POLICIES = {"baseline": BASELINE, "shop-analyst": SHOP}
 @pytest.fixture(scope="module")
 def role(pg_database: TestDatabase) -> Iterator[str]:
     yield from reader_role(pg_database, FIXTURE + EXTRA, "fields")
-
-
-@pytest.fixture(scope="module")
-async def snapshot(pg_database: TestDatabase, role: str) -> SchemaSnapshot:
-    return await introspect_dsn(role_dsn(pg_database, role), pg_database.name)
-
-
-@pytest.fixture(scope="module")
-async def conn(pg_database: TestDatabase, role: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(role_dsn(pg_database, role))
-    yield connection
-    await connection.close()
 
 
 async def run(conn: asyncpg.Connection, sql: str) -> list[list[Any]]:

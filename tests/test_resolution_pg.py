@@ -9,7 +9,7 @@ return exactly what the policy lets through.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,8 @@ import pytest
 from pgmcp.policy.checker import check
 from pgmcp.policy.compiler import compile_policy
 from pgmcp.policy.document import load_policy_spec
-from pgmcp.schema.introspect import introspect_dsn
 from pgmcp.schema.snapshot import SchemaSnapshot
 from tests.conftest import TestDatabase
-from tests.mcp_setup import role_dsn
 from tests.readers import reader_role, run_read_only
 from tests.test_shop_analyst_pg import FIXTURE
 
@@ -110,18 +108,6 @@ LEGIT: list[tuple[str, list[list[Any]]]] = [
 @pytest.fixture(scope="module")
 def role(pg_database: TestDatabase) -> Iterator[str]:
     yield from reader_role(pg_database, FIXTURE, "resolve")
-
-
-@pytest.fixture(scope="module")
-async def snapshot(pg_database: TestDatabase, role: str) -> SchemaSnapshot:
-    return await introspect_dsn(role_dsn(pg_database, role), pg_database.name)
-
-
-@pytest.fixture(scope="module")
-async def conn(pg_database: TestDatabase, role: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(role_dsn(pg_database, role))
-    yield connection
-    await connection.close()
 
 
 async def outcome(conn: asyncpg.Connection, sql: str) -> str:
