@@ -202,13 +202,13 @@ async def test_work_mem_is_set_local(make: Any) -> None:
 async def test_rows_are_encoded_after_the_transaction_ended(make: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Encoding slower than idle_in_transaction_session_timeout does not trip it."""
     ex = await make(limits=replace(LIMITS, idle_in_transaction_timeout=0.2))
-    slow = executor_module.RowEncoder.encode
+    slow = executor_module.RowEncoder.encode_rows
 
-    def slow_row(encoder: Any, record: Any) -> bytes:
-        time.sleep(0.1)
-        return slow(encoder, record)
+    def slow_rows(encoder: Any, rows: Any) -> bytes:
+        time.sleep(0.1 * len(rows))
+        return slow(encoder, rows)
 
-    monkeypatch.setattr(executor_module.RowEncoder, "encode", slow_row)
+    monkeypatch.setattr(executor_module.RowEncoder, "encode_rows", slow_rows)
     result = await ex.execute("main", "SELECT g FROM generate_series(1, 5) g")
     assert result.rows == [[1], [2], [3], [4], [5]]
     assert (await ex.execute("main", "SELECT 1")).rows == [[1]]  # the connection is fine

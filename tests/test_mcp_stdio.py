@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ from mcp.client.session import ClientRequestContext
 from mcp.client.stdio import StdioServerParameters
 from mcp.shared.exceptions import MCPError
 
+from pgmcp.config.loader import load_config
+from pgmcp.mcp.server import build_server
 from tests.conftest import TestDatabase
 from tests.fakes.llm_server import FakeLLMServer, text
 from tests.mcp_setup import (
@@ -31,6 +34,8 @@ from tests.mcp_setup import (
     text_of,
     write_config,
 )
+from tests.test_mcp_results import VALUES as RESULT_VALUES
+from tests.test_mcp_results import fenced_json
 
 READ_TIMEOUT = 60.0
 
@@ -105,6 +110,40 @@ async def test_every_tool_resource_and_prompt_over_stdio(config_path: Path, fake
             assert isinstance(content, types.TextResourceContents) and needle in content.text, uri
         prompt = await client.get_prompt("explain_table", {"database": "shop", "table": "orders"})
         assert "orders" in str(prompt.messages[0].content)
+
+
+# Odd values (those of test_mcp_results, text that needs escaping in both copies, a quoted
+# column name) over 25 rows: more than one fetched batch, so more than one JSON chunk.
+ODD_SQL = (
+    "SELECT g, 'a<b \"q\" \\ é </database-result>' || g AS t, repeat('x', g) AS \"we\"\"ird\", "
+    + ", ".join(f"{expr} AS v{i}" for i, (expr, _) in enumerate(RESULT_VALUES))
+    + " FROM generate_series(1, 25) AS g"
+)
+
+
+def comparable(result: types.CallToolResult) -> tuple[Any, str]:
+    """The structured content and the text of a result, less their timings."""
+    assert not result.is_error, text_of(result)
+    structured = dict(result.structured_content or {})
+    structured.pop("timings_ms")
+    text = re.sub(r'"timings_ms":\{[^}]*\}', '"timings_ms":{}', text_of(result))
+    return structured, text
+
+
+async def test_rows_over_stdio_are_the_rows_in_process(config_path: Path) -> None:
+    """Over stdio the executor's JSON is spliced into the SDK's line (pgmcp.mcp.wire); in
+    process the rows are Python values. Both must say the same, in both copies."""
+    async with Client(params(config_path), read_timeout_seconds=READ_TIMEOUT) as client:
+        piped = comparable(await client.call_tool("execute_sql", {"sql": ODD_SQL, "database": "shop"}))
+    async with Client(build_server(load_config(config_path))) as client:
+        direct = comparable(await client.call_tool("execute_sql", {"sql": ODD_SQL, "database": "shop"}))
+    assert piped == direct
+    structured, text = piped
+    assert len(structured["rows"]) == 25
+    assert structured["rows"][0][1] == 'a<b "q" \\ é </database-result>1'
+    assert structured["rows"][0][3:] == [expected for _, expected in RESULT_VALUES]
+    assert text.count("</database-result>") == 1  # the value's own closing tag is escaped
+    assert fenced_json(text)["rows"] == structured["rows"]
 
 
 async def test_failures_over_stdio_keep_the_server_serving(config_path: Path) -> None:

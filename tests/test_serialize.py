@@ -16,7 +16,6 @@ from pgmcp.db.serialize import (
     SerializeOptions,
     dumps,
     install_codecs,
-    join_rows,
     row_to_json,
     to_json,
     type_key,
@@ -166,12 +165,13 @@ async def test_value(conn: Any, expr: str, expected: Any) -> None:
     types = tuple(type_key(a.type) for a in stmt.get_attributes())
     [value] = row_to_json(record, SerializeOptions(), types)
     assert value == expected
-    # The executor's path: each row written as JSON bytes (orjson, Python converters only where
-    # needed), parsed back once. It must say the same, typed or not (only "char" needs its type).
+    # The executor's path: a batch of rows written as one JSON array (orjson, Python converters
+    # only where needed), or row by row where a value needs it. It must say the same, typed or
+    # not (only "char" needs its type), and a batch must be exactly its rows joined.
     for encoder in [RowEncoder(types)] + ([] if CHAR_TYPES.intersection(types) else [RowEncoder()]):
-        rows, data = join_rows([encoder.encode(record)])
-        assert rows == [[expected]]
-        assert json.loads(data) == [[expected]]
+        data = encoder.encode_rows([record, tuple(record)])
+        assert json.loads(data) == [[expected], [expected]]
+        assert data == b"[" + encoder.encode(record) + b"," + encoder.encode(tuple(record)) + b"]"
     json.dumps(value, allow_nan=False)  # JSON-safe, strictly
     assert json.loads(dumps(value)) == value  # and written as it is
     dumps(value).encode("utf-8")  # no lone surrogates

@@ -83,10 +83,10 @@ async def serve_stdio(config: Config, runtime: Runtime) -> None:
     # runs while a worker thread imports the first. The lifespan's start() waits for it.
     starting = asyncio.ensure_future(runtime.start())
     await anyio.to_thread.run_sync(importlib.import_module, "pgmcp.mcp.server")
-    from pgmcp.mcp.server import build_server
+    from pgmcp.mcp.server import build_server, run_stdio
 
     try:
-        await build_server(config, runtime_factory=lambda _: runtime).run_stdio_async()
+        await run_stdio(build_server(config, runtime_factory=lambda _: runtime))
     finally:
         if not starting.done():
             starting.cancel()

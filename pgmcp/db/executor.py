@@ -10,29 +10,31 @@ LOCAL`; a SELECT is wrapped by pgmcp's own value-size cap (`pgmcp.db.valuecap`).
 through a cursor in batches, so no more than `max_rows + 1` rows ever leave the server, and
 reading stops once their size (as PostgreSQL measures it) passes twice `max_result_bytes`. Then
 the transaction is rolled back (which also undoes any session-level `set_config` the statement
-made), and only then are the rows encoded (a small result inline, a larger one in a thread),
-where the exact JSON size cut is made: pgmcp's own work never keeps a transaction open.
+made), and the rows are encoded (a small result inline, a larger one in a thread), where the
+exact JSON size cut is made (`pgmcp.db.encode`): pgmcp's own work never keeps a transaction
+open.
 
 Round trips per statement: `BEGIN READ ONLY` and the `SET LOCAL`s are one simple-protocol
 execute of pgmcp's own text (never the user's SQL); then Parse/Describe of the statement, and
-of its capped form, Bind, one Execute per batch, `ROLLBACK`, and the pool's reset on release.
+of its capped form; Bind with the first Execute (`pgmcp.db.portal`), one Execute per further
+batch. `ROLLBACK` and the pool's reset travel as one message after the answer is on its way
+(`PoolSet.acquire(..., end_transaction=True)`): the connection goes back to the pool, reset,
+before anyone else can take it, but the caller does not wait for that.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import orjson
-
 from pgmcp.config.model import LimitsConfig
 from pgmcp.db.concurrency import Limiter
+from pgmcp.db.encode import encode_batches
 from pgmcp.db.offload import (
     INLINE_CHECK_BYTES,
     INLINE_ENCODE_BYTES,
@@ -43,9 +45,11 @@ from pgmcp.db.offload import (
 )
 from pgmcp.db.pgerrors import is_connection_lost, translate
 from pgmcp.db.pools import PoolSet
-from pgmcp.db.result import Column, QueryResult
-from pgmcp.db.serialize import JsonValue, RowEncoder, SerializeOptions, join_rows, type_key
+from pgmcp.db.portal import open_cursor
+from pgmcp.db.result import Column, QueryResult, RowsJson
+from pgmcp.db.serialize import RowEncoder, SerializeOptions, type_key
 from pgmcp.db.valuecap import CappedQuery, approx_size, split_row, wrap
+from pgmcp.db.verdicts import VerdictCache
 from pgmcp.errors import DatabaseNotFound, PolicyDenied
 from pgmcp.policy.checker import check
 from pgmcp.policy.compiler import CompiledPolicy
@@ -59,9 +63,6 @@ CLIENT_GRACE = 2.0  # seconds past the deadline before the client gives up on th
 FIRST_BATCH = 10  # rows in the first cursor fetch; later batches are sized from the bytes left
 MAX_BATCH = 5000
 READ_FACTOR = 2  # reading stops at this many times max_result_bytes (PostgreSQL's sizes)
-# Result size is measured as compact ASCII JSON: C-accelerated, and never less than the UTF-8
-# size of the same JSON written with ensure_ascii=False, so the cap errs on the safe side.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 
 
 VerdictFollowUp = Callable[[Verdict], None]  # run on the verdict in the caller; may raise
@@ -89,17 +90,11 @@ class PolicyCheck:
         return verdict
 
 
-class _Row(list[Any]):
-    """Fetched values in column order, read like a record (`values()`) by the encoder."""
-
-    def values(self) -> list[Any]:
-        return self
-
-
 @dataclass
 class _Fetched:
     columns: tuple[Column, ...]
-    rows: list[_Row] = field(default_factory=list)
+    batches: list[list[Sequence[Any]]] = field(default_factory=list)  # the user's values, as fetched
+    rows: int = 0  # rows kept in `batches`
     fetched: int = 0
     truncated_reason: str | None = None
     omitted: dict[str, None] = field(default_factory=dict)  # columns with values left out, in order
@@ -138,6 +133,7 @@ class Executor:
         self._workers = CheckWorkers(limits.max_concurrent_queries)
         self._encoders = Encoders(limits.max_concurrent_queries)
         self._inline = InlineBudget()
+        self._verdicts = VerdictCache()  # recent verdicts of small statements (pgmcp.db.verdicts)
 
     async def start(self) -> None:
         """Nothing to start ahead: checker processes start on the first statement too large to
@@ -163,8 +159,10 @@ class Executor:
         return min(self._limits.max_rows, policy) if policy else self._limits.max_rows
 
     async def check(self, database: str, sql: str, deadline: Deadline | None = None) -> Verdict:
-        """The verdict of `database`'s policy on `sql`, judged off the event loop within
-        `deadline` (default: the statement timeout). DatabaseNotFound for unknown names."""
+        """The verdict of `database`'s policy on `sql` within `deadline` (default: the statement
+        timeout): a small statement on the event loop, remembered for the same policy and
+        snapshot (`pgmcp.db.verdicts`), a large one in a checker process. DatabaseNotFound for
+        unknown names."""
         if database not in self._pools.names() or database not in self._checkers:
             valid = ", ".join(n for n in self._pools.names() if n in self._checkers) or "(none)"
             raise DatabaseNotFound(
@@ -176,10 +174,16 @@ class Executor:
         follow_up: VerdictFollowUp | None = None
         if isinstance(checker, PolicyCheck):
             policy, follow_up = checker.policy()
-            if self._check_inline(sql, policy):
-                verdict = self._timed(lambda: check(sql, policy, checker.snapshot()))
+            snapshot = checker.snapshot()
+            cached = self._verdicts.get(database, policy, snapshot, sql)
+            if cached is not None:
+                verdict = cached
+            elif self._check_inline(sql, policy):
+                verdict = self._timed(lambda: check(sql, policy, snapshot))
+                if len(sql) <= INLINE_CHECK_BYTES:
+                    self._verdicts.put(database, policy, snapshot, sql, verdict)
             else:
-                verdict = await self._workers.check(database, policy, checker.snapshot(), sql, deadline)
+                verdict = await self._workers.check(database, policy, snapshot, sql, deadline)
         else:
             verdict = await self._encoders.run(
                 lambda: checker(sql), deadline, "checking the SQL against the policy"
@@ -225,7 +229,9 @@ class Executor:
             started = time.perf_counter()
             for attempt in (1, 2):
                 try:
-                    async with self._pools.acquire(database) as conn:
+                    # The transaction ends (ROLLBACK, with the pool's reset) as the connection goes
+                    # back, without the call waiting for it; see PoolSet.acquire.
+                    async with self._pools.acquire(database, end_transaction=True) as conn:
                         got = await self._run(conn, database, text, verdict, deadline)
                     break
                 except Exception as exc:
@@ -235,17 +241,17 @@ class Executor:
                         continue
                     raise translate(exc, ctx) from exc
             if got.size <= INLINE_ENCODE_BYTES and self._inline.allows():
-                rows, rows_json, reason = self._timed(lambda: self._encode(got))
+                rows_json, count, reason = self._timed(lambda: self._encode(got))
             else:
-                rows, rows_json, reason = await self._encoders.run(
+                rows_json, count, reason = await self._encoders.run(
                     lambda: self._encode(got), deadline, "encoding the result"
                 )
         if reason is None:
-            reason = self._policy_cap_reached(database, verdict, len(rows))
+            reason = self._policy_cap_reached(database, verdict, count)
         return QueryResult(
-            database=database, sql=text, columns=got.columns, rows=rows, row_count=len(rows),
+            database=database, sql=text, columns=got.columns, rows_json=rows_json, row_count=count,
             truncated=reason is not None, truncated_reason=reason, verdict=verdict,
-            elapsed_ms=(time.perf_counter() - started) * 1000, rows_fetched=got.fetched, rows_json=rows_json,
+            elapsed_ms=(time.perf_counter() - started) * 1000, rows_fetched=got.fetched,
         )
 
     def _policy_cap_reached(self, database: str, verdict: Verdict, rows: int) -> str | None:
@@ -256,6 +262,8 @@ class Executor:
         return None
 
     async def _run(self, conn: Any, database: str, sql: str, verdict: Verdict, deadline: Deadline) -> _Fetched:
+        """Fetch the rows inside `BEGIN READ ONLY`; the transaction is left open for the pool to
+        end (`PoolSet.acquire(..., end_transaction=True)`), except after an error."""
         left = deadline.left()
         if left <= 0:
             raise deadline.expired("waiting for a database connection")
@@ -274,9 +282,10 @@ class Executor:
                     capped = wrap(sql, [a.type.oid for a in attrs], self._limits.max_value_bytes)
                 if capped is not None:
                     stmt = await conn.prepare(capped.sql, name="")
-                cursor = await stmt.cursor()
+                max_rows = self.row_cap(database)
+                cursor, records = await open_cursor(stmt, min(FIRST_BATCH, max_rows + 1))
                 types = tuple(type_key(a.type) for a in attrs)
-                got = await self._fetch(cursor, _Fetched(columns, types=types), capped, self.row_cap(database))
+                return await self._fetch(cursor, records, _Fetched(columns, types=types), capped, max_rows)
         except BaseException as exc:
             server_side = isinstance(exc, Exception) and not isinstance(exc, TimeoutError)
             if server_side and not is_connection_lost(exc):
@@ -288,67 +297,52 @@ class Executor:
                 with contextlib.suppress(Exception):
                     conn.terminate()
             raise
-        await conn.execute("ROLLBACK")
-        return got
 
-    async def _fetch(self, cursor: Any, out: _Fetched, capped: CappedQuery | None, max_rows: int) -> _Fetched:
+    async def _fetch(
+        self, cursor: Any, records: list[Any], out: _Fetched, capped: CappedQuery | None, max_rows: int
+    ) -> _Fetched:
         """Read at most `max_rows + 1` rows, stopping once their size passes READ_FACTOR times
         max_result_bytes; values over max_value_bytes stay in PostgreSQL (markers here)."""
         budget = READ_FACTOR * self._limits.max_result_bytes
         names = [c.name for c in out.columns]
-        size = 0
         batch = min(FIRST_BATCH, max_rows + 1)
         while True:
-            records = await cursor.fetch(batch)
             out.fetched += len(records)
+            kept: list[Sequence[Any]] = []
+            out.batches.append(kept)
             for record in records:
-                if len(out.rows) >= max_rows:
+                if out.rows >= max_rows:
                     out.truncated_reason = f"more than max_rows ({max_rows}) rows; only those are shown"
                     return out
                 if capped is None:
-                    values = _Row(record.values())
-                    size += approx_size(values)
+                    values: Sequence[Any] = tuple(record)
+                    out.size += approx_size(values)
                 else:
-                    user, row_size, omitted = split_row(record, capped, names)
-                    values = _Row(user)
-                    size += row_size
-                    out.omitted.update(dict.fromkeys(omitted))
-                out.rows.append(values)
-                out.size = size
-                if size > budget:
-                    out.truncated_reason = self._bytes_reason(len(out.rows))
+                    values, row_size, omitted = split_row(record, capped, names)
+                    out.size += row_size
+                    if omitted:
+                        out.omitted.update(dict.fromkeys(omitted))
+                kept.append(values)
+                out.rows += 1
+                if out.size > budget:
+                    out.truncated_reason = self._bytes_reason(out.rows)
                     return out
             if len(records) < batch:
                 return out
             left = max_rows + 1 - out.fetched
-            per_row = max(1, size // max(1, len(out.rows)))
-            batch = max(1, min(left, MAX_BATCH, (budget - size) // per_row + 1))
+            per_row = max(1, out.size // max(1, out.rows))
+            batch = max(1, min(left, MAX_BATCH, (budget - out.size) // per_row + 1))
+            records = await cursor.fetch(batch)
 
     def _bytes_reason(self, rows: int) -> str:
         return f"result larger than max_result_bytes ({self._limits.max_result_bytes}); the first {rows} rows are shown"
 
-    def _encode(self, got: _Fetched) -> tuple[list[list[JsonValue]], bytes, str | None]:
-        """JSON-safe rows and their JSON, cut exactly at max_result_bytes; runs in a thread after
-        the transaction. Each row is written once (`RowEncoder.encode`); the rows are parsed
-        once from the joined JSON (`join_rows`), so rows and JSON cannot differ."""
-        max_bytes = self._limits.max_result_bytes
-        encode = RowEncoder(got.types, self._options)
-        parts: list[bytes] = []
-        reason = got.truncated_reason
-        size = 2  # "[]"
-        fetched, got.rows = got.rows, []  # each row's values are dropped once written:
-        fetched.reverse()  # never the values and the JSON of every row at once
-        while fetched:
-            values = fetched.pop()
-            row = encode.encode(values)
-            # Measured as ASCII-escaped JSON (never less than its UTF-8 size): the cap errs on the safe side.
-            row_size = (len(row) if row.isascii() else len(_ENCODER.encode(orjson.loads(row)))) + 1
-            if size + row_size > max_bytes:
-                reason = self._bytes_reason(len(parts))
-                break
-            parts.append(row)
-            size += row_size
-        fetched.clear()
+    def _encode(self, got: _Fetched) -> tuple[RowsJson, int, str | None]:
+        """The rows' JSON, cut exactly at max_result_bytes (`pgmcp.db.encode`); runs after the
+        transaction, inline or in a thread. Each batch's values are dropped once written."""
+        encoder = RowEncoder(got.types, self._options)
+        rows_json, count, cut = encode_batches(got.batches, encoder, self._limits.max_result_bytes)
+        reason = self._bytes_reason(count) if cut else got.truncated_reason
         if got.omitted:
             shown = ", ".join(repr(c) for c in got.omitted)
             note = (
@@ -356,5 +350,4 @@ class Executor:
                 "were left out (each is shown as a marker)"
             )
             reason = f"{reason}; {note}" if reason else note
-        rows, rows_json = join_rows(parts)
-        return rows, rows_json, reason
+        return rows_json, count, reason

@@ -5,7 +5,11 @@ search_path (with pg_temp last, so a temporary object can never shadow a real on
 `standard_conforming_strings = on` (the policy checker's reading of string literals assumes
 it) and `application_name = pgmcp`; these go in the startup packet, so they are the
 session's defaults and asyncpg's release reset (`RESET ALL`) puts them back whatever the
-previous user of the connection did. `SET ROLE` is re-applied after that reset. Behind
+previous user of the connection did. `SET ROLE` is re-applied after that reset, in the same
+message. A caller that leaves its transaction open for the pool to end
+(`acquire(..., end_transaction=True)`, the executor) gets `ROLLBACK` and the reset sent as one
+message after it is done, without waiting for it; the connection is back in the pool, reset,
+only once that message is answered. Behind
 PgBouncer in transaction mode no session state can be relied on: only application_name is
 sent, the statement cache is off, and the executor applies everything with `SET LOCAL`
 inside each transaction (it does so in every mode, as a second line of defence).
@@ -115,6 +119,11 @@ class PoolSet:
         self._audit = audit
         self._closed = False
         self._dbs: dict[str, _Database] = {}
+        # Connections being released right after _end reset them, by id of their settings object
+        # (the same object through the pool's proxy and in the reset callback; kept alive here,
+        # so the id cannot be reused meanwhile).
+        self._reset_done: dict[int, Any] = {}
+        self._ending: set[asyncio.Task[None]] = set()
         for cfg in configs:
             path = cfg.search_path or (search_paths or {}).get(cfg.name) or DEFAULT_SEARCH_PATH
             self._dbs[cfg.name] = _Database(config=cfg, search_path=tuple(path))
@@ -209,13 +218,20 @@ class PoolSet:
 
         return init
 
-    def _reset(self, db: _Database) -> Callable[[Any], Awaitable[None]] | None:
-        if not db.config.role or db.config.pgbouncer:
-            return None  # asyncpg's default reset query
+    def _reset_sql(self, db: _Database, conn: Any) -> str:
+        """asyncpg's reset query (RESET ALL, CLOSE ALL, UNLISTEN *, unlock advisory locks), then the
+        role again: RESET ALL resets it too."""
+        role = f"\nSET ROLE {quote_ident(db.config.role)};" if db.config.role and not db.config.pgbouncer else ""
+        return str(conn.get_reset_query() or "") + role
 
+    def _reset(self, db: _Database) -> Callable[[Any], Awaitable[None]]:
         async def reset(conn: Any) -> None:
-            # RESET ALL also resets the role; put it back for the next acquirer.
-            await conn.execute(f"{conn.get_reset_query()}\nSET ROLE {quote_ident(db.config.role or '')};")
+            # asyncpg has rolled back an open transaction already (Connection._reset).
+            if id(conn.get_settings()) in self._reset_done:
+                return  # the message that ended the transaction reset the session too (_end)
+            sql = self._reset_sql(db, conn)
+            if sql:
+                await conn.execute(sql)
 
         return reset
 
@@ -370,6 +386,8 @@ class PoolSet:
     async def close(self) -> None:
         """Stop background retries and close every pool (terminating it if it hangs)."""
         self._closed = True
+        if self._ending:  # connections on their way back to their pools
+            await asyncio.wait(set(self._ending), timeout=CONNECT_TIMEOUT)
         for db in self._dbs.values():
             if db.audit_task is not None:
                 db.audit_task.cancel()
@@ -389,8 +407,12 @@ class PoolSet:
     # -- use -------------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def acquire(self, name: str) -> AsyncIterator[Any]:
+    async def acquire(self, name: str, *, end_transaction: bool = False) -> AsyncIterator[Any]:
         """A hardened connection to `name` (an asyncpg connection), returned to the pool after.
+
+        With `end_transaction`, a block that ends without an error leaves its transaction open:
+        `ROLLBACK` and the pool's reset are then sent as one message in the background, and the
+        connection goes back to the pool once they are answered; the caller goes on at once.
 
         Raises DatabaseNotFound, UnsafeRole (refused role) or DatabaseUnavailable.
         """
@@ -414,13 +436,39 @@ class PoolSet:
         except BaseException as exc:
             if is_connection_lost(exc):
                 await self._lost(db, exc)
+            await self._give_back(name, pool, conn)
             raise
+        if end_transaction:
+            task = asyncio.get_running_loop().create_task(self._end(db, pool, conn))
+            self._ending.add(task)
+            task.add_done_callback(self._ending.discard)
+        else:
+            await self._give_back(name, pool, conn)
+
+    async def _give_back(self, name: str, pool: Any, conn: Any) -> None:
+        DB_ACTIVE_CONNECTIONS.labels(database=name).dec()
+        try:
+            await pool.release(conn)
+        except Exception as exc:  # the pool has terminated that connection already
+            logger.debug("database {}: connection dropped on release: {}", name, exc)
+
+    async def _end(self, db: _Database, pool: Any, conn: Any) -> None:
+        """End `conn`'s transaction and reset its session in one message, then release it (the
+        pool's own reset sees that it is done)."""
+        settings = conn.get_settings()
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                await conn.execute("ROLLBACK;\n" + self._reset_sql(db, conn))
+            self._reset_done[id(settings)] = settings
+        except BaseException as exc:  # lost, or stuck: the connection is not reused
+            logger.debug("database {}: ending a transaction failed ({}); dropping the connection",
+                         db.config.name, exc)
+            with contextlib.suppress(Exception):
+                conn.terminate()
+        try:
+            await self._give_back(db.config.name, pool, conn)
         finally:
-            DB_ACTIVE_CONNECTIONS.labels(database=name).dec()
-            try:
-                await pool.release(conn)
-            except Exception as exc:  # the pool has terminated that connection already
-                logger.debug("database {}: connection dropped on release: {}", name, exc)
+            self._reset_done.pop(id(settings), None)
 
     async def _lost(self, db: _Database, exc: BaseException) -> None:
         """Mark `db` down and retire its other connections: after a restart they are all dead."""

@@ -6,8 +6,10 @@ infinities, and integers beyond +/-(2^53 - 1), which JavaScript hosts would roun
 become ISO 8601 text to the microsecond, binary data becomes base64 (or hex), and values no
 client can read (nested more than `pgjson.MAX_DEPTH` levels) become a marker saying so.
 
-`RowEncoder` turns one asyncpg Record into a list of such values: each value's Python type
-picks its converter from one table (`converters`), so the common types cost one dict look-up.
+`RowEncoder` writes rows (asyncpg Records or tuples of values) as JSON: columns whose values
+orjson writes exactly as pgmcp wants cost no Python work per value, and a whole batch of rows
+is one orjson call; other values pick their converter from one table (`converters`) by their
+Python type, so the common types cost one dict look-up.
 `dumps` writes JSON text with orjson. `install_codecs` sets the per-connection codecs this
 relies on: json/jsonb through `pgmcp.db.pgjson.decode`, intervals exact
 (`pgmcp.db.intervals`), pg_lsn as PostgreSQL writes it, and in SQL_ASCII databases text that
@@ -24,7 +26,7 @@ import ipaddress
 import json
 import math
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, TypeAlias, cast
@@ -41,7 +43,7 @@ from pgmcp.db.oddvalues import install_lossy_text
 
 __all__ = [
     "CHAR_TYPES", "NATIVE_TYPES", "JsonValue", "PgInterval", "RowEncoder", "SerializeOptions", "dumps",
-    "install_codecs", "interval_iso8601", "join_rows", "json_size", "row_to_json", "timedelta_iso8601", "to_json",
+    "install_codecs", "interval_iso8601", "json_size", "row_to_json", "timedelta_iso8601", "to_json",
     "type_key",
 ]
 
@@ -236,9 +238,10 @@ def _column_converter(type_name: str, options: SerializeOptions) -> Converter | 
 
 
 class RowEncoder:
-    """Records of one result -> JSON: `encode` writes a row as compact JSON bytes, `__call__`
-    returns it as JSON-safe Python values. Both say the same thing (`join_rows` parses the
-    bytes back, so the structured result and its text cannot differ).
+    """Rows of one result -> JSON: `encode` writes a row as compact JSON bytes, `encode_rows` a
+    list of rows as one JSON array, `__call__` returns a row as JSON-safe Python values. All say
+    the same thing (a row's JSON parses back to its values). A row is any sequence of values in
+    column order (an asyncpg Record, a tuple).
 
     `types` are the columns' asyncpg type names, schema-qualified outside pg_catalog (see
     `NATIVE_TYPES`); without them every value takes the Python converters, which is exact too.
@@ -259,30 +262,55 @@ class RowEncoder:
 
         self._default = default
 
-    def encode(self, record: Any) -> bytes:
-        """One row as compact JSON (UTF-8): the exact bytes it takes in a result."""
-        if self._typed:
-            values = list(record.values())
-            try:
-                for i, convert in self._pre:
-                    if values[i] is not None:
-                        values[i] = convert(values[i])
-                data = orjson.dumps(values, default=self._default, option=_OPTIONS)
-            except Exception:
-                pass  # for a value left in PostgreSQL), or one orjson cannot write exactly: go slowly
-            else:
-                if _INFINITY_MARKS[0] not in data and _INFINITY_MARKS[1] not in data:
-                    # orjson hands back its whole output buffer (4 KiB for a 200-byte row); a
-                    # copy of the exact size is what a result of thousands of rows keeps.
-                    return bytes(memoryview(data))
-        return dumps(self(record)).encode()
+    def _fast(self, rows: Sequence[Sequence[Any]]) -> bytes | None:
+        """`rows` as one JSON array in one orjson call, or None when a value needs the careful
+        path (an integer beyond 2^53 where none was expected, an infinite timestamp, ...)."""
+        if not self._typed:
+            return None
+        pre = self._pre
+        try:
+            if pre:
+                converted: list[list[Any]] = []
+                for row in rows:
+                    values = list(row)
+                    for i, convert in pre:
+                        if values[i] is not None:
+                            values[i] = convert(values[i])
+                    converted.append(values)
+                rows = converted
+            elif not all(type(row) is tuple for row in rows):
+                rows = [tuple(row) for row in rows]  # asyncpg Records are no JSON arrays to orjson
+            data = orjson.dumps(rows, default=self._default, option=_OPTIONS)
+        except Exception:
+            return None  # a value orjson cannot write exactly: go slowly
+        if _INFINITY_MARKS[0] in data or _INFINITY_MARKS[1] in data:
+            return None
+        return data
 
-    def __call__(self, record: Any) -> list[JsonValue]:
+    def encode(self, row: Sequence[Any]) -> bytes:
+        """One row as compact JSON (UTF-8): the exact bytes it takes in a result."""
+        data = self._fast((row,))
+        if data is not None:
+            # orjson hands back its whole output buffer (4 KiB for a 200-byte row); a copy of
+            # the exact size is what a result of thousands of rows keeps.
+            return bytes(memoryview(data)[1:-1])
+        return dumps(self(row)).encode()
+
+    def encode_rows(self, rows: Sequence[Sequence[Any]]) -> bytes:
+        """`rows` as one compact JSON array: `[` + each row's `encode` joined by commas + `]`,
+        written by one orjson call where every value allows it (about four times faster than
+        row by row), else row by row."""
+        data = self._fast(rows)
+        if data is not None:
+            return data
+        return b"[" + b",".join(self.encode(row) for row in rows) + b"]"
+
+    def __call__(self, row: Sequence[Any]) -> list[JsonValue]:
         """One row as JSON-safe Python values, each through the converter table."""
         table, options = self._table, self._options
-        values = record.values()
+        values: Iterable[Any] = row
         if self._char:
-            values = [_char_to_text(v) if i in self._char else v for i, v in enumerate(values)]
+            values = [_char_to_text(v) if i in self._char else v for i, v in enumerate(row)]
         out: list[JsonValue] = []
         append = out.append
         for v in values:
@@ -299,12 +327,6 @@ def type_key(pg_type: Any) -> str:
     """The name `RowEncoder` knows a column type by: asyncpg's name, schema-qualified outside pg_catalog."""
     name = str(pg_type.name)
     return name if pg_type.schema == "pg_catalog" else f"{pg_type.schema}.{name}"
-
-
-def join_rows(parts: list[bytes]) -> tuple[list[list[JsonValue]], bytes]:
-    """Rows written by `RowEncoder.encode` -> (the rows as Python values, their JSON array)."""
-    data = b"[" + b",".join(parts) + b"]"
-    return orjson.loads(data), data
 
 
 def row_to_json(

@@ -1,13 +1,20 @@
 """Caps enforced while reading: `max_value_bytes` per value, and sizes to count `max_result_bytes`.
 
 A value is decoded into Python as soon as its row arrives, so a 5M-element array or a 900 MB
-string must be stopped in PostgreSQL. A SELECT is therefore run wrapped by pgmcp's own SQL:
+string must be stopped in PostgreSQL. A SELECT is therefore run wrapped by pgmcp's own SQL
+(S1 standing for `pg_catalog.pg_column_size(q.c1)`, or `octet_length` as below):
 
-    SELECT CASE WHEN pg_catalog.pg_column_size(q.c1) OPERATOR(pg_catalog.>) N THEN NULL ELSE q.c1 END,
-           ..., pg_catalog.pg_column_size(q.c1), ...
+    SELECT CASE WHEN S1 OPERATOR(pg_catalog.>) N THEN NULL ELSE q.c1 END, ...,
+           CAST(CASE WHEN S1 OPERATOR(pg_catalog.>) N THEN 200 ELSE COALESCE(S1, 0) END AS pg_catalog.int8)
+             OPERATOR(pg_catalog.+) ...,
+           CASE WHEN S1 OPERATOR(pg_catalog.>) N OR ... THEN ARRAY[S1, ...] END
     FROM (SELECT * FROM (
     <the checked SQL, unchanged>
     ) AS s OFFSET 0) AS q(c1, c2, ...)
+
+After the user's columns come two of pgmcp's own: the row's size (the sum over the sized
+columns) and, only for a row holding a value over the cap, the sizes of its sized columns (NULL
+otherwise). So reading a row costs two look-ups in Python, not one per column (`RowSizes`).
 
 Why this is safe to add to a checked statement (SECURITY_NOTES, "execute exactly what was
 checked"):
@@ -17,9 +24,9 @@ checked"):
   it is read, and it cannot reach out of the parentheses;
 - the wrapper calls only `pg_catalog.pg_column_size` (any type; it reads the value's header, no
   type-specific code), `pg_catalog.octet_length` on the built-in text types and bytea (chosen by
-  type OID, never by name), `CASE` and an integer comparison, all schema-qualified: no cast, no
-  operator or function of the value's own type, so no user-defined code runs that the checker
-  did not see;
+  type OID, never by name), `CASE`, `COALESCE`, `ARRAY[]` and integer comparison, addition and
+  int4-to-int8 cast on those sizes, all schema-qualified: no cast, no operator or function of
+  the value's own type, so no user-defined code runs that the checker did not see;
 - `OFFSET 0` keeps the planner from pulling the statement up into the wrapper, so its
   expressions are evaluated once, in its own order (PostgreSQL, prepjointree.c
   `is_simple_subquery`: a subquery with LIMIT/OFFSET is never flattened). A subquery scan
@@ -47,17 +54,24 @@ FIXED_TYPES = frozenset({
 FIXED_WIDTH = 32
 TEXT_TYPES = frozenset({25, 1042, 1043, 17})  # text, bpchar, varchar, bytea: octet_length
 GT = "OPERATOR(pg_catalog.>)"
+PLUS = "OPERATOR(pg_catalog.+)"
+OMITTED_SIZE = 200  # what a value left in PostgreSQL counts for (its marker's length, about)
 
 
 @dataclass(frozen=True)
 class CappedQuery:
-    """The wrapped statement: the user's columns (NULL when over the cap), then one size column
-    for each column in `sized`."""
+    """The wrapped statement: the user's columns (NULL when over the cap), the row's size, and
+    the sizes of the columns in `sized` when one of them is over the cap (else NULL)."""
 
     sql: str
     width: int  # number of user columns
-    sized: tuple[int, ...]  # indexes of the user columns that have a size column
+    sized: tuple[int, ...]  # indexes of the user columns whose size is measured
     max_value_bytes: int
+
+    @property
+    def fixed_size(self) -> int:
+        """What the row's columns of fixed size and the separators add to the measured sizes."""
+        return FIXED_WIDTH * (self.width - len(self.sized)) + self.width
 
 
 _LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|\(|/\*(?:[^*]|\*(?!/))*\*/)*", re.S)
@@ -84,12 +98,18 @@ def wrap(sql: str, type_oids: Sequence[int], max_value_bytes: int) -> CappedQuer
         return None
     names = [f"c{i + 1}" for i in range(width)]
     sizes = {i: _size_expr(f"q.{names[i]}", type_oids[i]) for i in sized}
+    cap = int(max_value_bytes)
+    over = {i: f"{sizes[i]} {GT} {cap}" for i in sized}
     values = [
-        f"CASE WHEN {sizes[i]} {GT} {int(max_value_bytes)} THEN NULL ELSE q.{names[i]} END" if i in sizes
-        else f"q.{names[i]}"
+        f"CASE WHEN {over[i]} THEN NULL ELSE q.{names[i]} END" if i in sizes else f"q.{names[i]}"
         for i in range(width)
     ]
-    select = ", ".join(values + [sizes[i] for i in sized])
+    total = f" {PLUS} ".join(
+        f"CAST(CASE WHEN {over[i]} THEN {OMITTED_SIZE} ELSE COALESCE({sizes[i]}, 0) END AS pg_catalog.int8)"
+        for i in sized
+    )
+    flagged = f"CASE WHEN {' OR '.join(over[i] for i in sized)} THEN ARRAY[{', '.join(sizes[i] for i in sized)}] END"
+    select = ", ".join([*values, total, flagged])
     text = (
         f"SELECT {select}\nFROM (SELECT * FROM (\n{without_terminator(sql)}\n) AS s OFFSET 0) "
         f"AS q({', '.join(names)})"
@@ -128,23 +148,20 @@ class Oversized:
         )
 
 
-def split_row(record: Any, capped: CappedQuery, names: Sequence[str]) -> tuple[list[Any], int, list[str]]:
-    """(the user's values with Oversized markers, the row's size estimate, columns omitted)."""
-    values = list(record.values())
-    user = values[: capped.width]
-    size = FIXED_WIDTH * (capped.width - len(capped.sized))
+def split_row(record: Any, capped: CappedQuery, names: Sequence[str]) -> tuple[tuple[Any, ...], int, list[str]]:
+    """(the user's values, with Oversized markers, the row's size estimate, columns omitted).
+    The common row (no value over the cap) costs two look-ups."""
+    width = capped.width
+    sizes = record[width + 1]
+    if sizes is None:
+        return record[:width], record[width] + capped.fixed_size, []
+    user = list(record[:width])
     omitted: list[str] = []
-    for offset, index in enumerate(capped.sized):
-        value_size = values[capped.width + offset]
-        if value_size is None:
-            continue
-        if value_size > capped.max_value_bytes:
+    for index, value_size in zip(capped.sized, sizes, strict=True):
+        if value_size is not None and value_size > capped.max_value_bytes:
             user[index] = Oversized(names[index], value_size, capped.max_value_bytes)
             omitted.append(names[index])
-            size += 200
-        else:
-            size += value_size
-    return user, size + capped.width, omitted
+    return tuple(user), record[width] + capped.fixed_size, omitted
 
 
 def approx_size(values: Sequence[Any]) -> int:

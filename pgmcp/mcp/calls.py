@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from pgmcp.auth.principal import Principal, acting_as
 from pgmcp.db.serialize import dumps
 from pgmcp.errors import AccessDenied, DatabaseUnavailable, PgmcpError, PolicyDenied, QueryTimeout, RateLimited
-from pgmcp.mcp import models
+from pgmcp.mcp import models, wire
 from pgmcp.mcp.identity import principal_of
 from pgmcp.mcp.sampling import SamplingRequired
 from pgmcp.observe.audit import Caller, audit_scope
@@ -190,17 +190,23 @@ def untrusted_result(out: models.QueryOut) -> CallToolResult:
     model reads says so before the data, and the data sits inside a fence it cannot close:
     every `<` in the JSON is escaped, so no value can spell the closing tag.
 
-    The rows are already JSON-safe (`pgmcp.db.serialize`), so they are not copied: the
-    structured content holds the same lists, and the text reuses the JSON the executor encoded
-    them to (written once, parsed once into `rows`, so the two cannot differ).
+    The rows' JSON was written once by the executor (`out._rows_json`). Inside a tool call the
+    result carries a token in its place, in `structuredContent.rows` and in the text, and the
+    JSON goes to the client as it is (`pgmcp.mcp.wire`); called directly, the rows are parsed
+    once here. Either way the text and the structured content say the same.
     """
     payload = out.model_dump(mode="json", exclude={"rows"})
     rows_json = out._rows_json
-    if rows_json is not None and len(out.rows) == out.row_count:
-        data = dumps({**payload, "rows": orjson.Fragment(rows_json)})
+    token = wire.rows_token(rows_json) if rows_json is not None else None
+    if token is not None:
+        data = dumps({**payload, "rows": orjson.Fragment(token.encode("ascii"))})
+        payload["rows"] = [token]
+    elif rows_json is not None:
+        data = dumps({**payload, "rows": orjson.Fragment(bytes(rows_json))})
+        payload["rows"] = rows_json.parse()
     else:
         data = dumps({**payload, "rows": out.rows})
-    payload["rows"] = out.rows
+        payload["rows"] = out.rows
     data = data.replace("<", "\\u003c")
     text = f"{out.notice}\n{RESULT_OPEN}\n{data}\n{RESULT_CLOSE}"
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=payload)

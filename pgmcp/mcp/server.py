@@ -18,6 +18,7 @@ from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+from mcp.server.stdio import stdio_server
 from mcp.shared.exceptions import MCPError
 from mcp_types import (
     INVALID_PARAMS,
@@ -48,6 +49,7 @@ from pgmcp.mcp.calls import clean_argument_errors, tool_call
 from pgmcp.mcp.completions import complete
 from pgmcp.mcp.http import RuntimeSlot, add_ops_routes
 from pgmcp.mcp.identity import principal_of
+from pgmcp.mcp.wire import RowsStdout, defer_rows
 from pgmcp.observe.logs import request_scope
 from pgmcp.policy.suggest import did_you_mean
 from pgmcp.schema.filtered import select_relations
@@ -130,7 +132,7 @@ def build_server(
 
     server: MCPServer[Runtime] = MCPServer(
         "pgmcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, log_level="WARNING",
-        middleware=[clean_argument_errors], auth=auth, token_verifier=token_verifier,
+        middleware=[clean_argument_errors, defer_rows], auth=auth, token_verifier=token_verifier,
     )
     add_ops_routes(server, slot, public=auth is None)
 
@@ -265,6 +267,20 @@ def build_server(
             return await complete(slot.runtime, ref, argument, context, arguments_of=COMPLETED_ARGUMENTS)
 
     return server
+
+
+async def run_stdio(server: MCPServer[Runtime]) -> None:
+    """Serve `server` on stdin/stdout, the rows of tool results written as the executor encoded
+    them (`pgmcp.mcp.wire.RowsStdout`). This is `MCPServer.run_stdio_async` with pgmcp's stdout;
+    an SDK without the low-level server it runs falls back to that (rows then go through the
+    SDK as Python values: slower, the same answer)."""
+    lowlevel = getattr(server, "_lowlevel_server", None)
+    if lowlevel is None or not hasattr(lowlevel, "create_initialization_options"):
+        await server.run_stdio_async()
+        return
+    with RowsStdout.claim() as stdout:
+        async with stdio_server(stdout=stdout) as (read_stream, write_stream):  # type: ignore[arg-type]
+            await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
 
 
 def checked_database(ctx: Context[Runtime, Any], database: str) -> str:

@@ -100,11 +100,11 @@ def result_out(result: QueryResult, **extra: Any) -> models.QueryOut:
     out = models.QueryOut(
         database=result.database, sql=result.sql,
         columns=[models.ColumnOut(name=c.name, type=c.type) for c in result.columns],
-        rows=result.rows, row_count=result.row_count, truncated=result.truncated,
+        row_count=result.row_count, truncated=result.truncated,
         truncated_reason=result.truncated_reason, timings_ms={"execute": round(result.elapsed_ms, 3)},
         **extra,
     )
-    out._rows_json = result.rows_json  # the rows' JSON as encoded once, reused for the text block
+    out._rows_json = result.rows_json  # the rows as the executor wrote them: see calls.untrusted_result
     return out
 
 
