@@ -48,7 +48,7 @@ from pgmcp.db.pools import PoolSet
 from pgmcp.db.portal import open_cursor
 from pgmcp.db.result import Column, QueryResult, RowsJson
 from pgmcp.db.serialize import RowEncoder, SerializeOptions, type_key
-from pgmcp.db.valuecap import CappedQuery, approx_size, split_row, wrap
+from pgmcp.db.valuecap import AS_TEXT, NUMERIC_TYPES, CappedQuery, approx_size, split_batch, wrap
 from pgmcp.db.verdicts import VerdictCache
 from pgmcp.errors import DatabaseNotFound, PolicyDenied
 from pgmcp.policy.checker import check
@@ -134,6 +134,9 @@ class Executor:
         self._encoders = Encoders(limits.max_concurrent_queries)
         self._inline = InlineBudget()
         self._verdicts = VerdictCache()  # recent verdicts of small statements (pgmcp.db.verdicts)
+        # Types read as PostgreSQL's text in the capped form (valuecap.AS_TEXT): numeric only
+        # while it is sent as a string.
+        self._as_text = frozenset(AS_TEXT) - (NUMERIC_TYPES if limits.decimal_as_float else frozenset())
 
     async def start(self) -> None:
         """Nothing to start ahead: checker processes start on the first statement too large to
@@ -279,7 +282,7 @@ class Executor:
                 columns = tuple(Column(a.name, a.type.name) for a in attrs)
                 capped = None
                 if verdict.statement_kind != "explain":
-                    capped = wrap(sql, [a.type.oid for a in attrs], self._limits.max_value_bytes)
+                    capped = wrap(sql, [a.type.oid for a in attrs], self._limits.max_value_bytes, self._as_text)
                 if capped is not None:
                     stmt = await conn.prepare(capped.sql, name="")
                 max_rows = self.row_cap(database)
@@ -308,25 +311,30 @@ class Executor:
         batch = min(FIRST_BATCH, max_rows + 1)
         while True:
             out.fetched += len(records)
-            kept: list[Sequence[Any]] = []
-            out.batches.append(kept)
-            for record in records:
-                if out.rows >= max_rows:
-                    out.truncated_reason = f"more than max_rows ({max_rows}) rows; only those are shown"
-                    return out
-                if capped is None:
-                    values: Sequence[Any] = tuple(record)
-                    out.size += approx_size(values)
-                else:
-                    values, row_size, omitted = split_row(record, capped, names)
-                    out.size += row_size
-                    if omitted:
-                        out.omitted.update(dict.fromkeys(omitted))
-                kept.append(values)
-                out.rows += 1
-                if out.size > budget:
-                    out.truncated_reason = self._bytes_reason(out.rows)
-                    return out
+            room = max_rows - out.rows
+            over_rows = len(records) > room
+            taken = records[:room] if over_rows else records
+            if capped is None:
+                values: list[Sequence[Any]] = list(map(tuple, taken))
+                sizes = [approx_size(v) for v in values]
+            else:
+                values, sizes, omitted = split_batch(taken, capped, names)
+                out.omitted.update(dict.fromkeys(omitted))
+            total = sum(sizes)
+            if out.size + total > budget:  # the byte budget runs out in this batch: find the row
+                for index, size in enumerate(sizes):
+                    out.size += size
+                    if out.size > budget:
+                        out.batches.append(values[:index + 1])
+                        out.rows += index + 1
+                        out.truncated_reason = self._bytes_reason(out.rows)
+                        return out
+            out.size += total
+            out.batches.append(values)
+            out.rows += len(values)
+            if over_rows:
+                out.truncated_reason = f"more than max_rows ({max_rows}) rows; only those are shown"
+                return out
             if len(records) < batch:
                 return out
             left = max_rows + 1 - out.fetched

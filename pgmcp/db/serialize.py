@@ -270,13 +270,18 @@ class RowEncoder:
         pre = self._pre
         try:
             if pre:
-                converted: list[list[Any]] = []
-                for row in rows:
-                    values = list(row)
-                    for i, convert in pre:
+                converted: list[list[Any]] = list(map(list, rows))
+                for i, convert in pre:  # column by column: one loop per converted column
+                    if convert is pgjson.safe_int:  # bigint: only values beyond 2^53 change
+                        high, low = pgjson.MAX_SAFE_INTEGER, -pgjson.MAX_SAFE_INTEGER
+                        for values in converted:
+                            value = values[i]
+                            if value is not None and (value > high or value < low):
+                                values[i] = str(value)
+                        continue
+                    for values in converted:
                         if values[i] is not None:
                             values[i] = convert(values[i])
-                    converted.append(values)
                 rows = converted
             elif not all(type(row) is tuple for row in rows):
                 rows = [tuple(row) for row in rows]  # asyncpg Records are no JSON arrays to orjson

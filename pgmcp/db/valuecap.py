@@ -25,8 +25,9 @@ checked"):
 - the wrapper calls only `pg_catalog.pg_column_size` (any type; it reads the value's header, no
   type-specific code), `pg_catalog.octet_length` on the built-in text types and bytea (chosen by
   type OID, never by name), `CASE`, `COALESCE`, `ARRAY[]` and integer comparison, addition and
-  int4-to-int8 cast on those sizes, all schema-qualified: no cast, no operator or function of
-  the value's own type, so no user-defined code runs that the checker did not see;
+  int4-to-int8 cast on those sizes, all schema-qualified, and a cast to text of the built-in
+  `numeric` and `uuid` types (chosen by OID: `numeric_out`, `uuid_out`): no operator or
+  function of a user's type, so no user-defined code runs that the checker did not see;
 - `OFFSET 0` keeps the planner from pulling the statement up into the wrapper, so its
   expressions are evaluated once, in its own order (PostgreSQL, prepjointree.c
   `is_simple_subquery`: a subquery with LIMIT/OFFSET is never flattened). A subquery scan
@@ -43,6 +44,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 # Fixed-size built-in types (pg_type.typlen > 0): never large, so never wrapped. Their JSON width
@@ -87,9 +89,20 @@ def is_query(sql: str) -> bool:
     return word is None or word.group(0).lower() not in _UTILITY_WORDS
 
 
-def wrap(sql: str, type_oids: Sequence[int], max_value_bytes: int) -> CappedQuery | None:
+# Built-in types whose values are read as PostgreSQL's text (`numeric_out`, `uuid_out`): the
+# very string pgmcp sends for them, decoded by asyncpg as a str with no Python work after.
+# Chosen by OID, so only the built-in output functions run. numeric only while values are sent
+# as strings (limits.decimal_as_float off); the executor says which.
+AS_TEXT = {1700: "pg_catalog.text", 1231: "pg_catalog.text[]", 2950: "pg_catalog.text", 2951: "pg_catalog.text[]"}
+NUMERIC_TYPES = frozenset({1700, 1231})
+
+
+def wrap(
+    sql: str, type_oids: Sequence[int], max_value_bytes: int, as_text: frozenset[int] = frozenset()
+) -> CappedQuery | None:
     """The capped form of the checked query `sql` whose columns have `type_oids`; None when it
-    is no query (`is_query`), has no columns, or no column needs it (all fixed-size)."""
+    is no query (`is_query`), has no columns, or no column needs it (all fixed-size). Columns
+    whose type is in `as_text` (a subset of AS_TEXT) come back as PostgreSQL's text of them."""
     width = len(type_oids)
     if not is_query(sql):
         return None
@@ -100,10 +113,11 @@ def wrap(sql: str, type_oids: Sequence[int], max_value_bytes: int) -> CappedQuer
     sizes = {i: _size_expr(f"q.{names[i]}", type_oids[i]) for i in sized}
     cap = int(max_value_bytes)
     over = {i: f"{sizes[i]} {GT} {cap}" for i in sized}
-    values = [
-        f"CASE WHEN {over[i]} THEN NULL ELSE q.{names[i]} END" if i in sizes else f"q.{names[i]}"
+    plain = [
+        f"CAST(q.{names[i]} AS {AS_TEXT[oid]})" if (oid := type_oids[i]) in as_text else f"q.{names[i]}"
         for i in range(width)
     ]
+    values = [f"CASE WHEN {over[i]} THEN NULL ELSE {plain[i]} END" if i in sizes else plain[i] for i in range(width)]
     total = f" {PLUS} ".join(
         f"CAST(CASE WHEN {over[i]} THEN {OMITTED_SIZE} ELSE COALESCE({sizes[i]}, 0) END AS pg_catalog.int8)"
         for i in sized
@@ -146,6 +160,26 @@ class Oversized:
             f"<value of column {self.column!r} omitted: {self.size} bytes, more than "
             f"max_value_bytes ({self.limit}); select a part of it (substring, ->, a slice) or its length>"
         )
+
+
+def split_batch(
+    records: Sequence[Any], capped: CappedQuery, names: Sequence[str]
+) -> tuple[list[Sequence[Any]], list[int], list[str]]:
+    """(each row's values with Oversized markers, each row's size estimate, columns omitted) for a
+    fetched batch; C-level loops for the common batch, `split_row` only for a row with a value
+    over the cap."""
+    width = capped.width
+    values: list[Sequence[Any]] = list(map(itemgetter(slice(0, width)), records))
+    fixed = capped.fixed_size
+    sizes = [size + fixed for size in map(itemgetter(width), records)]
+    omitted: list[str] = []
+    flags = list(map(itemgetter(width + 1), records))
+    if flags.count(None) != len(flags):
+        for index, flag in enumerate(flags):
+            if flag is not None:
+                values[index], _, columns = split_row(records[index], capped, names)
+                omitted.extend(columns)
+    return values, sizes, omitted
 
 
 def split_row(record: Any, capped: CappedQuery, names: Sequence[str]) -> tuple[tuple[Any, ...], int, list[str]]:
