@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 
 from pgmcp.config.model import DatabaseConfig, LimitsConfig, PoolConfig
+from pgmcp.db import executor as executor_module
 from pgmcp.db.executor import Checker, Executor
 from pgmcp.db.pools import PoolSet
 from pgmcp.errors import (
@@ -226,6 +227,30 @@ async def test_server_restart_mid_test(make: Any, pg_database: TestDatabase) -> 
     assert (await ex.execute("main", "SELECT 1")).rows == [[1]]
     await asyncio.to_thread(pg_database.server.restart)
     assert (await ex.execute("main", "SELECT 2")).rows == [[2]]  # reconnected, pgmcp not restarted
+
+
+async def test_the_capped_statement_is_kept_and_a_changed_table_is_read_as_it_now_is(
+    make: Any, pg_database: TestDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The capped form is parsed once per connection (portal.prepare(cached=True)); after a
+    column changes type, its text is the same but its result is not: PostgreSQL refuses the
+    kept statement (InvalidCachedStatementError) and the call runs once more, afresh."""
+    table = f"kept_{uuid.uuid4().hex[:6]}"
+    pg_database.run_sql(f"CREATE TABLE {table} (id int, note text); INSERT INTO {table} VALUES (1, 'a')")
+    ex = await make()  # one connection (pool size 1)
+    sql = f"SELECT id, note FROM {table}"
+    for _ in range(2):
+        assert (await ex.execute("main", sql)).rows == [[1, "a"]]
+    kept = await ex.execute("main", "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE "
+                                    f"'%{table}%OFFSET 0) AS q(c1, c2)'")
+    assert kept.rows == [[1]]  # parsed once, used twice
+    pg_database.run_sql(f"ALTER TABLE {table} ALTER COLUMN id TYPE bigint; UPDATE {table} SET id = 2^60")
+    forgotten: list[Any] = []
+    real_forget = executor_module.forget
+    monkeypatch.setattr(executor_module, "forget", lambda conn: (forgotten.append(conn), real_forget(conn)))
+    result = await ex.execute("main", sql)
+    assert result.rows == [[str(2**60), "a"]] and [c.type for c in result.columns] == ["int8", "text"]
+    assert len(forgotten) == 1  # the kept statement was refused once, and the call ran again
 
 
 # -- with the real policy engine (policies/baseline.yaml) ------------------------------------

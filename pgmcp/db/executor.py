@@ -15,11 +15,13 @@ exact JSON size cut is made (`pgmcp.db.encode`): pgmcp's own work never keeps a 
 open.
 
 Round trips per statement: `BEGIN READ ONLY` and the `SET LOCAL`s are one simple-protocol
-execute of pgmcp's own text (never the user's SQL); then Parse/Describe of the statement, and
-of its capped form; Bind with the first Execute (`pgmcp.db.portal`), one Execute per further
+execute of pgmcp's own text (never the user's SQL); then Parse/Describe of the statement (its
+columns, always as they are now); the capped form is kept on the connection, so it is parsed
+only the first time (`pgmcp.db.portal`); Bind with the first Execute, one Execute per further
 batch. `ROLLBACK` and the pool's reset travel as one message after the answer is on its way
 (`PoolSet.acquire(..., end_transaction=True)`): the connection goes back to the pool, reset,
-before anyone else can take it, but the caller does not wait for that.
+before anyone else can take it, but the caller does not wait for that. A repeated one-row
+query: three round trips before the answer, one after.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from pgmcp.db.offload import (
 )
 from pgmcp.db.pgerrors import is_connection_lost, translate
 from pgmcp.db.pools import PoolSet
-from pgmcp.db.portal import open_cursor
+from pgmcp.db.portal import forget, is_stale_statement, prepare
 from pgmcp.db.result import Column, QueryResult, RowsJson
 from pgmcp.db.serialize import RowEncoder, SerializeOptions, type_key
 from pgmcp.db.valuecap import AS_TEXT, NUMERIC_TYPES, CappedQuery, approx_size, split_batch, wrap
@@ -239,8 +241,9 @@ class Executor:
                     break
                 except Exception as exc:
                     # A read-only statement is safe to run again when the connection (not the
-                    # query) failed, e.g. the server restarted since the connection was opened.
-                    if attempt == 1 and is_connection_lost(exc):
+                    # query) failed, e.g. the server restarted since the connection was opened,
+                    # or when a cached statement went stale under a schema change (portal.py).
+                    if attempt == 1 and (is_connection_lost(exc) or is_stale_statement(exc)):
                         continue
                     raise translate(exc, ctx) from exc
             if got.size <= INLINE_ENCODE_BYTES and self._inline.allows():
@@ -275,24 +278,27 @@ class Executor:
         try:
             async with asyncio.timeout(left + CLIENT_GRACE):
                 await conn.execute("BEGIN READ ONLY;\n" + self._pools.local_settings_sql(database, server_timeout))
-                # The unnamed statement (name ""): a named one (asyncpg's default) is closed on the
-                # server when garbage-collected, which costs the next execution a round trip.
-                stmt = await conn.prepare(sql, name="")
-                attrs = stmt.get_attributes()
+                # The statement's columns as they are now: always described afresh (its capped
+                # form below is written from them).
+                stmt = await prepare(conn, sql)
+                attrs = stmt.attributes()
                 columns = tuple(Column(a.name, a.type.name) for a in attrs)
                 capped = None
                 if verdict.statement_kind != "explain":
                     capped = wrap(sql, [a.type.oid for a in attrs], self._limits.max_value_bytes, self._as_text)
                 if capped is not None:
-                    stmt = await conn.prepare(capped.sql, name="")
+                    # The same text means the same statement: kept on the connection (portal.py).
+                    stmt = await prepare(conn, capped.sql, cached=not self._pools.config(database).pgbouncer)
                 max_rows = self.row_cap(database)
-                cursor, records = await open_cursor(stmt, min(FIRST_BATCH, max_rows + 1))
+                cursor, records = await stmt.open_cursor(min(FIRST_BATCH, max_rows + 1))
                 types = tuple(type_key(a.type) for a in attrs)
                 return await self._fetch(cursor, records, _Fetched(columns, types=types), capped, max_rows)
         except BaseException as exc:
             server_side = isinstance(exc, Exception) and not isinstance(exc, TimeoutError)
             if server_side and not is_connection_lost(exc):
                 await conn.execute("ROLLBACK")  # the server reported an error; the connection is fine
+                if is_stale_statement(exc):
+                    forget(conn)  # a cached capped statement whose columns changed: run again
             else:
                 # Cancelled, timed out or broken: do not reuse this connection. A concurrent call
                 # that found the server gone may have terminated the whole pool already, and then
