@@ -107,7 +107,13 @@ class _Sink:
         self.as_json = as_json
 
     def __call__(self, message: Message) -> None:
-        text = _json_line(message.record) if self.as_json else redact(str(message))
+        # The message and the extras were redacted when the record was made (_patch); what the
+        # format adds besides is time, level, logger name and line, and a traceback: only a
+        # line with a traceback needs another pass.
+        if self.as_json:
+            text = _json_line(message.record)
+        else:
+            text = redact(str(message)) if message.record["exception"] is not None else str(message)
         out = self.stream if self.stream is not None else sys.stderr
         out.write(text)
         out.flush()

@@ -65,6 +65,11 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], .
 )
 
 
+# Every match of a pattern above holds one of these (under the same case-insensitive matching),
+# so a text without any of them needs none of the patterns: one search instead of four.
+_NEEDLES = re.compile(r"://|password|passwd|secret|pwd|api|token|bearer|sk-", re.IGNORECASE)
+
+
 def _variants(value: str) -> set[str]:
     # A secret may show up escaped: percent-encoded in a DSN, or JSON-escaped in a dump.
     return {value, quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1]}
@@ -108,6 +113,8 @@ def redact(text: str) -> str:
     pattern = _secret_re
     if pattern is not None:
         text = pattern.sub(MASK, text)
+    if _NEEDLES.search(text) is None:
+        return text
     for regex, replacement in _PATTERNS:
         text = regex.sub(replacement, text)
     return text
