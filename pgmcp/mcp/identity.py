@@ -14,7 +14,6 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 
 from pgmcp.auth.principal import Principal
-from pgmcp.auth.verifier import PrincipalToken
 
 
 def principal_of(ctx: Any) -> Principal | None:
@@ -30,4 +29,8 @@ def principal_of(ctx: Any) -> Principal | None:
         token = user.access_token
     if token is None:
         token = get_access_token()
+    if token is None:  # stdio, or HTTP without auth: the verifier (PyJWT, cryptography) is never loaded
+        return None
+    from pgmcp.auth.verifier import PrincipalToken
+
     return token.principal() if isinstance(token, PrincipalToken) else None
