@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
 import contextlib
 import glob
 import hashlib
@@ -521,6 +522,10 @@ def main() -> None:
         args.starts, args.calls, args.runs, args.big_runs = 1, 20, 1, 1
     only = set(args.only.split(",")) if args.only else None
     args.cache.mkdir(parents=True, exist_ok=True)
+    # Bytecode as an install has it: with PYTHONDONTWRITEBYTECODE set (as on this machine), an
+    # editable checkout would otherwise compile every changed module from source at each start.
+    for tree in [ROOT, *(Path(spec.partition("=")[2]) for spec in args.pgmcp_tree)]:
+        compileall.compile_dir(str(tree / "pgmcp"), quiet=1)
     load_before = os.getloadavg()
     with TemporaryPostgres() as pg:
         pg.run_sql(f"CREATE DATABASE {DBNAME}")
