@@ -9,6 +9,7 @@ also when tests fail.
   as a template database; `sample_db` (module) and `sample_db_copy` (one test) are clones of
   it, made by PostgreSQL's file copy (`CREATE DATABASE ... TEMPLATE`) instead of loading the
   data again; `shop` is `sample_db` under the name most modules use;
+- `shop_role` (module): the MCP tests' small shop in `pg_database` and a role that may only read it;
 - `fake_llm` (module): the fake OpenAI/Anthropic server on 127.0.0.1 (`tests/fakes/`); `fake`
   is the same server, emptied before each test that uses it.
 
@@ -171,6 +172,17 @@ def sample_db_copy(
 def shop(sample_db: TestDatabase) -> TestDatabase:
     """The sample shop (modules that need a different `shop` define their own)."""
     return sample_db
+
+
+@pytest.fixture(scope="module")
+def shop_role(pg_database: TestDatabase) -> Iterator[str]:
+    """The small shop of the MCP tests (`tests/mcp_setup.py`: customers, orders) in the module's
+    database, and the name of a login role that may only read it (dropped at the end)."""
+    from tests.mcp_setup import create_shop, drop_role
+
+    role = create_shop(pg_database)
+    yield role
+    drop_role(pg_database, role)
 
 
 @pytest.fixture(scope="module")

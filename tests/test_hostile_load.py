@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from mcp.client.client import Client
 
 from tests.conftest import TestDatabase
-from tests.mcp_setup import COUNT_ORDERS, create_shop, drop_role, text_of, write_config
+from tests.mcp_setup import COUNT_ORDERS, text_of, write_config
 from tests.test_mcp_http import HttpServer, get, serve, start
 
 __all__ = ["serve"]  # the fixture, imported for pytest
@@ -38,12 +37,6 @@ HOSTILE = [
      {"ok", "query_timeout"}),
 ]
 
-
-@pytest.fixture(scope="module")
-def shop(pg_database: TestDatabase) -> Iterator[str]:
-    role = create_shop(pg_database)
-    yield role
-    drop_role(pg_database, role)
 
 
 def outcome(result: object) -> str:
@@ -69,9 +62,9 @@ async def liveness_during(client: Client, task: asyncio.Task[object]) -> list[fl
 
 @pytest.mark.parametrize(("sql", "allowed"), [h[1:] for h in HOSTILE], ids=[h[0] for h in HOSTILE])
 async def test_a_hostile_call_does_not_stall_the_others(
-    tmp_path: Path, pg_database: TestDatabase, shop: str, serve: list[HttpServer], sql: str, allowed: set[str]
+    tmp_path: Path, pg_database: TestDatabase, shop_role: str, serve: list[HttpServer], sql: str, allowed: set[str]
 ) -> None:
-    server = start(serve, write_config(tmp_path, pg_database, shop, {"provider": "client"}, only=("shop",)))
+    server = start(serve, write_config(tmp_path, pg_database, shop_role, {"provider": "client"}, only=("shop",)))
     async with Client(server.base + "/mcp") as hostile, Client(server.base + "/mcp") as other:
         task = asyncio.create_task(hostile.call_tool("execute_sql", {"sql": sql, "database": "shop"}))
         latencies = await liveness_during(other, task)
@@ -86,9 +79,9 @@ async def test_a_hostile_call_does_not_stall_the_others(
 
 
 async def test_deep_and_large_values_come_back_as_markers_over_mcp(
-    tmp_path: Path, pg_database: TestDatabase, shop: str, serve: list[HttpServer]
+    tmp_path: Path, pg_database: TestDatabase, shop_role: str, serve: list[HttpServer]
 ) -> None:
-    server = start(serve, write_config(tmp_path, pg_database, shop, {"provider": "client"}, only=("shop",)))
+    server = start(serve, write_config(tmp_path, pg_database, shop_role, {"provider": "client"}, only=("shop",)))
     async with Client(server.base + "/mcp") as client:
         for depth in (400, 900, 5000):
             sql = f"SELECT (repeat('[', {depth}) || repeat(']', {depth}))::jsonb AS deep"
@@ -105,9 +98,9 @@ async def test_deep_and_large_values_come_back_as_markers_over_mcp(
 
 
 async def test_postgres_restart_under_load_and_healthz_recovers_on_its_own(
-    tmp_path: Path, pg_database: TestDatabase, shop: str, serve: list[HttpServer]
+    tmp_path: Path, pg_database: TestDatabase, shop_role: str, serve: list[HttpServer]
 ) -> None:
-    server = start(serve, write_config(tmp_path, pg_database, shop, {"provider": "client"}, only=("shop",)))
+    server = start(serve, write_config(tmp_path, pg_database, shop_role, {"provider": "client"}, only=("shop",)))
     status, _, body = await asyncio.to_thread(get, server.base + "/livez")
     assert status == 200 and json.loads(body)["status"] == "alive"
     stop = asyncio.Event()

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +23,6 @@ from tests.fakes.llm_server import FakeLLMServer, text
 from tests.mcp_setup import (
     COUNT_ORDERS,
     HEAVY_SQL,
-    create_shop,
-    drop_role,
     openai_llm,
     serve_command,
     text_of,
@@ -35,12 +32,6 @@ from tests.mcp_setup import (
 READ_TIMEOUT = 60.0
 
 
-@pytest.fixture(scope="module")
-def shop(pg_database: TestDatabase) -> Iterator[str]:
-    role = create_shop(pg_database)
-    yield role
-    drop_role(pg_database, role)
-
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -48,13 +39,13 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def config_path(folder: Path, pg_database: TestDatabase, shop: str, fake_llm: FakeLLMServer) -> Path:
-    return write_config(folder, pg_database, shop, openai_llm(fake_llm.openai_url))
+def config_path(folder: Path, pg_database: TestDatabase, shop_role: str, fake_llm: FakeLLMServer) -> Path:
+    return write_config(folder, pg_database, shop_role, openai_llm(fake_llm.openai_url))
 
 
 @pytest.fixture(scope="module")
-def client_config_path(folder: Path, pg_database: TestDatabase, shop: str) -> Path:
-    return write_config(folder, pg_database, shop, {"provider": "client"}, name="client.yaml")
+def client_config_path(folder: Path, pg_database: TestDatabase, shop_role: str) -> Path:
+    return write_config(folder, pg_database, shop_role, {"provider": "client"}, name="client.yaml")
 
 
 def params(config_path: Path) -> StdioServerParameters:

@@ -24,7 +24,7 @@ from mcp.client.streamable_http import streamable_http_client
 from pgmcp.auth.static_tokens import mint_token, token_hash
 from pgmcp.cli.stats import parse_prometheus
 from tests.conftest import TestDatabase
-from tests.mcp_setup import COUNT_ORDERS, create_shop, drop_role, openai_llm, serve_command, text_of, write_config
+from tests.mcp_setup import COUNT_ORDERS, openai_llm, serve_command, text_of, write_config
 from tests.test_mcp_http import HttpServer, free_port, get
 
 
@@ -61,12 +61,6 @@ class RoundRobin(httpx2.AsyncBaseTransport):
     async def aclose(self) -> None:
         await self.inner.aclose()
 
-
-@pytest.fixture(scope="module")
-def shop(pg_database: TestDatabase) -> Iterator[str]:
-    role = create_shop(pg_database)
-    yield role
-    drop_role(pg_database, role)
 
 
 TOKEN = mint_token()
@@ -125,9 +119,9 @@ EXPECTED = [[[4]], ["shop"], ["orders"], True] * 3
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
 async def test_stateless_replicas_answer_alternating_requests(
-    tmp_path: Path, pg_database: TestDatabase, shop: str, replicas: list[Replica], mode: str
+    tmp_path: Path, pg_database: TestDatabase, shop_role: str, replicas: list[Replica], mode: str
 ) -> None:
-    first, second = start_pair(replicas, replica_config(tmp_path, pg_database, shop), "--stateless")
+    first, second = start_pair(replicas, replica_config(tmp_path, pg_database, shop_role), "--stateless")
     http, transport = balanced(first, second)
     async with http, Client(streamable_http_client(first.base + "/mcp", http_client=http), mode=mode) as client:
         assert await calls(client) == EXPECTED
@@ -139,9 +133,9 @@ async def test_stateless_replicas_answer_alternating_requests(
 
 
 async def test_stateful_replicas_lose_the_session_when_requests_alternate(
-    tmp_path: Path, pg_database: TestDatabase, shop: str, replicas: list[Replica]
+    tmp_path: Path, pg_database: TestDatabase, shop_role: str, replicas: list[Replica]
 ) -> None:
-    first, second = start_pair(replicas, replica_config(tmp_path, pg_database, shop))
+    first, second = start_pair(replicas, replica_config(tmp_path, pg_database, shop_role))
     http, _ = balanced(first, second)
     with pytest.raises(Exception) as caught:
         async with http, Client(streamable_http_client(first.base + "/mcp", http_client=http),
@@ -161,10 +155,10 @@ REFUSED = [
 
 @pytest.mark.parametrize(("name", "llm", "args", "access", "expected"), REFUSED, ids=[r[0] for r in REFUSED])
 def test_unservable_combinations_are_refused_at_startup(
-    tmp_path: Path, pg_database: TestDatabase, shop: str, name: str, llm: dict[str, Any] | None,
+    tmp_path: Path, pg_database: TestDatabase, shop_role: str, name: str, llm: dict[str, Any] | None,
     args: list[str], access: list[dict[str, Any]] | None, expected: list[str],
 ) -> None:
-    path = write_config(tmp_path, pg_database, shop, llm or openai_llm("http://127.0.0.1:9/v1"), only=("shop",))
+    path = write_config(tmp_path, pg_database, shop_role, llm or openai_llm("http://127.0.0.1:9/v1"), only=("shop",))
     if access is not None:
         config = json.loads(path.read_text())
         config["databases"]["shop"]["access"] = access

@@ -6,7 +6,6 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,16 +16,10 @@ from pgmcp.cli.stats import parse_prometheus, summary
 from pgmcp.observe import metrics
 from pgmcp.observe.stats_file import read_live_stats, write_stats
 from tests.conftest import TestDatabase
-from tests.mcp_setup import COUNT_ORDERS, create_shop, drop_role, serve_command, write_config
+from tests.mcp_setup import COUNT_ORDERS, serve_command, write_config
 
 PGMCP = str(Path(sys.executable).parent / "pgmcp")
 
-
-@pytest.fixture(scope="module")
-def shop(pg_database: TestDatabase) -> Iterator[str]:
-    role = create_shop(pg_database)
-    yield role
-    drop_role(pg_database, role)
 
 
 def test_a_stats_file_holds_the_metrics_text_and_who_wrote_it(tmp_path: Path) -> None:
@@ -50,9 +43,9 @@ def test_files_of_dead_processes_are_removed(tmp_path: Path) -> None:
 
 
 async def test_stats_of_a_running_stdio_server(
-    tmp_path: Path, pg_database: TestDatabase, shop: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, pg_database: TestDatabase, shop_role: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = write_config(tmp_path, pg_database, shop, {"provider": "client"})
+    config = write_config(tmp_path, pg_database, shop_role, {"provider": "client"})
     stats = tmp_path / "stats"
     command, *args = serve_command(config)
     env = {**os.environ, "PGMCP_STATS_DIR": str(stats)}
