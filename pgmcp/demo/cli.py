@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from loguru import logger
 
 from pgmcp.config.model import Config, LoggingConfig
 from pgmcp.demo.environment import DEMO_DATABASE, DemoEnvironment, llm_config, with_database
-from pgmcp.demo.signals import Stopped, run_async, termination_signals
+from pgmcp.demo.signals import Stopped, run_async, termination_signals, wait_for_signal
 from pgmcp.errors import PgmcpError, PostgresNotFound
 from pgmcp.observe.logs import setup_logging
 from pgmcp.observe.redact import redact, register_secret
@@ -124,7 +123,7 @@ def run_tour(config: Config, env: DemoEnvironment, *, keep_running: bool) -> int
             print("Press Ctrl-C to stop it and remove it.", flush=True)
         else:
             print("Press Ctrl-C to exit (the database stays on that server).", flush=True)
-        threading.Event().wait()  # until a signal unwinds us
+        wait_for_signal()  # until a signal unwinds us
     return EXIT_OK
 
 
