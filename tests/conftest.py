@@ -2,7 +2,10 @@
 
 The server is the one named by PGMCP_TEST_DSN when set (it must allow CREATE DATABASE),
 otherwise a throwaway cluster started here (`pgmcp.demo.tempserver`) and removed at the end,
-also when tests fail.
+also when tests fail. With pytest-xdist (`-n auto`) every worker process is a session of its
+own: its own cluster (random port, private socket directory) and its own template, so tests
+that stop or restart the server disturb nobody else; names on a PGMCP_TEST_DSN server are
+random per worker.
 
 - `pg_server` (session), `pg_database` (an empty database per module);
 - `sample_template` (session): the sample shop (`pgmcp.demo.sample_data`) built once per run

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,22 @@ HOSTILE = [
 
 
 
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, pg_database: TestDatabase, shop_role: str
+) -> Iterator[HttpServer]:
+    """One server for the hostile calls, one after another: so each test also shows that the
+    calls of the tests before it left the server serving normally."""
+    folder = tmp_path_factory.mktemp("hostile")
+    config = write_config(folder, pg_database, shop_role, {"provider": "client"}, only=("shop",))
+    server = HttpServer(config, folder / "serve.log")
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
 def outcome(result: object) -> str:
     text = text_of(result)  # type: ignore[arg-type]
     if not getattr(result, "is_error", False):
@@ -61,10 +78,7 @@ async def liveness_during(client: Client, task: asyncio.Task[object]) -> list[fl
 
 
 @pytest.mark.parametrize(("sql", "allowed"), [h[1:] for h in HOSTILE], ids=[h[0] for h in HOSTILE])
-async def test_a_hostile_call_does_not_stall_the_others(
-    tmp_path: Path, pg_database: TestDatabase, shop_role: str, serve: list[HttpServer], sql: str, allowed: set[str]
-) -> None:
-    server = start(serve, write_config(tmp_path, pg_database, shop_role, {"provider": "client"}, only=("shop",)))
+async def test_a_hostile_call_does_not_stall_the_others(server: HttpServer, sql: str, allowed: set[str]) -> None:
     async with Client(server.base + "/mcp") as hostile, Client(server.base + "/mcp") as other:
         task = asyncio.create_task(hostile.call_tool("execute_sql", {"sql": sql, "database": "shop"}))
         latencies = await liveness_during(other, task)
@@ -78,10 +92,7 @@ async def test_a_hostile_call_does_not_stall_the_others(
     assert status == 200
 
 
-async def test_deep_and_large_values_come_back_as_markers_over_mcp(
-    tmp_path: Path, pg_database: TestDatabase, shop_role: str, serve: list[HttpServer]
-) -> None:
-    server = start(serve, write_config(tmp_path, pg_database, shop_role, {"provider": "client"}, only=("shop",)))
+async def test_deep_and_large_values_come_back_as_markers_over_mcp(server: HttpServer) -> None:
     async with Client(server.base + "/mcp") as client:
         for depth in (400, 900, 5000):
             sql = f"SELECT (repeat('[', {depth}) || repeat(']', {depth}))::jsonb AS deep"
