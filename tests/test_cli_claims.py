@@ -4,12 +4,12 @@ linted and tested as the principal with those claims would see them."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-PGMCP = Path(sys.executable).parent / "pgmcp"
+from tests.cli_inprocess import run_pgmcp
+
 POLICY = """\
 name: tenants
 extends: [baseline]
@@ -27,9 +27,7 @@ tests:
 
 def pgmcp(tmp_path: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     (tmp_path / "tenants.yaml").write_text(POLICY)
-    done = subprocess.run([str(PGMCP), *args], cwd=tmp_path, input=stdin, capture_output=True, text=True, timeout=120)
-    assert "Traceback" not in done.stdout + done.stderr
-    return done
+    return run_pgmcp(*args, cwd=tmp_path, stdin=stdin)
 
 
 CHECK_CASES = [

@@ -1,4 +1,5 @@
-"""`pgmcp stats`: a stdio server keeps its metrics text in a file; the command reads it (or /metrics)."""
+"""`pgmcp stats`: a stdio server keeps its metrics text in a file; the command (run in-process,
+tests/cli_inprocess.py) reads it (or /metrics)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,9 @@ from mcp.client.stdio import StdioServerParameters
 from pgmcp.cli.stats import parse_prometheus, summary
 from pgmcp.observe import metrics
 from pgmcp.observe.stats_file import read_live_stats, write_stats
+from tests.cli_inprocess import run_pgmcp
 from tests.conftest import TestDatabase
 from tests.mcp_setup import COUNT_ORDERS, serve_command, write_config
-
-PGMCP = str(Path(sys.executable).parent / "pgmcp")
-
 
 
 def test_a_stats_file_holds_the_metrics_text_and_who_wrote_it(tmp_path: Path) -> None:
@@ -57,8 +56,7 @@ async def test_stats_of_a_running_stdio_server(
         assert denied.is_error
         shown = ""
         for _ in range(100):  # the server rewrites its file every few seconds
-            out = subprocess.run([PGMCP, "stats", "--dir", str(stats)], capture_output=True, text=True,
-                                 check=False, timeout=30)
+            out = run_pgmcp("stats", "--dir", str(stats))
             assert out.returncode == 0, out.stderr
             shown = out.stdout
             if "execute_sql" in shown and "PGM401" in shown:
@@ -67,6 +65,4 @@ async def test_stats_of_a_running_stdio_server(
         assert "calls     execute_sql" in shown and "ok" in shown
         assert "refusals" in shown and "PGM401" in shown
     # the file goes away with the server
-    assert "no running pgmcp server" in subprocess.run(
-        [PGMCP, "stats", "--dir", str(stats)], capture_output=True, text=True, check=False, timeout=30
-    ).stdout
+    assert "no running pgmcp server" in run_pgmcp("stats", "--dir", str(stats)).stdout
