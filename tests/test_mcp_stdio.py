@@ -18,6 +18,7 @@ from mcp.client.session import ClientRequestContext
 from mcp.client.stdio import StdioServerParameters
 from mcp.shared.exceptions import MCPError
 
+from tests.cli_inprocess import run_pgmcp
 from tests.conftest import TestDatabase
 from tests.fakes.llm_server import FakeLLMServer, text
 from tests.mcp_setup import (
@@ -261,8 +262,7 @@ def test_a_broken_config_is_one_message_and_exit_2(
 ) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(document)
-    done = subprocess.run(serve_command(path), capture_output=True, text=True, timeout=READ_TIMEOUT,
-                          stdin=subprocess.DEVNULL)
+    done = run_pgmcp(*serve_command(path)[1:])  # in-process: no MCP is spoken (the next test starts one)
     assert done.returncode == 2
     assert done.stdout == ""
     for needle in expected:
