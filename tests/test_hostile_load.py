@@ -132,23 +132,28 @@ async def test_postgres_restart_under_load_and_healthz_recovers_on_its_own(
     workers = [asyncio.create_task(load()) for _ in range(3)]
     await asyncio.sleep(1.0)
     await asyncio.to_thread(pg_database.server.stop)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and (await asyncio.to_thread(get, server.base + "/healthz"))[0] == 200:
-        await asyncio.sleep(0.2)
-    assert (await asyncio.to_thread(get, server.base + "/healthz"))[0] == 503  # the calls found it down
-    stop.set()
-    await asyncio.gather(*workers)
-    assert set(codes) <= expected, (codes, unexpected)
-    assert codes.get("database_unavailable"), codes
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (await asyncio.to_thread(get, server.base + "/healthz"))[0] == 200:
+            await asyncio.sleep(0.2)
+        assert (await asyncio.to_thread(get, server.base + "/healthz"))[0] == 503  # the calls found it down
+        stop.set()
+        await asyncio.gather(*workers)
+        assert set(codes) <= expected, (codes, unexpected)
+        assert codes.get("database_unavailable"), codes
 
-    # No tool call from here on: the background re-probe alone brings /healthz back.
-    await asyncio.to_thread(pg_database.server.start)
-    back = time.monotonic()
-    while (await asyncio.to_thread(get, server.base + "/healthz"))[0] != 200:
-        assert time.monotonic() - back < 10, "healthz did not recover within 10 s"
-        await asyncio.sleep(0.2)
-    status, _, body = await asyncio.to_thread(get, server.base + "/livez")
-    assert status == 200
-    async with Client(server.base + "/mcp") as client:
-        result = await client.call_tool("execute_sql", {"sql": COUNT_ORDERS, "database": "shop"})
-        assert not result.is_error, text_of(result)
+        # No tool call from here on: the background re-probe alone brings /healthz back.
+        await asyncio.to_thread(pg_database.server.start)
+        back = time.monotonic()
+        while (await asyncio.to_thread(get, server.base + "/healthz"))[0] != 200:
+            assert time.monotonic() - back < 10, "healthz did not recover within 10 s"
+            await asyncio.sleep(0.2)
+        status, _, body = await asyncio.to_thread(get, server.base + "/livez")
+        assert status == 200
+        async with Client(server.base + "/mcp") as client:
+            result = await client.call_tool("execute_sql", {"sql": COUNT_ORDERS, "database": "shop"})
+            assert not result.is_error, text_of(result)
+    finally:  # also when an assertion failed: no load left running, PostgreSQL up for the teardown
+        stop.set()
+        await asyncio.gather(*workers, return_exceptions=True)
+        await asyncio.to_thread(pg_database.server.start)  # (nothing to do when it is up again)
