@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the pgmcp container image and prove it works against a real PostgreSQL:
-#   1. `pgmcp check-config --connect` in the image (connects, checks the role, reads the schema);
+#   1. `pgmcp check-config --connect` in the image (connects, checks the role, reads the schema),
+#      then `pgmcp policy grants` from the image applied, and `check-config --connect --strict`;
 #   2. the image's default command (`pgmcp serve --transport http --host 0.0.0.0`), its /healthz,
 #      its HEALTHCHECK, and one MCP `tools/call` (execute_sql) through the SDK's client.
 # With --compose, the same checks run against `compose up` of the repository's compose.yaml
@@ -313,6 +314,13 @@ say "check-config --connect in the image"
 engine "${run[@]}" --rm --no-healthcheck "$IMAGE" check-config --connect | tee "$WORK/check.txt"
 grep -q '^check-config: ok' "$WORK/check.txt" || fail "check-config did not say ok"
 grep -q 'hidden columns: public.customers.email' "$WORK/check.txt" || fail "check-config: the policy's hidden column is missing"
+grep -q 'privilege audit: 2 finding(s)' "$WORK/check.txt" || fail "check-config: the audit should find the broad grant above"
+say "policy grants in the image, applied as the superuser; then check-config --connect --strict"
+engine "${run[@]}" --rm --no-healthcheck "$IMAGE" policy grants > "$WORK/grants.sql" || fail "policy grants"
+"$PSQL" -X -q -v ON_ERROR_STOP=1 -f "$WORK/grants.sql" "postgresql://postgres@127.0.0.1:$PG_PORT/shop" || fail "applying the grants"
+engine "${run[@]}" --rm --no-healthcheck "$IMAGE" check-config --connect --strict > "$WORK/strict.txt" \
+  || { cat "$WORK/strict.txt" >&2; fail "check-config --connect --strict after the grants"; }
+grep '^  privilege audit: ok' "$WORK/strict.txt" || fail "the privilege audit is not clean after the grants"
 
 # -- the default command: serve over HTTP ----------------------------------------------------
 HTTP_PORT="${PGMCP_SMOKE_PORT:-8000}"
