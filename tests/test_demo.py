@@ -156,7 +156,7 @@ def test_signal_removes_the_cluster(mode: str, signum: int) -> None:
     )
     try:
         # Wait until the demo is fully up: --keep-running says so on stdout, the server on stderr.
-        stream, ready = (proc.stdout, "to stop it and remove it") if mode == "keep" else (proc.stderr, "pgmcp ready")
+        stream, ready = (proc.stdout, "stops it and removes it") if mode == "keep" else (proc.stderr, "pgmcp ready")
         assert stream is not None
         seen = ""
         for line in stream:
@@ -166,7 +166,7 @@ def test_signal_removes_the_cluster(mode: str, signum: int) -> None:
         path = cluster_dir(seen)
         assert path.exists()
         if mode == "keep":
-            assert f"Stop it with `kill {proc.pid}` (SIGTERM)" in seen and "psql 'postgresql://" in seen
+            assert f"`kill {proc.pid}` (SIGTERM) or SIGINT stops it" in seen and "psql 'postgresql://" in seen
             assert "Welcome" not in seen and "PGM301" not in seen  # no tour
             with pytest.raises(subprocess.TimeoutExpired):  # stdin at its end changes nothing: only a signal stops it
                 proc.wait(timeout=1)
@@ -221,8 +221,8 @@ def test_dsn_uses_an_existing_server(pg_server: TestServer) -> None:
         try:
             assert kept.stdout is not None
             for line in kept.stdout:
-                if "to exit (the database stays on that server)" in line:
-                    assert f"Stop it with `kill {kept.pid}`" in line  # stdin is not a terminal
+                if "(the database stays on that server)" in line:
+                    assert f"`kill {kept.pid}` (SIGTERM) or SIGINT ends pgmcp demo" in line  # stdin is no terminal
                     break
             kept.send_signal(signal.SIGTERM)
             _, err = kept.communicate(timeout=60)

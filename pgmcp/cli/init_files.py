@@ -139,7 +139,8 @@ def policy_text(name: str, snapshot: SchemaSnapshot, source: str, stamp: str) ->
     lines.append("")
     tenants = [f for f in tenants if _writable(f.relation.schema) and _writable(f.relation.name)]
     if tenants:
-        lines += ["# Tenant-like columns: uncomment a filter to show only one tenant's rows of that table.",
+        lines += ["# Tenant-like columns: uncomment a filter (and delete the {} line) to show only one",
+                  "# tenant's rows of that table.",
                   "row_filters:"]
         for f in tenants:
             condition = yaml_str(f"{ident(f.column)} = 1")

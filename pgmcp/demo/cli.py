@@ -137,13 +137,14 @@ def keep_up(env: DemoEnvironment, *, terminal: bool) -> int:
         return EXIT_OK
     psql = f"psql '{with_database(redact(server.admin_dsn), DEMO_DATABASE)}'"
     # Outside a terminal Ctrl-C may not reach us (a job started with `&` ignores SIGINT): SIGTERM does.
-    how = "Press Ctrl-C" if terminal else f"Stop it with `kill {os.getpid()}` (SIGTERM) or SIGINT"
+    kill = f"`kill {os.getpid()}` (SIGTERM) or SIGINT"
     if server.cluster_dir is not None:
         print(f"The throwaway PostgreSQL in {server.cluster_dir} stays up: {psql}")
-        print(f"{how} to stop it and remove it.", flush=True)
+        print("Press Ctrl-C to stop it and remove it." if terminal else f"{kill} stops it and removes it.", flush=True)
     else:
         print(f"The database stays up: {psql}")
-        print(f"{how} to exit (the database stays on that server).", flush=True)
+        print("Press Ctrl-C to exit" if terminal else f"{kill} ends pgmcp demo", "(the database stays on that server).",
+              flush=True)
     threading.Event().wait()  # until a signal unwinds us
     return EXIT_OK
 
