@@ -129,16 +129,19 @@ async def test_mcp_host_lists_tools_and_runs_sql(tmp_path: Path) -> None:
     assert_cluster_gone(cluster_dir((tmp_path / "stderr.txt").read_text()))
 
 
-@pytest.mark.parametrize(("mode", "signum"), [("tour", signal.SIGINT), ("serve", signal.SIGTERM)])
+@pytest.mark.parametrize(("mode", "signum"), [("keep", signal.SIGINT), ("keep", signal.SIGTERM),
+                                            ("serve", signal.SIGTERM)])
 def test_signal_removes_the_cluster(mode: str, signum: int) -> None:
-    args = ["--tour", "--keep-running"] if mode == "tour" else []
+    # --keep-running without a terminal (stdin is a pipe here): no tour, no MCP, the database
+    # stays up until a signal, and the demo says how to stop it.
+    args = ["--keep-running"] if mode == "keep" else []
     proc = subprocess.Popen(
-        [*as_from_a_terminal(), *demo_argv(), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, env=clean_env(),
+        [*as_from_a_terminal(), *demo_argv(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.DEVNULL if mode == "keep" else subprocess.PIPE, env=clean_env(),
     )
     try:
-        # Wait until the demo is fully up: the tour says so on stdout, the server on stderr.
-        stream, ready = (proc.stdout, "Press Ctrl-C") if mode == "tour" else (proc.stderr, "pgmcp ready")
+        # Wait until the demo is fully up: --keep-running says so on stdout, the server on stderr.
+        stream, ready = (proc.stdout, "stops it and removes it") if mode == "keep" else (proc.stderr, "pgmcp ready")
         assert stream is not None
         seen = ""
         for line in stream:
@@ -147,6 +150,11 @@ def test_signal_removes_the_cluster(mode: str, signum: int) -> None:
                 break
         path = cluster_dir(seen)
         assert path.exists()
+        if mode == "keep":
+            assert f"`kill {proc.pid}` (SIGTERM) or SIGINT stops it" in seen and "psql 'postgresql://" in seen
+            assert "Welcome" not in seen and "PGM301" not in seen  # no tour
+            with pytest.raises(subprocess.TimeoutExpired):  # stdin at its end changes nothing: only a signal stops it
+                proc.wait(timeout=1)
         proc.send_signal(signum)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -197,9 +205,8 @@ def test_dsn_uses_an_existing_server(pg_server: TestServer, fake: FakeLLMServer)
             out = ""
             for line in kept.stdout:
                 out += line
-                if "Press Ctrl-C" in line:
-                    # Stopped by a signal, the demo says the database stays (nothing is removed from --dsn).
-                    assert "stays on that server" in line
+                if "(the database stays on that server)" in line:
+                    assert f"`kill {kept.pid}` (SIGTERM) or SIGINT ends pgmcp demo" in line  # stdin is no terminal
                     break
             kept.send_signal(signal.SIGTERM)
             _, err = kept.communicate(timeout=60)
@@ -207,7 +214,7 @@ def test_dsn_uses_an_existing_server(pg_server: TestServer, fake: FakeLLMServer)
             if kept.poll() is None:
                 kept.kill()
                 kept.wait()
-        assert "Press Ctrl-C" in out, err
+        assert "(the database stays on that server)" in out, err
         assert "the server given with --dsn" in out
         assert "PGM301" in out
         step = out.split("A question in plain language", 1)[1]
@@ -216,6 +223,7 @@ def test_dsn_uses_an_existing_server(pg_server: TestServer, fake: FakeLLMServer)
         for row in [line.split("|") for line in pg_server.run_sql(TOP_UNITS_SQL, "shop").splitlines() if line]:
             assert table_line(row).search(step), row
         assert "email" not in str(fake.requests[0].body)  # hidden columns never reach the model
+        # Stopped by a signal, the demo says the database stays (nothing is removed from --dsn).
         assert kept.returncode == 128 + signal.SIGTERM, err
         assert "the database 'shop' stays on the --dsn server" in err
         assert "removed" not in err
