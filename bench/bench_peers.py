@@ -129,10 +129,11 @@ class Server:
     version: str = ""
     note: str = ""
     rows: bool = True  # False for the hello floor: it answers every call with "hello"
+    cwd: str | None = None
 
     def params(self) -> StdioServerParameters:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_"))}
-        return StdioServerParameters(command=self.command, args=self.args, env={**env, **self.env})
+        return StdioServerParameters(command=self.command, args=self.args, env={**env, **self.env}, cwd=self.cwd)
 
 
 # -- installing the peers -------------------------------------------------------------------
@@ -209,10 +210,12 @@ def _pip_version(venv: Path, pkg: str) -> str | None:
 
 
 def _other_pgmcp(pgmcp: Server, spec: str) -> Server:
-    """pgmcp from another checkout (NAME=DIR), run as `python -m pgmcp` with DIR first on the path."""
+    """pgmcp from another checkout (NAME=DIR), run as `python -m pgmcp` in DIR with DIR first on
+    the path. (`-m` puts the working directory before PYTHONPATH: run from this checkout, it
+    would run this checkout's pgmcp.)"""
     name, _, tree = spec.partition("=")
     return Server(name, sys.executable, ["-m", "pgmcp", *pgmcp.args], pgmcp.tool, env={"PYTHONPATH": tree},
-                  version=f"{tree}", note=f"pgmcp from {tree}")
+                  version=f"{tree}", note=f"pgmcp from {tree}", cwd=tree)
 
 
 def build_servers(cache: Path, pg: TemporaryPostgres, only: set[str] | None) -> tuple[list[Server], dict[str, str]]:
