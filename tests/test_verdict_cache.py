@@ -109,3 +109,19 @@ def test_the_cache_is_bounded_per_key_and_in_keys() -> None:
     assert cache.get("main", policies[2], snap, "SELECT 299") is verdict
     assert cache.get("main", policies[2], snap, "SELECT 0") is None  # the oldest verdicts went first
     assert cache.get("other", policies[2], snap, "SELECT 299") is None
+
+
+def test_a_new_snapshot_drops_the_verdicts_kept_under_the_old_ones() -> None:
+    """Other principals' entries must not keep an old snapshot (megabytes for a large schema) alive."""
+    cache = VerdictCache()
+    old, new = snapshot("id"), snapshot("id", "name")
+    policies = [analyst() for _ in range(3)]
+    verdict: Any = object()
+    for policy in policies:
+        cache.put("main", policy, old, "SELECT 1", verdict)
+    cache.put("other", policies[0], old, "SELECT 1", verdict)  # another database keeps its own
+    assert len(cache) == 4
+    cache.put("main", policies[0], new, "SELECT 1", verdict)
+    assert len(cache) == 2
+    assert all(cache.get("main", p, old, "SELECT 1") is None for p in policies)
+    assert cache.get("other", policies[0], old, "SELECT 1") is verdict

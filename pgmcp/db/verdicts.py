@@ -11,9 +11,11 @@ expansion, views, inheritance). Policies and snapshots are immutable values, and
 (a refresh, another principal, other claims) makes a new object. So verdicts are kept per
 (database, policy object, snapshot object): a lookup with any other policy or snapshot misses,
 and a new snapshot or policy for that key replaces the verdicts kept under it. The entries
-hold their policy and snapshot, so an id cannot be reused while they live. Only statements
-small enough to be checked on the event loop are kept (`INLINE_CHECK_BYTES`), and at most
-`size` per key and `keys` keys.
+hold their policy and snapshot, so an id cannot be reused while they live; when a database's
+snapshot changes, the verdicts under its other snapshots are dropped at once (a snapshot of a
+large schema is megabytes: other principals' stale entries must not keep old ones alive). Only
+statements small enough to be checked on the event loop are kept (`INLINE_CHECK_BYTES`), and
+at most `size` per key and `keys` keys.
 
 A cached verdict is the same object the check returned; what runs on every verdict (the audit
 hook, a follow-up such as the unbound-claim refusal) still runs on every call.
@@ -45,6 +47,7 @@ class VerdictCache:
 
     def __init__(self, keys: int = KEYS) -> None:
         self._kept: LRUCache[tuple[str, int], _Kept] = LRUCache(keys)
+        self._snapshots: dict[str, SchemaSnapshot | None] = {}  # the latest snapshot put, per database
 
     def get(self, database: str, policy: CompiledPolicy, snapshot: SchemaSnapshot | None, sql: str) -> Verdict | None:
         kept = self._kept.get((database, id(policy)))
@@ -55,6 +58,10 @@ class VerdictCache:
     def put(
         self, database: str, policy: CompiledPolicy, snapshot: SchemaSnapshot | None, sql: str, verdict: Verdict
     ) -> None:
+        if database not in self._snapshots or self._snapshots[database] is not snapshot:
+            self._snapshots[database] = snapshot
+            for stale in [k for k, v in self._kept.items() if k[0] == database and v.snapshot is not snapshot]:
+                del self._kept[stale]
         key = (database, id(policy))
         kept = self._kept.get(key)
         if kept is None or kept.policy is not policy or kept.snapshot is not snapshot:
