@@ -110,8 +110,9 @@ def _reserved(ctx: Context) -> None:
 
 
 def _resolve(ctx: Context) -> None:
+    assert ctx.parsed is not None
     try:
-        ctx.analysis = analyse(ctx.tree, ctx.policy.search_path, ctx.snapshot, ctx.fences)
+        ctx.analysis = analyse(ctx.tree, ctx.policy.search_path, ctx.snapshot, ctx.fences, ctx.parsed.nodes)
     except AnalysisError as err:
         ctx.refuse([violation(PGM003, f"the query's names cannot be resolved: {err}; simplify the query")])
         ctx.done = True
@@ -125,16 +126,17 @@ def _relations(ctx: Context) -> None:
 
 def _types(ctx: Context) -> None:
     assert ctx.parsed is not None
-    refs = type_refs(ctx.tree, ctx.policy.search_path, ctx.snapshot)
+    refs = type_refs(ctx.parsed.nodes.types, ctx.policy.search_path, ctx.snapshot)
     ctx.refuse(type_violations(ctx.parsed, refs, ctx.policy, ctx.snapshot))
 
 
 def _functions(ctx: Context) -> None:
     assert ctx.parsed is not None and ctx.analysis is not None
     a = ctx.analysis
-    ctx.calls = function_refs(ctx.tree, ctx.parsed.body, a.fields)
+    nodes = ctx.parsed.nodes
+    ctx.calls = function_refs(nodes.calls, ctx.parsed.body, a.fields)
     ctx.refuse(function_violations(ctx.parsed, ctx.calls, ctx.policy, ctx.trace))
-    ctx.refuse(attribute_calls(ctx.parsed, ctx.tree, ctx.policy, a.fields.values(), a.row_calls, ctx.trace))
+    ctx.refuse(attribute_calls(ctx.parsed, nodes.columns, ctx.policy, a.fields.values(), a.row_calls, ctx.trace))
 
 
 def _columns(ctx: Context) -> None:

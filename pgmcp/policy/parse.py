@@ -20,6 +20,7 @@ from sqlglot.errors import ParseError, SqlglotError, TokenError
 from sqlglot.tokenizer_core import Token
 
 from pgmcp.policy.messages import syntax_violation, tokenize_violation
+from pgmcp.policy.nodes import MAX_TREE_DEPTH, Nodes, index
 from pgmcp.policy.rules import PGM001, PGM002, PGM006, violation
 from pgmcp.policy.tokens import (
     DIALECT,
@@ -33,42 +34,6 @@ from pgmcp.policy.tokens import (
     tokenize,
 )
 from pgmcp.policy.verdict import Violation
-
-MAX_TREE_DEPTH = 400
-
-# Statement nodes that must not appear anywhere in a read query.
-WRITE_NODES: tuple[type[exp.Expr], ...] = (
-    exp.DML,
-    exp.DDL,
-    exp.Drop,
-    exp.Alter,
-    exp.Command,
-    exp.Transaction,
-    exp.Commit,
-    exp.Rollback,
-    exp.Set,
-    exp.Grant,
-    exp.Revoke,
-    exp.TruncateTable,
-    exp.Comment,
-    exp.Analyze,
-    exp.Use,
-    exp.Refresh,
-    exp.Cache,
-    exp.Uncache,
-    exp.LoadData,
-    exp.Describe,
-    exp.Pragma,
-    exp.Kill,
-    exp.Show,
-    exp.Execute,
-    exp.Declare,
-    exp.Install,
-    exp.Attach,
-    exp.Detach,
-    exp.Export,
-)
-FLAGGED_NODES: tuple[type[exp.Expr], ...] = (exp.Into, exp.Lock, exp.With, *WRITE_NODES)
 
 _local = threading.local()
 
@@ -122,8 +87,13 @@ class Parsed:
     tree: exp.Expr | None = None
     leading: Leading | None = None  # set (and `tree` None) when refused before parsing
     violations: list[Violation] = field(default_factory=list)
-    flagged: list[exp.Expr] = field(default_factory=list)  # write/INTO/lock nodes, in tree order
+    nodes: Nodes = field(default_factory=Nodes)  # the tree's nodes the stages read (`pgmcp.policy.nodes`)
     log: list[str] = field(default_factory=list)
+
+    @property
+    def flagged(self) -> list[exp.Expr]:
+        """Write, INTO, lock and WITH nodes, in tree order."""
+        return self.nodes.flagged
 
     def position(self, start: int | None) -> tuple[int | None, int | None]:
         """1-based (line, column) in `sql` of offset `start` in `body`."""
@@ -213,34 +183,11 @@ def _parse_into(parsed: Parsed, allow_reserved: bool) -> None:
         )
         return
     tree = statements[0]
-    depth, flagged = _scan(tree)
-    if depth > MAX_TREE_DEPTH:
+    nodes = index(tree)
+    if nodes.depth > MAX_TREE_DEPTH:
         parsed.violations.append(
             violation(PGM006, f"the statement is nested more than {MAX_TREE_DEPTH} levels deep; flatten the query")
         )
         return
     parsed.tree = tree
-    parsed.flagged = flagged
-
-
-def _scan(tree: exp.Expr) -> tuple[int, list[exp.Expr]]:
-    """The depth of `tree` (stopping once past MAX_TREE_DEPTH) and its FLAGGED_NODES in
-    breadth-first order (the order of `find_all`), in one pass over the tree."""
-    deepest = 0
-    flagged: list[exp.Expr] = []
-    level: list[exp.Expr] = [tree]
-    while level:
-        deepest += 1
-        if deepest > MAX_TREE_DEPTH:
-            return deepest, flagged
-        below: list[exp.Expr] = []
-        for node in level:
-            if isinstance(node, FLAGGED_NODES):
-                flagged.append(node)
-            for value in node.args.values():
-                if isinstance(value, exp.Expr):
-                    below.append(value)
-                elif isinstance(value, list):
-                    below.extend(v for v in value if isinstance(v, exp.Expr))
-        level = below
-    return deepest, flagged
+    parsed.nodes = nodes
