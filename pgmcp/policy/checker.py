@@ -51,6 +51,7 @@ class Context:
     policy: CompiledPolicy
     snapshot: SchemaSnapshot | None
     written: Written | None = None  # set on the re-check of a statement the checker rewrote
+    long_lists: bool = True  # parse long literal lists as placeholders (`pgmcp.policy.longlists`)
     parsed: Parsed | None = None
     analysis: Analysis | None = None
     calls: list[FunctionRef] = field(default_factory=list)
@@ -81,7 +82,7 @@ def _size(ctx: Context) -> None:
 
 
 def _parse(ctx: Context) -> None:
-    parsed = ctx.parsed = parse_statement(ctx.sql, allow_reserved=ctx.written is not None)
+    parsed = ctx.parsed = parse_statement(ctx.sql, allow_reserved=ctx.written is not None, long_lists=ctx.long_lists)
     ctx.trace += [TraceEntry("PGM003", "sqlglot", "info", line) for line in parsed.log]
     if parsed.leading is not None:
         ctx.kind = "explain" if parsed.explain else None
@@ -156,13 +157,19 @@ def _rewrite(ctx: Context) -> None:
     ctx.refuse(problems)
     if problems or written is None:
         return
-    text = generate(tree, copy=False)  # the rewritten tree is ours alone
+    text = ctx.parsed.restore(generate(tree, copy=False))  # the rewritten tree is ours alone
+    if text is None:
+        raise _WholeText  # a long list's placeholder did not come out of the generator as it went in
     rewritten = (ctx.parsed.explain.prefix if ctx.parsed.explain else "") + text
     again = _run(Context(rewritten, ctx.policy, ctx.snapshot, written=written))
     if not again.allowed:
         ctx.refuse([violation(PGM502, f"the rewritten query failed its re-check: {again.reason()}")])
         return
     ctx.rewritten = rewritten
+
+
+class _WholeText(Exception):
+    """The statement must be judged again with its long lists parsed item by item."""
 
 
 @dataclass(frozen=True)
@@ -200,6 +207,8 @@ def _run(ctx: Context) -> Verdict:
             stage.run(ctx)
             if stage.stop and ctx.violations:
                 break
+    except _WholeText:
+        return _run(Context(ctx.sql, ctx.policy, ctx.snapshot, ctx.written, long_lists=False))
     except (TypeError, ValueError, AttributeError, KeyError, IndexError, SqlglotError) as err:
         # An analysis step met a tree shape it does not handle: refuse, never pass.
         message = f"the query could not be analysed ({type(err).__name__}); simplify it"

@@ -19,6 +19,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError, TokenError
 from sqlglot.tokenizer_core import Token
 
+from pgmcp.policy.longlists import Shortened, shorten, verify
 from pgmcp.policy.messages import syntax_violation, tokenize_violation
 from pgmcp.policy.nodes import MAX_TREE_DEPTH, Nodes, index
 from pgmcp.policy.rules import PGM001, PGM002, PGM006, violation
@@ -77,12 +78,15 @@ class Parsed:
     """One statement after parsing. `tree` is None when `violations` stopped it.
 
     `body` is the text that was parsed (the inner statement for EXPLAIN) and `offset` where
-    it starts in `sql`; positions in the tree are relative to `body`.
+    it starts in `sql`; positions in the tree are relative to `body`. When long literal lists
+    were replaced by placeholders (`short`, `pgmcp.policy.longlists`), `body` is cut from the
+    short text; `position` maps back to `sql` and `restore` puts the lists back.
     """
 
     sql: str
     body: str
     offset: int = 0
+    short: Shortened | None = None
     explain: Explain | None = None
     tree: exp.Expr | None = None
     leading: Leading | None = None  # set (and `tree` None) when refused before parsing
@@ -100,9 +104,16 @@ class Parsed:
         if start is None:
             return None, None
         absolute = self.offset + start
+        if self.short is not None:
+            absolute = self.short.original_offset(absolute)
         before = self.sql[:absolute]
         line = before.count("\n") + 1
         return line, absolute - (before.rfind("\n") + 1) + 1
+
+    def restore(self, generated: str) -> str | None:
+        """SQL generated from this statement's (rewritten) tree, with the long lists put back;
+        None when that cannot be done exactly (`Shortened.restore`)."""
+        return generated if self.short is None else self.short.restore(generated)
 
     def node_position(self, node: exp.Expr) -> tuple[int | None, int | None]:
         """Where `node` (or its first descendant that knows) starts in `sql`."""
@@ -113,13 +124,27 @@ class Parsed:
         return None, None
 
 
-def parse_statement(sql: str, *, allow_reserved: bool = False) -> Parsed:
-    """Parse `sql` as exactly one statement, peeling EXPLAIN; never raises on bad input."""
+def parse_statement(sql: str, *, allow_reserved: bool = False, long_lists: bool = True) -> Parsed:
+    """Parse `sql` as exactly one statement, peeling EXPLAIN; never raises on bad input.
+
+    With `long_lists`, long lists of plain literals are parsed as one placeholder each
+    (`pgmcp.policy.longlists`); a statement refused that way is parsed again whole, so that
+    what the refusal says is about the text as written.
+    """
+    short = shorten(sql) if long_lists else None
+    if short is not None:
+        parsed = _parse_statement(sql, allow_reserved, short)
+        if parsed.short is not None and not parsed.violations:
+            return parsed  # proven, and not refused
+    return _parse_statement(sql, allow_reserved, None)
+
+
+def _parse_statement(sql: str, allow_reserved: bool, short: Shortened | None) -> Parsed:
     parsed = Parsed(sql=sql, body=sql)
     sink: list[str] = []
     token = _captured.set(sink)
     try:
-        _parse_into(parsed, allow_reserved)
+        _parse_into(parsed, allow_reserved, short)
     except RecursionError:
         parsed.tree = None
         parsed.violations.append(
@@ -131,24 +156,32 @@ def parse_statement(sql: str, *, allow_reserved: bool = False) -> Parsed:
     return parsed
 
 
-def _parse_into(parsed: Parsed, allow_reserved: bool) -> None:
+def _parse_into(parsed: Parsed, allow_reserved: bool, short: Shortened | None) -> None:
+    """Parse `parsed.sql`, or the text `short` made of it: then `parsed.short` is set only
+    when the placeholders are proven sound (`longlists.verify`), and the caller parses the
+    whole text instead when it is not set or anything was refused."""
+    text = parsed.body = parsed.sql if short is None else short.text
     try:
-        tokens = tokenize(parsed.sql)
+        tokens = tokenize(text)
     except (TokenError, SqlglotError):
-        parsed.violations.append(tokenize_violation(parsed.sql, parsed.position))
+        parsed.violations.append(tokenize_violation(text, parsed.position))
         return
     if is_explain(tokens):
-        peeled = peel_explain(parsed.sql, tokens[0])
+        peeled = peel_explain(text, tokens[0])
         if isinstance(peeled, Violation):
             parsed.violations.append(peeled)
             return
         parsed.explain = peeled
         parsed.offset = len(peeled.prefix)
-        parsed.body = parsed.sql[parsed.offset :]
+        parsed.body = text[parsed.offset :]
         try:
             tokens = tokenize(parsed.body)
         except (TokenError, SqlglotError):
             parsed.violations.append(tokenize_violation(parsed.sql))
+            return
+    if short is not None:
+        parsed.short = verify(short, tokens, parsed.offset)
+        if parsed.short is None:
             return
     found = check_tokens(parsed.body, tokens, allow_reserved, parsed.position)
     if found:
