@@ -20,7 +20,9 @@ refused; `stop` ends the check once the stage has refused something:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlglot import exp
@@ -196,7 +198,27 @@ STAGES: tuple[Stage, ...] = (
 
 def check(sql: str, policy: CompiledPolicy, snapshot: SchemaSnapshot | None = None) -> Verdict:
     """Judge one statement. Never raises on bad SQL: every problem is a violation."""
-    return _run(Context(sql, policy, snapshot))
+    with _collector_paused():
+        return _run(Context(sql, policy, snapshot))
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector stays off while one statement is judged.
+
+    A statement's tree is cyclic (every node links to its parent), so each collection during
+    the check walks all of it, again and again as it grows: a third of the time of a 4,000-CTE
+    statement, a tenth of a TPC-H query's. What one check allocates is bounded by the
+    statement; its cyclic garbage is collected once the collector runs again.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _run(ctx: Context) -> Verdict:
