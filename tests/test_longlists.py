@@ -52,8 +52,8 @@ def normalized(sql: str | None) -> list[str] | None:
 def assert_same(sql: str) -> Verdict:
     short, full = check(sql, POLICY), whole(sql)
     assert short.allowed == full.allowed, (short.reason(), full.reason())
-    assert [(v.rule, v.line, v.column) for v in short.violations] == [
-        (v.rule, v.line, v.column) for v in full.violations
+    assert [(v.rule, v.message, v.line, v.column) for v in short.violations] == [
+        (v.rule, v.message, v.line, v.column) for v in full.violations
     ], (short.reason(), full.reason())
     assert (short.relations, short.functions, short.row_cap) == (full.relations, full.functions, full.row_cap)
     assert normalized(short.rewritten_sql) == normalized(full.rewritten_sql)
@@ -120,6 +120,8 @@ REFUSED = [
     (f"SELECT id FROM orders WHERE id IN ({NUMBERS}) AND", "PGM001"),
     (f"SELECT 'x FROM orders WHERE id IN ({NUMBERS})", "PGM001"),
     (f"SELECT id FROM secrets WHERE id IN ({NUMBERS})", "PGM201"),
+    # refused while parsing the short text: judged there (PGM001 alone is parsed again whole)
+    ("SELECT id FROM orders WHERE " + " AND ".join(f"id IN ({NUMBERS})" for _ in range(450)), "PGM006"),
 ]
 
 
@@ -165,6 +167,18 @@ def test_positions_point_into_the_text_as_written() -> None:
     sql = f"SELECT id FROM orders WHERE id IN ({NUMBERS})\n  AND ssn IS NULL AND pg_sleep(1) IS NULL"
     verdict = assert_same(sql)
     assert [(v.line, v.column) for v in verdict.violations if v.rule == "PGM401"] == [(2, 23)]
+
+
+def test_restoring_needs_each_placeholder_exactly_once() -> None:
+    sql = f"SELECT 1 FROM (VALUES {ROWS}) AS v WHERE 2 IN ({NUMBERS}) AND 3 IN ({STRINGS})"
+    short = shorten(sql)
+    assert short is not None and [run.kind for run in short.runs] == ["values", "list", "list"]
+    assert short.restore(short.text) == sql
+    first = short.runs[1].placeholder
+    assert short.restore(short.text.replace(first, "'x'")) is None  # one missing
+    assert short.restore(short.text + " AND " + first) is None  # one twice
+    assert short.restore(short.text + f" AND '{short.tag}9'") is None  # the tag once more
+    assert short.restore(short.text.replace(first, first.upper())) is None
 
 
 def test_short_lists_take_the_ordinary_path() -> None:

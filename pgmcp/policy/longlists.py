@@ -53,9 +53,14 @@ _ITEMS = rf"{_W}{_LIT}{_W}(?:,{_W}{_LIT}{_W}){{{MIN_ITEMS - 1},}}+"
 # The whole inside of (...) or [...]; which keyword opens it is checked on the tokens.
 _SCALAR_RUN = re.compile(rf"(?<=[(\[]){_ITEMS}(?=[)\]])")
 _ROW = rf"\({_W}{_LIT}{_W}(?:,{_W}{_LIT}{_W})*+\)"
+_FIRST_ROW = re.compile(_ROW)
 # VALUES as a word of its own (no identifier character before it: ASCII or not).
-_VALUES = re.compile(rf"(?<![A-Za-z0-9_$])(?<![^\x00-\x7f])[Vv][Aa][Ll][Uu][Ee][Ss]{_W}(?={_ROW})")
+_VALUES = re.compile(
+    rf"(?<![A-Za-z0-9_$])(?<![^\x00-\x7f])[Vv][Aa][Ll][Uu][Ee][Ss]{_W}"
+    rf"(?={_ROW}(?:{_W},{_W}{_ROW}){{{MIN_ITEMS - 1},}}+)"
+)
 _ITEM = re.compile(_LIT)
+_NUMBER = re.compile(r"[0-9]+")
 
 
 @lru_cache(maxsize=MAX_ROW_WIDTH)
@@ -102,13 +107,29 @@ class Shortened:
     def restore(self, generated: str) -> str | None:
         """`generated` (SQL generated from the short text's tree, rewritten) with each
         placeholder replaced by its original list; None unless each occurs exactly once."""
-        out = generated
-        # sqlglot writes a string literal as 'text' and a tuple as (a, b), as the placeholders are.
-        if out.count(self.tag) != len(self.runs) or any(out.count(run.placeholder) != 1 for run in self.runs):
+        # sqlglot writes a string literal as 'text' and a tuple as (a, b), as the placeholders
+        # are written; each must come back once, and nothing else may hold the tag.
+        found = [m.start() for m in re.finditer(re.escape(self.tag), generated)]
+        if len(found) != len(self.runs):
             return None
-        for run in self.runs:
-            out = out.replace(run.placeholder, self.original[run.start : run.end], 1)
-        return out
+        places: list[tuple[int, Run]] = []
+        for at in found:
+            number = _NUMBER.match(generated, at + len(self.tag))
+            index = int(number.group()) if number is not None else -1
+            run = self.runs[index] if 0 <= index < len(self.runs) else None
+            begin = at - (1 if run is None or run.kind != "values" else 2)
+            if run is None or not generated.startswith(run.placeholder, begin):
+                return None
+            places.append((begin, run))
+        if len({id(run) for _, run in places}) != len(self.runs):
+            return None
+        parts: list[str] = []
+        last = 0
+        for begin, run in sorted(places, key=lambda place: place[0]):
+            parts += [generated[last:begin], self.original[run.start : run.end]]
+            last = begin + len(run.placeholder)
+        parts.append(generated[last:])
+        return "".join(parts)
 
 
 def shorten(text: str) -> Shortened | None:
@@ -120,10 +141,10 @@ def shorten(text: str) -> Shortened | None:
     for match in _SCALAR_RUN.finditer(text):
         found.append((match.start(), match.end(), "list", 1))
     for match in _VALUES.finditer(text):
-        first = re.match(_ROW, text[match.end() : match.end() + 4096])
+        first = _FIRST_ROW.match(text, match.end())
         if first is None:
             continue
-        width = len(_ITEM.findall(first.group()))
+        width = len(_ITEM.findall(text, first.start(), first.end()))
         if width > MAX_ROW_WIDTH:
             continue
         rows = _rows(width).match(text, match.end())

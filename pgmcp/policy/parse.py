@@ -128,14 +128,15 @@ def parse_statement(sql: str, *, allow_reserved: bool = False, long_lists: bool 
     """Parse `sql` as exactly one statement, peeling EXPLAIN; never raises on bad input.
 
     With `long_lists`, long lists of plain literals are parsed as one placeholder each
-    (`pgmcp.policy.longlists`); a statement refused that way is parsed again whole, so that
-    what the refusal says is about the text as written.
+    (`pgmcp.policy.longlists`); a statement refused that way as unreadable (PGM001) is parsed
+    again whole, so that what the refusal quotes is the text as written (positions are mapped
+    back either way).
     """
     short = shorten(sql) if long_lists else None
     if short is not None:
         parsed = _parse_statement(sql, allow_reserved, short)
-        if parsed.short is not None and not parsed.violations:
-            return parsed  # proven, and not refused
+        if parsed.short is not None and not any(v.rule == PGM001.code for v in parsed.violations):
+            return parsed  # proven, and not refused as unreadable
     return _parse_statement(sql, allow_reserved, None)
 
 
