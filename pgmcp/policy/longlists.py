@@ -40,7 +40,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
+from typing import NamedTuple
 
 from sqlglot.tokenizer_core import Token, TokenType
 
@@ -50,17 +51,30 @@ MAX_ROW_WIDTH = 32
 _W = r"[ \t\n\r\f\v]*+"  # PostgreSQL's whitespace only (Python's \s also matches Unicode spaces)
 _LIT = r"(?:-?[0-9]++(?:\.[0-9]++)?+|'[^']*+(?:''[^']*+)*+')"
 _ITEMS = rf"{_W}{_LIT}{_W}(?:,{_W}{_LIT}{_W}){{{MIN_ITEMS - 1},}}+"
-# The whole inside of (...) or [...]; which keyword opens it is checked on the tokens.
-_SCALAR_RUN = re.compile(rf"(?<=[(\[]){_ITEMS}(?=[)\]])")
 _ROW = rf"\({_W}{_LIT}{_W}(?:,{_W}{_LIT}{_W})*+\)"
-_FIRST_ROW = re.compile(_ROW)
-# VALUES as a word of its own (no identifier character before it: ASCII or not).
-_VALUES = re.compile(
-    rf"(?<![A-Za-z0-9_$])(?<![^\x00-\x7f])[Vv][Aa][Ll][Uu][Ee][Ss]{_W}"
-    rf"(?={_ROW}(?:{_W},{_W}{_ROW}){{{MIN_ITEMS - 1},}}+)"
-)
-_ITEM = re.compile(_LIT)
-_NUMBER = re.compile(r"[0-9]+")
+
+
+class _Patterns(NamedTuple):
+    scalar_run: re.Pattern[str]  # the whole inside of (...) or [...]; the tokens tell which keyword opens it
+    first_row: re.Pattern[str]
+    values: re.Pattern[str]  # VALUES as a word of its own (no identifier character before it)
+    item: re.Pattern[str]
+    number: re.Pattern[str]
+
+
+@cache
+def _patterns() -> _Patterns:
+    """Compiled when first needed: most statements have too few commas to hold a long list."""
+    return _Patterns(
+        re.compile(rf"(?<=[(\[]){_ITEMS}(?=[)\]])"),
+        re.compile(_ROW),
+        re.compile(
+            rf"(?<![A-Za-z0-9_$])(?<![^\x00-\x7f])[Vv][Aa][Ll][Uu][Ee][Ss]{_W}"
+            rf"(?={_ROW}(?:{_W},{_W}{_ROW}){{{MIN_ITEMS - 1},}}+)"
+        ),
+        re.compile(_LIT),
+        re.compile(r"[0-9]+"),
+    )
 
 
 @lru_cache(maxsize=MAX_ROW_WIDTH)
@@ -114,7 +128,7 @@ class Shortened:
             return None
         places: list[tuple[int, Run]] = []
         for at in found:
-            number = _NUMBER.match(generated, at + len(self.tag))
+            number = _patterns().number.match(generated, at + len(self.tag))
             index = int(number.group()) if number is not None else -1
             run = self.runs[index] if 0 <= index < len(self.runs) else None
             begin = at - (1 if run is None or run.kind != "values" else 2)
@@ -137,14 +151,15 @@ def shorten(text: str) -> Shortened | None:
     None when it has none. Not yet proven: `verify` the short text's tokens before use."""
     if text.count(",") < MIN_ITEMS - 1:
         return None
+    patterns = _patterns()
     found: list[tuple[int, int, str, int]] = []  # start, end, kind, width
-    for match in _SCALAR_RUN.finditer(text):
+    for match in patterns.scalar_run.finditer(text):
         found.append((match.start(), match.end(), "list", 1))
-    for match in _VALUES.finditer(text):
-        first = _FIRST_ROW.match(text, match.end())
+    for match in patterns.values.finditer(text):
+        first = patterns.first_row.match(text, match.end())
         if first is None:
             continue
-        width = len(_ITEM.findall(text, first.start(), first.end()))
+        width = len(patterns.item.findall(text, first.start(), first.end()))
         if width > MAX_ROW_WIDTH:
             continue
         rows = _rows(width).match(text, match.end())
