@@ -267,6 +267,10 @@ class Walker(FromClause, FieldSelections):
 
     def _bare(self, node: exp.Column, name: str, level: Level) -> None:
         """An unqualified name: a column of the innermost level that has one, else a whole row."""
+        first = level.matches(name)
+        if len(first) == 1 and first[0].certain:  # the common case: one FROM item here has it
+            self._access("column", first[0].reads, node, name)
+            return
         maybe: list[Match] = []
         everything_known = True
         for current in level.chain():
