@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TestDatabase
+
 PGMCP = Path(sys.executable).parent / "pgmcp"
 POLICY = """\
 name: tenants
@@ -76,3 +78,41 @@ def test_explain_policy_binds_claims(tmp_path: Path) -> None:
     assert bound.returncode == 0 and "tenant_id = 3" in bound.stdout, bound.stdout
     missing = pgmcp(tmp_path, "explain-policy", "--policy", "tenants.yaml", "SELECT id FROM orders")
     assert missing.returncode == 1 and "needs claim 'tenant_id'" in missing.stdout, missing.stdout
+
+
+PER_TEST = """\
+name: tenants
+extends: [baseline]
+tables:
+  "public.*": allow
+row_filters:
+  public.orders: "tenant_id = :tenant_id"
+tests:
+  - {sql: SELECT DISTINCT tenant_id FROM orders, expect: allow, claims: {tenant_id: 1}, rows: [[1]]}
+  - {sql: SELECT DISTINCT tenant_id FROM orders, expect: allow, claims: {tenant_id: 2}, rows: [[2]]}
+  - {sql: SELECT id FROM orders, expect: deny, rules: [PGM201], claims: {}}
+  - {sql: SELECT DISTINCT tenant_id FROM orders, expect: allow, rows: [[3]]}
+"""
+
+
+def test_each_test_may_carry_its_own_claims(tmp_path: Path, pg_database: TestDatabase) -> None:
+    pg_database.run_sql("CREATE TABLE public.orders (id int, tenant_id int);"
+                        "INSERT INTO public.orders VALUES (1, 1), (2, 2), (3, 3);")
+    (tmp_path / "per-test.yaml").write_text(PER_TEST)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([str(PGMCP), "policy", "test", "per-test.yaml", *args], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+        assert "Traceback" not in done.stdout + done.stderr
+        return done
+
+    # Offline: each test is checked under its own claims; the last one has none (and no --claims).
+    offline = run()
+    assert offline.returncode == 1 and "3 passed, 1 failed" in offline.stdout, offline.stdout
+    assert "FAIL per-test.yaml:11" in offline.stdout and "needs claim 'tenant_id'" in offline.stdout
+    # On the database the rows of each test are those of its own tenant; --claims serves the rest.
+    live = run("--database-dsn", pg_database.dsn, "--claims", '{"tenant_id": 3}')
+    assert live.returncode == 0, live.stdout
+    assert live.stdout.count("(rows checked)") == 3 and "4 passed, 0 failed" in live.stdout
+    wrong = run("--database-dsn", pg_database.dsn, "--claims", '{"tenant_id": 1}')
+    assert wrong.returncode == 1 and "FAIL per-test.yaml:11" in wrong.stdout and "3 passed, 1 failed" in wrong.stdout

@@ -144,16 +144,19 @@ async def test_mcp_host_lists_tools_and_runs_sql(tmp_path: Path) -> None:
     assert_cluster_gone(cluster_dir((tmp_path / "stderr.txt").read_text()))
 
 
-@pytest.mark.parametrize(("mode", "signum"), [("tour", signal.SIGINT), ("serve", signal.SIGTERM)])
+@pytest.mark.parametrize(("mode", "signum"), [("keep", signal.SIGINT), ("keep", signal.SIGTERM),
+                                            ("serve", signal.SIGTERM)])
 def test_signal_removes_the_cluster(mode: str, signum: int) -> None:
-    args = ["--tour", "--keep-running"] if mode == "tour" else []
+    # --keep-running without a terminal (stdin is a pipe here): no tour, no MCP, the database
+    # stays up until a signal, and the demo says how to stop it.
+    args = ["--keep-running"] if mode == "keep" else []
     proc = subprocess.Popen(
-        [*as_from_a_terminal(), *demo_argv(), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, env=clean_env(),
+        [*as_from_a_terminal(), *demo_argv(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.DEVNULL if mode == "keep" else subprocess.PIPE, env=clean_env(),
     )
     try:
-        # Wait until the demo is fully up: the tour says so on stdout, the server on stderr.
-        stream, ready = (proc.stdout, "Press Ctrl-C") if mode == "tour" else (proc.stderr, "pgmcp ready")
+        # Wait until the demo is fully up: --keep-running says so on stdout, the server on stderr.
+        stream, ready = (proc.stdout, "stops it and removes it") if mode == "keep" else (proc.stderr, "pgmcp ready")
         assert stream is not None
         seen = ""
         for line in stream:
@@ -162,6 +165,11 @@ def test_signal_removes_the_cluster(mode: str, signum: int) -> None:
                 break
         path = cluster_dir(seen)
         assert path.exists()
+        if mode == "keep":
+            assert f"`kill {proc.pid}` (SIGTERM) or SIGINT stops it" in seen and "psql 'postgresql://" in seen
+            assert "Welcome" not in seen and "PGM301" not in seen  # no tour
+            with pytest.raises(subprocess.TimeoutExpired):  # stdin at its end changes nothing: only a signal stops it
+                proc.wait(timeout=1)
         proc.send_signal(signum)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -213,8 +221,8 @@ def test_dsn_uses_an_existing_server(pg_server: TestServer) -> None:
         try:
             assert kept.stdout is not None
             for line in kept.stdout:
-                if "Press Ctrl-C" in line:
-                    assert "stays on that server" in line
+                if "(the database stays on that server)" in line:
+                    assert f"`kill {kept.pid}` (SIGTERM) or SIGINT ends pgmcp demo" in line  # stdin is no terminal
                     break
             kept.send_signal(signal.SIGTERM)
             _, err = kept.communicate(timeout=60)

@@ -106,6 +106,7 @@ def test_login_creates_the_role_without_a_password(
     code, out, err = grants(config, capsys, "--database", "shop", "--login", "--admin-dsn", pg_database.dsn)
     assert code == 0, err
     assert f'CREATE ROLE "{role}" LOGIN' in out and "PASSWORD" not in out.replace("No password", "")
+    assert f'GRANT CONNECT ON DATABASE "{pg_database.name}" TO "{role}";' in out
     try:
         pg_database.run_sql(out)
         pg_database.run_sql(out)  # idempotent, the role included
@@ -164,3 +165,48 @@ async def test_every_revoke_public_pattern_is_dangerous_and_exists(pg_database: 
         assert matched, pattern
         assert all(function_sets().is_dangerous(n) for n in matched), pattern
     assert all(sig.split("(")[0] in names for sig in revoked_builtins(public))
+
+
+def test_admin_dsn_needs_no_secret_of_the_config(
+    tmp_path: Path, pg_database: TestDatabase, reader: str, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The config's password variable is pgmcp's secret: reading the catalogs as an admin needs none.
+    config = setup(tmp_path, pg_database, reader)
+    config.write_text(config.read_text().replace("    policies:", "    password: ${GCLI_UNSET_PW}\n    policies:", 1))
+    monkeypatch.delenv("GCLI_UNSET_PW", raising=False)
+    code, out, err = grants(config, capsys, "--database", "shop")
+    assert code == 2 and "GCLI_UNSET_PW is not set" in err  # connecting as the config says needs it
+    code, out, err = grants(config, capsys, "--database", "shop", "--admin-dsn", pg_database.dsn)
+    assert code == 0, err
+    assert f'GRANT SELECT ON TABLE "public"."items" TO "{reader}"' in out
+    # the header names the policy files as the config does
+    assert "-- policy cli-test (policy.yaml); search_path public" in out
+
+
+@pytest.mark.parametrize("whose", ["superuser", "owner", "owner's member"])
+def test_a_role_privileges_do_not_bind_is_refused(
+    whose: str, tmp_path: Path, pg_database: TestDatabase, capsys: pytest.CaptureFixture[str]
+) -> None:
+    role = f"gcli_owner_{uuid.uuid4().hex[:8]}"
+    if whose == "superuser":
+        role = pg_database.run_sql("SELECT current_user").strip()
+    elif whose == "owner":
+        pg_database.run_sql(f"CREATE ROLE {role} LOGIN; CREATE TABLE public.{role}_t (id int);"
+                            f"ALTER TABLE public.{role}_t OWNER TO {role};")
+    else:  # a member of the owner may SET ROLE to it: as good as the owner
+        pg_database.run_sql(f"CREATE ROLE {role}_app; CREATE ROLE {role} LOGIN IN ROLE {role}_app;"
+                            f"CREATE TABLE public.{role}_t (id int); ALTER TABLE public.{role}_t OWNER TO {role}_app;")
+    try:
+        config = setup(tmp_path, pg_database, role)
+        code, out, err = grants(config, capsys, "--database", "shop", "--admin-dsn", pg_database.dsn)
+        assert (code, out) == (2, ""), err  # nothing printed: no REVOKE that would change nothing
+        if whose == "superuser":
+            assert f"role '{role}' is a superuser: privileges and row-level security do not apply to it" in err
+        else:
+            assert f"role '{role}' owns public.{role}_t (or may SET ROLE to the owner)" in err
+        assert "--role pgmcp_ro --login" in err and "Traceback" not in err
+    finally:
+        if whose != "superuser":
+            pg_database.run_sql(f"DROP TABLE IF EXISTS public.{role}_t; DROP ROLE IF EXISTS {role};"
+                                f"DROP ROLE IF EXISTS {role}_app;")

@@ -119,6 +119,9 @@ async def test_list_databases_describe_and_refresh(config_path: Path) -> None:
         schema = (
             await call(client, "describe_schema", database="shop", tables=["customers"])
         ).structured_content
+        misspelt = (
+            await call(client, "describe_schema", database="shop", tables=["customer", "public.order", "zzz"])
+        ).structured_content
         refreshed = (await call(client, "refresh_schema", database="shop")).structured_content
     assert dbs is not None and schema is not None and refreshed is not None
     by_name = {d["name"]: d for d in dbs["databases"]}
@@ -130,6 +133,9 @@ async def test_list_databases_describe_and_refresh(config_path: Path) -> None:
     columns = [c["name"] for c in customers["columns"]]
     assert "name" in columns and "email" not in columns
     assert refreshed["relations"] == 2 and refreshed["stale"] is False
+    assert misspelt is not None and misspelt["relations"] == []
+    assert misspelt["unknown"] == ["customer", "public.order", "zzz"]
+    assert misspelt["suggestions"] == {"customer": ["customers"], "public.order": ["public.orders"]}
 
 
 async def test_query_with_the_openai_provider(config_path: Path, fake_llm: FakeLLMServer) -> None:

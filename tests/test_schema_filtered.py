@@ -9,6 +9,7 @@ import pytest
 
 from pgmcp.policy.compiler import CompiledPolicy, compile_policy
 from pgmcp.policy.document import load_policy_file
+from pgmcp.policy.suggest import relation_suggestions
 from pgmcp.schema.filtered import describe, filter_snapshot, render_text
 from pgmcp.schema.snapshot import SchemaSnapshot
 from tests.conftest import TestDatabase
@@ -153,6 +154,15 @@ def test_describe_some_tables(shown: SchemaSnapshot) -> None:
     assert len(whole["relations"]) == len(shown.relations) and whole["unknown"] == []
     assert whole["functions"] == [{"schema": "shop", "name": "order_count", "arguments": "cid integer",
                                    "returns": "bigint", "returns_set": False, "volatility": "stable"}]
+
+
+def test_unknown_names_get_a_did_you_mean_of_visible_relations_only(shown: SchemaSnapshot) -> None:
+    out = describe(shown, ["customer", "shop.order", "order_line", "zzz"])
+    suggestions = relation_suggestions(out["unknown"], shown)
+    assert suggestions["customer"] == ["customers"] and suggestions["shop.order"] == ["shop.orders"]
+    assert "zzz" not in suggestions
+    # order_lines exists, one letter away, but the policy hides it: the next visible name is offered.
+    assert suggestions["order_line"] == ["orders"]
 
 
 def test_text_rendering(shown: SchemaSnapshot) -> None:

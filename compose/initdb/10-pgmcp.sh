@@ -23,6 +23,8 @@ INSERT INTO public.customers VALUES
   (2, 'Grace Hopper', 'US', 'grace@example.com'),
   (3, 'Emmy Noether', 'DE', 'emmy@example.com');
 
-GRANT SELECT ON ALL TABLES IN SCHEMA public TO pgmcp_ro;
-ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO pgmcp_ro;
+-- Exactly what policies/shop.yaml lets through, so that PostgreSQL enforces it too (the privilege
+-- audit of `pgmcp check-config --connect` is clean): every column but email. For your own tables,
+-- `pgmcp policy grants --config /etc/pgmcp/pgmcp.yaml` prints these grants from the policy.
+GRANT SELECT (id, name, country) ON public.customers TO pgmcp_ro;
 SQL

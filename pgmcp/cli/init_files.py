@@ -1,8 +1,9 @@
-"""The files `pgmcp init` writes: `pgmcp.yaml` and `policies/<database>.yaml`, as commented text.
+"""The files `pgmcp init` writes: `pgmcp.yaml` and `policies/<database>.yaml`, as commented text
+(the third, `pgmcp-role.sql`, is `pgmcp.cli.init_role`'s).
 
 Written as text rather than dumped from dicts because the comments are the point: each hidden
 column says why it is hidden, each suggested row filter why it is suggested, and the config
-says where the password comes from and what role pgmcp should log in as. Secrets are never
+says where the password comes from and what role pgmcp logs in as. Secrets are never
 written: a password becomes `${NAME_DB_PASSWORD}`, set in pgmcp's environment.
 """
 
@@ -34,7 +35,7 @@ class Connection:
     user: str | None = None
     dbname: str | None = None
     sslmode: str | None = None
-    password_variable: str | None = None  # set when a password was used to connect
+    password_variable: str | None = None  # the variable holding the role's password
 
 
 def yaml_str(text: str) -> str:
@@ -66,8 +67,8 @@ def password_variable(name: str) -> str:
     return re.sub(r"[^A-Z0-9_]", "_", name.upper()) + "_DB_PASSWORD"
 
 
-def config_text(name: str, conn: Connection, policy_ref: str, config_ref: str, stamp: str) -> str:
-    """The text of `pgmcp.yaml` for one database."""
+def config_text(name: str, conn: Connection, policy_ref: str, role_sql_ref: str, role: str, stamp: str) -> str:
+    """The text of `pgmcp.yaml` for one database, reached as `role` (the config's user)."""
     lines = [
         f"# pgmcp configuration, written by `pgmcp init` on {stamp}.",
         "# Secrets are not written here: each ${VARIABLE} below is read from pgmcp's environment.",
@@ -84,13 +85,13 @@ def config_text(name: str, conn: Connection, policy_ref: str, config_ref: str, s
                 lines.append(f"    {key}: {value if isinstance(value, int) else yaml_str(str(value))}")
     if conn.password_variable:
         variable = conn.password_variable
-        lines.append(f"    password: ${{{variable}}}   # export {variable}=... where pgmcp runs")
+        lines.append(f"    password: ${{{variable}}}   # {role}'s: export {variable}=... where pgmcp runs")
     lines += [
-        "    # pgmcp should log in as a read-only role of its own, never as the owner or a superuser.",
-        f"    # `pgmcp policy grants --config {config_ref} --database {name} --role pgmcp_ro --login`",
-        "    # prints the SQL that creates it with exactly the privileges the policy needs (without",
-        "    # --role it grants to the user above); then name it above and uncomment:",
-        "    # refuse_unsafe_role: true",
+        f"    # pgmcp logs in as {role}, a read-only role of its own, never as the owner or a superuser:",
+        f"    # {role_sql_ref} creates it with exactly the privileges the policy needs (apply it as an",
+        "    # admin, see its first lines). pgmcp refuses to serve the database as a superuser, a role",
+        "    # with BYPASSRLS or one that may read or write the server's files:",
+        "    refuse_unsafe_role: true",
         f"    policies: [{yaml_str(policy_ref)}]",
         "",
     ]
@@ -138,7 +139,8 @@ def policy_text(name: str, snapshot: SchemaSnapshot, source: str, stamp: str) ->
     lines.append("")
     tenants = [f for f in tenants if _writable(f.relation.schema) and _writable(f.relation.name)]
     if tenants:
-        lines += ["# Tenant-like columns: uncomment a filter to show only one tenant's rows of that table.",
+        lines += ["# Tenant-like columns: uncomment a filter (and delete the {} line) to show only one",
+                  "# tenant's rows of that table.",
                   "row_filters:"]
         for f in tenants:
             condition = yaml_str(f"{ident(f.column)} = 1")

@@ -4,7 +4,9 @@ Prints to stdout the SQL that makes the database itself enforce the database's e
 policy for ROLE: privileges, column privileges and row-level security (`pgmcp.grants`). ROLE
 defaults to the config's `role:` for that database (what pgmcp reads as after SET ROLE), else
 the user its connection logs in as. The catalogs are read through the database's own
-connection, or `--admin-dsn` (for example while the role does not exist yet). A policy rule
+connection, or `--admin-dsn` (for example while the role does not exist yet; the config's
+password variables are then not needed). A superuser or the owner of the relations is refused:
+privileges do not bind it (use a role of its own, `--role pgmcp_ro --login`). A policy rule
 the database cannot express is reported on stderr, naming the rule, and its relation is left
 ungranted while the rest is generated. Exit 0, 1 when some rule could not be expressed, 2 for
 a usage, config or connection error.
@@ -16,6 +18,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -50,10 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        config = load_ops_config(args.config)
+        # Through --admin-dsn the config's own connection is never opened: its secrets are not needed.
+        config = load_ops_config(args.config, need_secrets=not args.admin_dsn)
         db = database_config(config, args.database)
         effective = effective_policy(config, db)
-        text, problems, notes = asyncio.run(_generate(args, db, effective))
+        text, problems, notes = asyncio.run(_generate(args, db, effective, config.path))
     except PgmcpError as err:
         return error_exit(err)
     sys.stdout.write(text)
@@ -86,12 +90,13 @@ def default_role(db: DatabaseConfig) -> str | None:
 
 
 async def _generate(
-    args: argparse.Namespace, db: DatabaseConfig, effective: EffectivePolicy
+    args: argparse.Namespace, db: DatabaseConfig, effective: EffectivePolicy, config_path: Path | None
 ) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     conn = await (connect_dsn(args.admin_dsn) if args.admin_dsn else _connect(db))
     try:
         role = args.role or default_role(db) or await conn.fetchval("SELECT session_user")
-        out = await generate_grants(conn, effective, db.name, role, login=args.login, revoke_public=args.revoke_public)
+        out = await generate_grants(conn, effective, db.name, role, login=args.login, revoke_public=args.revoke_public,
+                                    base_dir=config_path.parent if config_path else None)
     finally:
         await conn.close()
     return out.sql, out.problems, out.notes

@@ -5,20 +5,23 @@ one PASS/FAIL line per test, the details of each failure, and a final `N passed,
 With a database the checker also sees the live schema (stars expand, views resolve), and
 tests that list expected `rows:` are executed: only SQL the policy allowed, exactly as
 rewritten (row filters, row cap), in a READ ONLY transaction with a statement timeout.
-Exit 0 when every test passes, 1 when any fails, 2 for usage, policy or connection errors.
+Row filters that name claims (`tenant_id = :tenant_id`) are bound with the test's own
+`claims:`, else with `--claims`, else with none (the table is then refused, as for a token
+without the claim). Exit 0 when every test passes, 1 when any fails, 2 for usage, policy or connection errors.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 
-from pgmcp.cli.claims_arg import add_claims_argument, with_claims
+from pgmcp.cli.claims_arg import add_claims_argument, parse_claims
 from pgmcp.cli.ops import (
     EXIT_FAILED,
     EXIT_OK,
@@ -32,6 +35,7 @@ from pgmcp.cli.ops import (
 from pgmcp.db.pools import search_path_value
 from pgmcp.errors import PgmcpError, UsageError
 from pgmcp.observe.redact import redact
+from pgmcp.policy.claims import bind_spec_filters
 from pgmcp.policy.compiler import CompiledPolicy
 from pgmcp.policy.effective import effective_policy, standalone_policy
 from pgmcp.policy.testing import TestOutcome, compare_rows, outcome_line, run_test, summary_line
@@ -52,8 +56,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.database_dsn and (args.config or args.database):
             raise UsageError("give either --database-dsn or --config/--database, not both")
-        policies = [(ref, with_claims(_policy(args, ref), args.claims)) for ref in args.policies]
-        outcomes = asyncio.run(_run_all(args, policies))
+        claims = parse_claims(args.claims)
+        policies = [(ref, _policy(args, ref)) for ref in args.policies]
+        outcomes = asyncio.run(_run_all(args, policies, claims))
     except PgmcpError as err:
         return error_exit(err)
     print(summary_line(outcomes))
@@ -75,7 +80,9 @@ def _policy(args: argparse.Namespace, ref: str) -> CompiledPolicy:
     return standalone_policy([ref]).policy
 
 
-async def _run_all(args: argparse.Namespace, policies: list[tuple[str, CompiledPolicy]]) -> list[TestOutcome]:
+async def _run_all(
+    args: argparse.Namespace, policies: list[tuple[str, CompiledPolicy]], claims: dict[str, Any]
+) -> list[TestOutcome]:
     conn = await _connect(args)
     try:
         snapshot = await introspect(conn, "policy-test") if conn is not None else None
@@ -84,13 +91,19 @@ async def _run_all(args: argparse.Namespace, policies: list[tuple[str, CompiledP
         for ref, policy in policies:
             if not policy.spec.tests:
                 print(f"{ref}: no tests")
+            bound: dict[str, CompiledPolicy] = {}  # the policy per set of claims, bound once
             for test in policy.spec.tests:
-                outcome = run_test(test, policy, snapshot)
+                # The test's own claims (as a token carrying them), else --claims, else none.
+                given = test.claims if test.claims is not None else claims
+                key = json.dumps(given, sort_keys=True, default=str)
+                if key not in bound:
+                    bound[key] = bind_spec_filters(policy, given)[0]
+                outcome = run_test(test, bound[key], snapshot)
                 if outcome.needs_rows:
                     if conn is None:
                         skipped_rows += 1
                     else:
-                        outcome = await _with_rows(conn, outcome, policy)
+                        outcome = await _with_rows(conn, outcome, bound[key])
                 _report(outcome)
                 outcomes.append(outcome)
         if skipped_rows:

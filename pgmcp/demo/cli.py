@@ -4,6 +4,8 @@ Starts a throwaway PostgreSQL (or uses the server at `--dsn`), loads the sample 
 database `shop` and serves it under policies/demo.yaml as the read-only role `pgmcp_demo`.
 In a terminal (or with `--tour`) it runs the guided tour and exits; started by an MCP host
 (stdin is not a terminal) it serves MCP on stdio, with nothing but the protocol on stdout.
+`--keep-running` keeps the database up until SIGINT or SIGTERM: after the tour in a
+terminal; elsewhere (a script, `&` in a shell) at once, instead of serving MCP on stdio.
 The throwaway PostgreSQL is removed on every way out: normal exit, an error, Ctrl-C (SIGINT),
 SIGTERM and SIGHUP (see `pgmcp.demo.signals`).
 """
@@ -11,6 +13,7 @@ SIGTERM and SIGHUP (see `pgmcp.demo.signals`).
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -47,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--keep-running", action="store_true",
-        help="after the tour, keep the database up until Ctrl-C (to connect with psql)",
+        help="keep the database up until Ctrl-C or SIGTERM, to connect with psql: after the tour in a "
+             "terminal (or with --tour), else at once, without serving MCP on stdio",
     )
 
 
@@ -65,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
                 config = env.start(llm_config(args.config))
                 if tour:
                     return run_tour(config, env, keep_running=args.keep_running)
+                if args.keep_running:
+                    return keep_up(env, terminal=False)
                 logger.info("pgmcp demo: serving MCP on stdio (database {}, policy demo)", DEMO_DATABASE)
                 run_async(serve_stdio(config))
                 return EXIT_OK
@@ -118,13 +124,28 @@ def run_tour(config: Config, env: DemoEnvironment, *, keep_running: bool) -> int
     else:
         where = "the server given with --dsn (the database 'shop' stays there)"
     run_async(Tour(config, sys.stdout, where).run())
-    if keep_running and server is not None:
-        print(f"The database stays up: psql '{with_database(redact(server.admin_dsn), DEMO_DATABASE)}'")
-        if server.cluster_dir is not None:
-            print("Press Ctrl-C to stop it and remove it.", flush=True)
-        else:
-            print("Press Ctrl-C to exit (the database stays on that server).", flush=True)
-        threading.Event().wait()  # until a signal unwinds us
+    if keep_running:
+        return keep_up(env, terminal=sys.stdin.isatty())
+    return EXIT_OK
+
+
+def keep_up(env: DemoEnvironment, *, terminal: bool) -> int:
+    """Print how to reach the database and how to stop, then wait until a signal unwinds us
+    (SIGINT as KeyboardInterrupt, SIGTERM and SIGHUP as `Stopped`: `pgmcp.demo.signals`)."""
+    server = env.server
+    if server is None:
+        return EXIT_OK
+    psql = f"psql '{with_database(redact(server.admin_dsn), DEMO_DATABASE)}'"
+    # Outside a terminal Ctrl-C may not reach us (a job started with `&` ignores SIGINT): SIGTERM does.
+    kill = f"`kill {os.getpid()}` (SIGTERM) or SIGINT"
+    if server.cluster_dir is not None:
+        print(f"The throwaway PostgreSQL in {server.cluster_dir} stays up: {psql}")
+        print("Press Ctrl-C to stop it and remove it." if terminal else f"{kill} stops it and removes it.", flush=True)
+    else:
+        print(f"The database stays up: {psql}")
+        print("Press Ctrl-C to exit" if terminal else f"{kill} ends pgmcp demo", "(the database stays on that server).",
+              flush=True)
+    threading.Event().wait()  # until a signal unwinds us
     return EXIT_OK
 
 

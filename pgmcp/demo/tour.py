@@ -184,13 +184,16 @@ class Tour:
         self.say()
         self.say("Next: your own database")
         self.say("=" * 23)
-        self.say("`pgmcp init` connects (--dsn postgresql://user@host:5432/dbname, or PGHOST, PGUSER,")
-        self.say("PGDATABASE, PGPASSWORD...), reads the schema and writes pgmcp.yaml and a first policy,")
-        self.say("with the columns that look sensitive hidden. Then check it against the live database:")
+        self.say("`pgmcp init` connects as an admin (--dsn postgresql://user@host:5432/dbname, or PGHOST,")
+        self.say("PGUSER, PGDATABASE, PGPASSWORD...), reads the schema and writes pgmcp.yaml, a first policy")
+        self.say("with the columns that look sensitive hidden, and pgmcp-role.sql, which creates the read-only")
+        self.say("role pgmcp_ro that pgmcp logs in as. It prints the next steps; in short:")
         self.say()
-        self.say("  pgmcp init --dsn postgresql://you@your-host:5432/your_db")
-        self.say("  pgmcp policy test policies/your_db.yaml")
-        self.say("  pgmcp check-config --config pgmcp.yaml --connect")
+        self.say("  pgmcp init --dsn postgresql://admin@your-host:5432/your_db")
+        self.say("  export YOUR_DB_DB_PASSWORD='...'   # pgmcp_ro's password, chosen now")
+        self.say("  psql -v ON_ERROR_STOP=1 -v pw=\"$YOUR_DB_DB_PASSWORD\" -f pgmcp-role.sql "
+                 "'postgresql://admin@your-host:5432/your_db'")
+        self.say("  pgmcp check-config --config pgmcp.yaml --connect --strict")
 
     def hosts(self) -> None:
         command = pgmcp_command()

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 from pgmcp.db.pools import quote_ident, search_path_value, sql_literal
+from pgmcp.documents.resources import policies_dir
 from pgmcp.grants.access import Access, rule_name
 from pgmcp.grants.catalog import Catalog, RelationFacts
 from pgmcp.grants.role_sql import (
@@ -41,6 +43,7 @@ class GrantsInput:
     accesses: list[Access]
     login: bool = False
     revoked_builtins: list[str] | None = None  # --revoke-public: the signatures
+    base_dir: Path | None = None  # policy files below it are named relative to it
 
 
 def policy_name(prefix: str, role: str) -> str:
@@ -53,7 +56,7 @@ def policy_name(prefix: str, role: str) -> str:
 
 def render(g: GrantsInput) -> str:
     policy = g.effective.policy
-    files = ", ".join(policy.spec.files) or "(built-in)"
+    files = ", ".join(_shown(f, g.base_dir) for f in policy.spec.files) or "(built-in)"
     lines = [
         f"-- pgmcp policy grants: role {g.role} in database {g.catalog.database}",
         f"-- policy {policy.name} ({files}); search_path {', '.join(policy.search_path)}",
@@ -66,7 +69,7 @@ def render(g: GrantsInput) -> str:
         "",
     ]
     if g.login:
-        lines += create_role_sql(g.role)
+        lines += create_role_sql(g.role, g.catalog.database)
     lines += attributes_sql(g.catalog.role)
     lines += memberships_sql(g.role, _group_leaks(g), g.catalog.role.broad_groups)
     lines += settings_sql(g.role, g.catalog.database, g.effective.limits)
@@ -78,6 +81,17 @@ def render(g: GrantsInput) -> str:
         lines += revoke_public_sql(g.revoked_builtins)
     lines.append("COMMIT;")
     return "\n".join(lines) + "\n"
+
+
+def _shown(file: str, base_dir: Path | None) -> str:
+    """A policy file as the config names it (relative to its folder), `<shipped>/x.yaml` for a
+    shipped one, else as loaded."""
+    path = Path(file)
+    if path.parent == policies_dir().resolve():
+        return f"<shipped>/{path.name}"
+    if base_dir is not None and path.is_relative_to(base_dir.resolve()):
+        return str(path.relative_to(base_dir.resolve()))
+    return file
 
 
 def _facts(g: GrantsInput, a: Access) -> RelationFacts | None:
@@ -138,11 +152,7 @@ def _relations(g: GrantsInput) -> list[str]:
         else:
             label = "NOT GRANTED (the policy cannot be expressed)" if a.problem else "not granted"
             out += [f"-- {kind} {a.name}: {label}: {a.reason}", f"REVOKE ALL ON {_target(a)} FROM {role};"]
-        out += _public(a, facts)
-        if facts is not None and facts.role_owns and (a.grant != "all" or a.row_filter is not None):
-            out += [f"-- WARNING: {g.role} owns {a.name} (or may SET ROLE to its owner {facts.owner}): an owner",
-                    "-- can grant itself anything and row-level security does not apply to it;",
-                    f"-- ALTER TABLE {a.name} OWNER TO another role, then run this command again."]
+        out += _public(a, facts)  # (an owner of a relation is refused before: build.refuse_unbindable)
     if left_out:
         out += ["", "-- Views left out: a view reads with its owner's rights, so granting it would hand over what",
                 "-- it reads whatever the policy says. Recreate one WITH (security_invoker = on) (PostgreSQL 15+)",

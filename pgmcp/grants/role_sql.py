@@ -42,7 +42,7 @@ def revoked_builtins(public: list[tuple[str, str]]) -> list[str]:
             and not (name == "ts_rewrite" and "text" not in sig)]  # only ts_rewrite(tsquery, text) runs SQL
 
 
-def create_role_sql(role: str) -> list[str]:
+def create_role_sql(role: str, database: str) -> list[str]:
     ident, literal = quote_ident(role), sql_literal(role)
     return [
         f"-- --login: create {role} when it is missing. No password is set here (it would end up in",
@@ -52,6 +52,8 @@ def create_role_sql(role: str) -> list[str]:
         f"    CREATE ROLE {ident} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;",
         "  END IF;",
         f"END {DOLLAR};",
+        "-- PUBLIC may connect to a new database, unless that was revoked: then this lets the role in.",
+        f"GRANT CONNECT ON DATABASE {quote_ident(database)} TO {ident};",
         "",
     ]
 
@@ -59,10 +61,11 @@ def create_role_sql(role: str) -> list[str]:
 def attributes_sql(role: RoleFacts) -> list[str]:
     ident = quote_ident(role.name)
     out: list[str] = []
-    if role.superuser or role.bypassrls:
-        out += [f"-- {role.name} is a superuser or has BYPASSRLS: privileges and row-level security do not",
-                "-- apply to it at all. Take the attributes away (this statement needs a superuser).",
-                f"ALTER ROLE {ident} NOSUPERUSER NOBYPASSRLS;", ""]
+    # (A superuser is refused before this: see pgmcp.grants.build.refuse_unbindable.)
+    if role.bypassrls:
+        out += [f"-- {role.name} has BYPASSRLS: row-level security does not apply to it at all. Take the",
+                "-- attribute away (this statement needs a superuser).",
+                f"ALTER ROLE {ident} NOBYPASSRLS;", ""]
     return out
 
 

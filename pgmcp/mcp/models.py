@@ -88,6 +88,9 @@ class SchemaOut(BaseModel):
     enums: list[dict[str, Any]] = []
     functions: list[dict[str, Any]] = []
     unknown: list[str] = Field(default=[], description="Requested names that are unknown or hidden")
+    suggestions: dict[str, list[str]] = Field(
+        default={}, description="For each unknown name, the closest names of tables you may see (did you mean)"
+    )
     age_seconds: float | None = None
 
 

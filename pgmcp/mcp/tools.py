@@ -76,6 +76,7 @@ async def describe_schema(runtime: Runtime, database: str | None, tables: list[s
         enums=desc.get("enums", []),
         functions=desc.get("functions", []),
         unknown=desc.get("unknown", []),
+        suggestions=view.suggestions,
         age_seconds=view.age_seconds,
     )
 

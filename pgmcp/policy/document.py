@@ -162,4 +162,5 @@ def _test(doc: YamlDocument, index: int, raw: dict[str, Any]) -> PolicyTest:
         rules=tuple(raw.get("rules", [])),
         rows=tuple(tuple(r) for r in rows) if rows is not None else None,
         source=doc.location(("tests", index)),
+        claims=raw.get("claims"),
     )

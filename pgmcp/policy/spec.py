@@ -9,7 +9,7 @@ which file decided it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from pgmcp.errors import SourceLocation
 
@@ -63,6 +63,8 @@ class PolicyTest:
     rules: tuple[str, ...] = ()
     rows: tuple[tuple[object, ...], ...] | None = None
     source: SourceLocation | None = None
+    # Claims bound into claim-bound row filters for this test (None: `policy test --claims`).
+    claims: dict[str, Any] | None = field(default=None, hash=False)
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,19 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     return " (did you mean " + " or ".join(f'"{c}"' for c in found) + "?)"
 
 
+def relation_suggestions(unknown: Iterable[str], snapshot: SchemaSnapshot) -> dict[str, list[str]]:
+    """For each unknown relation name, the closest names in `snapshot` (`schema.name` for a
+    qualified name, else bare names), leaving out names with none. Pass the policy-filtered
+    snapshot (`pgmcp.schema.filtered.filter_snapshot`): what it lacks is never offered."""
+    qualified = [r.qualified_name for r in snapshot.relations]
+    bare = [r.name for r in snapshot.relations]
+    out: dict[str, list[str]] = {}
+    for name in unknown:
+        if found := closest(name, qualified if "." in name else bare):
+            out[name] = found
+    return out
+
+
 def visible_tables(snapshot: SchemaSnapshot, policy: CompiledPolicy) -> list[str]:
     """The relations the policy shows, named as a query on its search path would name them."""
     path = policy.search_path

@@ -44,7 +44,7 @@ from pgmcp.observe.stats_file import StatsWriter
 from pgmcp.policy.claims import Unbound, refuse_unbound
 from pgmcp.policy.compiler import CompiledPolicy
 from pgmcp.policy.effective import effective_policies, effective_policy
-from pgmcp.policy.suggest import missing_relation_hint
+from pgmcp.policy.suggest import missing_relation_hint, relation_suggestions
 from pgmcp.policy.verdict import Verdict
 from pgmcp.schema.cache import SchemaCache
 from pgmcp.schema.filtered import describe, filter_snapshot, render_text
@@ -73,6 +73,7 @@ class SchemaView:
     database: str
     description: dict[str, Any]  # `pgmcp.schema.filtered.describe` of the visible snapshot
     age_seconds: float | None
+    suggestions: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # unknown name -> did you mean
 
 
 @dataclasses.dataclass(frozen=True)
@@ -329,8 +330,10 @@ class Runtime:
 
     async def schema_view(self, database: str | None, tables: list[str] | None) -> SchemaView:
         name = self.resolve(database)
-        desc = describe(await self.visible_snapshot(name), tables)
-        return SchemaView(database=name, description=desc, age_seconds=self.schemas.age(name))
+        visible = await self.visible_snapshot(name)
+        desc = describe(visible, tables)
+        return SchemaView(database=name, description=desc, age_seconds=self.schemas.age(name),
+                          suggestions=relation_suggestions(desc["unknown"], visible))  # never a hidden name
 
     async def schema_text(self, database: str) -> str:
         return render_text(await self.visible_snapshot(self.resolve(database)))
