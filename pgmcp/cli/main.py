@@ -89,9 +89,10 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _imported(build: Callable[[], argparse.ArgumentParser]) -> argparse.ArgumentParser:
-    """Run `build` (it imports the chosen command's modules) with Python's cycle collector off,
-    then move everything it made out of the collector's reach (`gc.freeze`).
+def _imported(build: Callable[[], argparse.ArgumentParser], *, freeze: bool) -> argparse.ArgumentParser:
+    """Run `build` (it imports the chosen command's modules) with Python's cycle collector off;
+    with `freeze` (the process's own entry point, not a call from other code), then move
+    everything made so far out of the collector's reach (`gc.freeze`).
 
     An import makes long-lived objects only (modules, classes, functions), and the collector
     kept walking them as they piled up: a few hundredths of a second of a short command's CPU,
@@ -102,7 +103,8 @@ def _imported(build: Callable[[], argparse.ArgumentParser]) -> argparse.Argument
     try:
         return build()
     finally:
-        gc.freeze()
+        if freeze:
+            gc.freeze()
         if enabled:
             gc.enable()
 
@@ -124,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args_list or os.environ.get("PGMCP_DEBUG") == "1"
     try:
-        parser = _imported(lambda: build_parser(_chosen(args_list)))
+        parser = _imported(lambda: build_parser(_chosen(args_list)), freeze=argv is None)
         args = parser.parse_args(args_list)
         module = getattr(args, "module", None)
         if module is None:
