@@ -230,8 +230,11 @@ def connections(db_admin: str, role: str) -> tuple[int, int]:
     return int(total), int(idle)
 
 
-async def soak(calls: int, clients: int, admin_dsn: str | None = None) -> Report:
-    warmup = max(clients * len(KINDS) * 4, calls // 10)
+async def soak(calls: int, clients: int, admin_dsn: str | None = None, warmup: int | None = None) -> Report:
+    """Run `warmup` calls (default: each client every kind 4 times, at least a tenth of `calls`),
+    then `calls` measured ones."""
+    if warmup is None:
+        warmup = max(clients * len(KINDS) * 4, calls // 10)
     with (
         database(admin_dsn) as (db_admin, reader_dsn, role),
         tempfile.TemporaryDirectory() as tmp,

@@ -2,13 +2,17 @@
 
 The server is the one named by PGMCP_TEST_DSN when set (it must allow CREATE DATABASE),
 otherwise a throwaway cluster started here (`pgmcp.demo.tempserver`) and removed at the end,
-also when tests fail.
+also when tests fail. With pytest-xdist (`-n auto`) every worker process is a session of its
+own: its own cluster (random port, private socket directory) and its own template, so tests
+that stop or restart the server disturb nobody else; names on a PGMCP_TEST_DSN server are
+random per worker.
 
 - `pg_server` (session), `pg_database` (an empty database per module);
 - `sample_template` (session): the sample shop (`pgmcp.demo.sample_data`) built once per run
   as a template database; `sample_db` (module) and `sample_db_copy` (one test) are clones of
   it, made by PostgreSQL's file copy (`CREATE DATABASE ... TEMPLATE`) instead of loading the
   data again; `shop` is `sample_db` under the name most modules use;
+- `shop_role` (module): the MCP tests' small shop in `pg_database` and a role that may only read it;
 - `fake_llm` (module): the fake OpenAI/Anthropic server on 127.0.0.1 (`tests/fakes/`); `fake`
   is the same server, emptied before each test that uses it.
 
@@ -171,6 +175,17 @@ def sample_db_copy(
 def shop(sample_db: TestDatabase) -> TestDatabase:
     """The sample shop (modules that need a different `shop` define their own)."""
     return sample_db
+
+
+@pytest.fixture(scope="module")
+def shop_role(pg_database: TestDatabase) -> Iterator[str]:
+    """The small shop of the MCP tests (`tests/mcp_setup.py`: customers, orders) in the module's
+    database, and the name of a login role that may only read it (dropped at the end)."""
+    from tests.mcp_setup import create_shop, drop_role
+
+    role = create_shop(pg_database)
+    yield role
+    drop_role(pg_database, role)
 
 
 @pytest.fixture(scope="module")

@@ -42,31 +42,9 @@ from tests.fakes.identity import (
 from tests.fakes.llm_server import FakeLLMServer, text
 from tests.mcp_setup import openai_llm, role_dsn, text_of
 from tests.readers import reader_role
+from tests.tenants import QUERIES, tenant_copies, tenant_tables
 from tests.test_mcp_http import HttpServer, get
-from tests.test_row_filter_pg import QUERIES
 
-SETUP = """
-CREATE TABLE public.orders (
-  id int PRIMARY KEY, tenant_id int NOT NULL, amount int NOT NULL, note text NOT NULL);
-INSERT INTO public.orders
-  SELECT g, CASE WHEN g % 2 = 0 THEN 2 ELSE 1 END, g * 10,
-         CASE WHEN g % 2 = 0 THEN 'SECRET-T2' ELSE (g * 100)::text END
-  FROM generate_series(1, 40) g;
-CREATE TABLE public.customers (id int PRIMARY KEY, name text NOT NULL);
-INSERT INTO public.customers VALUES (1, 'ann'), (2, 'bob');
-CREATE VIEW public.orders_v AS SELECT * FROM public.orders;
-CREATE TABLE public.orders_archive () INHERITS (public.orders);
-INSERT INTO public.orders_archive VALUES (1000, 2, 1, 'ARCHIVED-T2'), (1001, 1, 1, '1001');
-ANALYZE public.orders;
-"""
-# Per-tenant copies: a query run against one (via search_path) is what that tenant must see.
-COPIES = """
-CREATE SCHEMA t{n}only;
-CREATE TABLE t{n}only.orders AS SELECT * FROM public.orders WHERE tenant_id = {n};
-CREATE VIEW t{n}only.customers AS SELECT * FROM public.customers;
-GRANT USAGE ON SCHEMA t{n}only TO {role};
-GRANT SELECT ON ALL TABLES IN SCHEMA t{n}only TO {role};
-"""
 TENANTS = """\
 name: tenants
 extends: [baseline]
@@ -102,9 +80,8 @@ class Identity:
 
 @pytest.fixture(scope="module")
 def role(pg_database: TestDatabase) -> Iterator[str]:
-    for name in reader_role(pg_database, SETUP, "authhttp"):
-        for n in (1, 2):
-            pg_database.run_sql(COPIES.format(n=n, role=name))
+    for name in reader_role(pg_database, tenant_tables(holes=True), "authhttp"):
+        pg_database.run_sql(tenant_copies((1, 2), reader=name))
         yield name
 
 

@@ -1,6 +1,7 @@
 """`pgmcp ask` end to end: a real config file, the sample shop on the test PostgreSQL, the demo
-policy, and the real OpenAI SDK talking to the fake vendor on 127.0.0.1. Runs the command as a
-subprocess, as a user would, and checks what it prints and its exit code."""
+policy, and the real OpenAI SDK talking to the fake vendor on 127.0.0.1. Checks what the command
+prints and its exit code: the first test runs it as a subprocess, as a user would, the others
+in-process through the same entry point (tests/cli_inprocess.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from pgmcp.demo.sample_data import DEMO_ROLE
+from tests.cli_inprocess import FOREIGN, run_pgmcp
 from tests.conftest import TestDatabase
 from tests.fakes.llm_server import FakeLLMServer, text
 
@@ -56,7 +58,13 @@ def ask_argv() -> list[str]:
 
 
 def ask(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_", "PGMCP_"))}
+    """In-process (tests/cli_inprocess.py), without the developer's own OPENAI_/ANTHROPIC_/PGMCP_
+    settings; `ask_as_a_user` starts the installed script."""
+    return run_pgmcp("ask", *args, cwd=cwd, clean=True)
+
+
+def ask_as_a_user(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN)}
     env["PYTHONPATH"] = str(ROOT)
     return subprocess.run(
         [*ask_argv(), *args],
@@ -74,7 +82,7 @@ def table_rows(stdout: str) -> list[list[str]]:
 def test_ask_prints_sql_verdict_and_rows(shop: TestDatabase, fake: FakeLLMServer, tmp_path: Path) -> None:
     fake.script(text(f"```sql\n{GOOD_SQL}\n```"))
     config = write_config(tmp_path / "pgmcp.yaml", shop, fake)
-    proc = ask("--config", str(config), "How many orders are there per status?", cwd=tmp_path)
+    proc = ask_as_a_user("--config", str(config), "How many orders are there per status?", cwd=tmp_path)
 
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout

@@ -4,14 +4,13 @@ linted and tested as the principal with those claims would see them."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.cli_inprocess import run_pgmcp
 from tests.conftest import TestDatabase
 
-PGMCP = Path(sys.executable).parent / "pgmcp"
 POLICY = """\
 name: tenants
 extends: [baseline]
@@ -29,9 +28,7 @@ tests:
 
 def pgmcp(tmp_path: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     (tmp_path / "tenants.yaml").write_text(POLICY)
-    done = subprocess.run([str(PGMCP), *args], cwd=tmp_path, input=stdin, capture_output=True, text=True, timeout=120)
-    assert "Traceback" not in done.stdout + done.stderr
-    return done
+    return run_pgmcp(*args, cwd=tmp_path, stdin=stdin)
 
 
 CHECK_CASES = [
@@ -101,10 +98,7 @@ def test_each_test_may_carry_its_own_claims(tmp_path: Path, pg_database: TestDat
     (tmp_path / "per-test.yaml").write_text(PER_TEST)
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([str(PGMCP), "policy", "test", "per-test.yaml", *args], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=120)
-        assert "Traceback" not in done.stdout + done.stderr
-        return done
+        return run_pgmcp("policy", "test", "per-test.yaml", *args, cwd=tmp_path)
 
     # Offline: each test is checked under its own claims; the last one has none (and no --claims).
     offline = run()

@@ -17,9 +17,9 @@ import pytest
 import yaml
 
 from pgmcp.demo.environment import with_database
-from pgmcp.demo.sample_data import load_sample_database
 from pgmcp.demo.tempserver import find_bindir, run_psql
 from pgmcp.schema.sensitive import sensitive_reason
+from tests.cli_inprocess import run_pgmcp
 from tests.conftest import TestDatabase
 
 PGMCP = Path(sys.executable).parent / "pgmcp"
@@ -37,18 +37,18 @@ INSERT INTO hr.employees VALUES (1, 1, 'Ada', '123-45-6789', 100, 'ada@example.c
 """
 
 
-def pgmcp(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([str(PGMCP), *args], cwd=cwd, capture_output=True, text=True, timeout=180,
-                            env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
-    assert "Traceback" not in result.stdout + result.stderr, result.stderr
-    return result
+def pgmcp(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """In-process (tests/cli_inprocess.py); a terminal on stdin needs a real process (below)."""
+    return run_pgmcp(*args, cwd=cwd, env=env, stdin=stdin)
 
 
 @pytest.fixture(scope="module")
-def shop(pg_database: TestDatabase) -> TestDatabase:
-    load_sample_database(pg_database.dsn)
-    pg_database.run_sql(HR_SQL)
-    return pg_database
+def shop(sample_db: TestDatabase) -> TestDatabase:
+    """The sample shop, and a schema hr with names that look sensitive."""
+    sample_db.run_sql(HR_SQL)
+    return sample_db
 
 
 def with_password(dsn: str) -> str:
@@ -141,9 +141,8 @@ def test_init_writes_files_that_pass_every_check(tmp_path: Path, shop: TestDatab
                         cwd=tmp_path, env=env)
     assert tested_live.returncode == 0, tested_live.stdout
     # what the policy says is what the server enforces: the SSNs stay hidden
-    checked = subprocess.run([str(PGMCP), "check-sql", "--config", "pgmcp.yaml", "-"], cwd=tmp_path,
-                             input='SELECT ssn FROM hr.employees;\nSELECT * FROM hr."Order"',
-                             capture_output=True, text=True, timeout=120, env={**os.environ, **env})
+    checked = pgmcp("check-sql", "--config", "pgmcp.yaml", "-", cwd=tmp_path, env=env,
+                    stdin='SELECT ssn FROM hr.employees;\nSELECT * FROM hr."Order"')
     assert checked.returncode == 1 and "PGM301" in checked.stdout and "1 allowed, 1 denied" in checked.stdout
     # ... and by PostgreSQL itself, for the role: allowed columns read, the hidden one refused.
     as_role = with_database(shop.dsn, shop.name, user=role)

@@ -107,15 +107,15 @@ DOCUMENT_ERRORS = [
 
 @pytest.mark.parametrize(("name", "content", "location", "key"), DOCUMENT_ERRORS)
 def test_config_and_policy_errors_are_located(
-    tmp_path: Path, name: str, content: str, location: str, key: str
+    tmp_path: Path, name: str, content: str, location: str, key: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     write_setup(tmp_path, "postgresql://u@127.0.0.1:1/db")
     (tmp_path / name).write_text(content)
-    proc = spawn(["check-config", "--config", "pgmcp.yaml"], tmp_path)
-    assert proc.returncode == 2, proc.stderr
-    assert location in proc.stderr and key in proc.stderr, proc.stderr
-    assert "hint:" in proc.stderr
-    assert "Traceback" not in proc.stderr + proc.stdout
+    code, out, err = run(["check-config", "--config", "pgmcp.yaml"], tmp_path, capsys)
+    assert code == 2, err
+    assert location in err and key in err, err
+    assert "hint:" in err
+    assert "Traceback" not in err + out
 
 
 def test_policy_error_in_policy_test_and_explain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -113,21 +113,6 @@ def test_tour_shows_each_step_with_real_results(shop: TestDatabase) -> None:
     assert_cluster_gone(cluster_dir(out))
 
 
-def test_tour_asks_in_plain_language_when_a_provider_is_configured(
-    shop: TestDatabase, fake: FakeLLMServer
-) -> None:
-    fake.script(text(f"```sql\n{TOP_UNITS_SQL}\n```"))
-    proc = run_demo("--tour", env=clean_env(OPENAI_API_KEY="test-key", OPENAI_BASE_URL=fake.openai_url))
-    assert proc.returncode == 0, proc.stderr
-
-    step = proc.stdout.split("A question in plain language", 1)[1]
-    assert "The model (openai) wrote, and the policy allowed:" in step
-    assert TOP_UNITS_SQL in step
-    for row in rows(shop, TOP_UNITS_SQL):
-        assert table_line(row).search(step), row
-    assert "email" not in str(fake.requests[0].body)  # hidden columns never reach the model
-
-
 async def test_mcp_host_lists_tools_and_runs_sql(tmp_path: Path) -> None:
     argv = demo_argv()
     params = StdioServerParameters(command=argv[0], args=argv[1:], env=clean_env())
@@ -203,24 +188,23 @@ def test_missing_postgres_says_how_to_install() -> None:
     assert proc.stdout == ""
 
 
-def test_dsn_uses_an_existing_server(pg_server: TestServer) -> None:
+def test_dsn_uses_an_existing_server(pg_server: TestServer, fake: FakeLLMServer) -> None:
+    """The tour on the test server (--dsn), kept running, then stopped by a signal; with a
+    provider configured, so that it also asks in plain language (through the fake vendor)."""
     if pg_server.run_sql("SELECT 1 FROM pg_database WHERE datname = 'shop'").strip():
         pytest.skip("the test server already has a database named shop")
+    fake.script(text(f"```sql\n{TOP_UNITS_SQL}\n```"))
+    env = clean_env(OPENAI_API_KEY="test-key", OPENAI_BASE_URL=fake.openai_url)
     try:
-        proc = run_demo("--tour", "--dsn", pg_server.admin_dsn)
-        assert proc.returncode == 0, proc.stderr
-        assert "the server given with --dsn" in proc.stdout
-        assert "PGM301" in proc.stdout
-        # Kept on the server, and served through the read-only role, never the admin user.
-        assert pg_server.run_sql("SELECT count(*) FROM customers", "shop").strip() == "300"
-        # Stopped by a signal, the demo says the database stays (nothing is removed from --dsn).
         kept = subprocess.Popen(
             [*as_from_a_terminal(), *demo_argv(), "--tour", "--keep-running", "--dsn", pg_server.admin_dsn],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env(),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         )
         try:
             assert kept.stdout is not None
+            out = ""
             for line in kept.stdout:
+                out += line
                 if "(the database stays on that server)" in line:
                     assert f"`kill {kept.pid}` (SIGTERM) or SIGINT ends pgmcp demo" in line  # stdin is no terminal
                     break
@@ -229,8 +213,21 @@ def test_dsn_uses_an_existing_server(pg_server: TestServer) -> None:
         finally:
             if kept.poll() is None:
                 kept.kill()
+                kept.wait()
+        assert "(the database stays on that server)" in out, err
+        assert "the server given with --dsn" in out
+        assert "PGM301" in out
+        step = out.split("A question in plain language", 1)[1]
+        assert "The model (openai) wrote, and the policy allowed:" in step
+        assert TOP_UNITS_SQL in step
+        for row in [line.split("|") for line in pg_server.run_sql(TOP_UNITS_SQL, "shop").splitlines() if line]:
+            assert table_line(row).search(step), row
+        assert "email" not in str(fake.requests[0].body)  # hidden columns never reach the model
+        # Stopped by a signal, the demo says the database stays (nothing is removed from --dsn).
+        assert kept.returncode == 128 + signal.SIGTERM, err
         assert "the database 'shop' stays on the --dsn server" in err
         assert "removed" not in err
+        # Kept on the server, and served through the read-only role, never the admin user.
         assert pg_server.run_sql("SELECT count(*) FROM customers", "shop").strip() == "300"
     finally:
         pg_server.run_sql("DROP DATABASE IF EXISTS shop WITH (FORCE)")

@@ -19,7 +19,7 @@ import pytest
 from mcp.client.client import Client
 
 from tests.conftest import TestDatabase
-from tests.mcp_setup import COUNT_ORDERS, create_shop, drop_role, text_of, write_config
+from tests.mcp_setup import COUNT_ORDERS, text_of, write_config
 from tests.test_mcp_http import HttpServer, get, serve, start
 
 __all__ = ["serve"]  # the fixture, imported for pytest
@@ -39,11 +39,21 @@ HOSTILE = [
 ]
 
 
+
 @pytest.fixture(scope="module")
-def shop(pg_database: TestDatabase) -> Iterator[str]:
-    role = create_shop(pg_database)
-    yield role
-    drop_role(pg_database, role)
+def server(
+    tmp_path_factory: pytest.TempPathFactory, pg_database: TestDatabase, shop_role: str
+) -> Iterator[HttpServer]:
+    """One server for the hostile calls, one after another: so each test also shows that the
+    calls of the tests before it left the server serving normally."""
+    folder = tmp_path_factory.mktemp("hostile")
+    config = write_config(folder, pg_database, shop_role, {"provider": "client"}, only=("shop",))
+    server = HttpServer(config, folder / "serve.log")
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
 
 
 def outcome(result: object) -> str:
@@ -68,10 +78,7 @@ async def liveness_during(client: Client, task: asyncio.Task[object]) -> list[fl
 
 
 @pytest.mark.parametrize(("sql", "allowed"), [h[1:] for h in HOSTILE], ids=[h[0] for h in HOSTILE])
-async def test_a_hostile_call_does_not_stall_the_others(
-    tmp_path: Path, pg_database: TestDatabase, shop: str, serve: list[HttpServer], sql: str, allowed: set[str]
-) -> None:
-    server = start(serve, write_config(tmp_path, pg_database, shop, {"provider": "client"}, only=("shop",)))
+async def test_a_hostile_call_does_not_stall_the_others(server: HttpServer, sql: str, allowed: set[str]) -> None:
     async with Client(server.base + "/mcp") as hostile, Client(server.base + "/mcp") as other:
         task = asyncio.create_task(hostile.call_tool("execute_sql", {"sql": sql, "database": "shop"}))
         latencies = await liveness_during(other, task)
@@ -85,10 +92,7 @@ async def test_a_hostile_call_does_not_stall_the_others(
     assert status == 200
 
 
-async def test_deep_and_large_values_come_back_as_markers_over_mcp(
-    tmp_path: Path, pg_database: TestDatabase, shop: str, serve: list[HttpServer]
-) -> None:
-    server = start(serve, write_config(tmp_path, pg_database, shop, {"provider": "client"}, only=("shop",)))
+async def test_deep_and_large_values_come_back_as_markers_over_mcp(server: HttpServer) -> None:
     async with Client(server.base + "/mcp") as client:
         for depth in (400, 900, 5000):
             sql = f"SELECT (repeat('[', {depth}) || repeat(']', {depth}))::jsonb AS deep"
@@ -105,9 +109,9 @@ async def test_deep_and_large_values_come_back_as_markers_over_mcp(
 
 
 async def test_postgres_restart_under_load_and_healthz_recovers_on_its_own(
-    tmp_path: Path, pg_database: TestDatabase, shop: str, serve: list[HttpServer]
+    tmp_path: Path, pg_database: TestDatabase, shop_role: str, serve: list[HttpServer]
 ) -> None:
-    server = start(serve, write_config(tmp_path, pg_database, shop, {"provider": "client"}, only=("shop",)))
+    server = start(serve, write_config(tmp_path, pg_database, shop_role, {"provider": "client"}, only=("shop",)))
     status, _, body = await asyncio.to_thread(get, server.base + "/livez")
     assert status == 200 and json.loads(body)["status"] == "alive"
     stop = asyncio.Event()
@@ -128,23 +132,28 @@ async def test_postgres_restart_under_load_and_healthz_recovers_on_its_own(
     workers = [asyncio.create_task(load()) for _ in range(3)]
     await asyncio.sleep(1.0)
     await asyncio.to_thread(pg_database.server.stop)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and (await asyncio.to_thread(get, server.base + "/healthz"))[0] == 200:
-        await asyncio.sleep(0.2)
-    assert (await asyncio.to_thread(get, server.base + "/healthz"))[0] == 503  # the calls found it down
-    stop.set()
-    await asyncio.gather(*workers)
-    assert set(codes) <= expected, (codes, unexpected)
-    assert codes.get("database_unavailable"), codes
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (await asyncio.to_thread(get, server.base + "/healthz"))[0] == 200:
+            await asyncio.sleep(0.2)
+        assert (await asyncio.to_thread(get, server.base + "/healthz"))[0] == 503  # the calls found it down
+        stop.set()
+        await asyncio.gather(*workers)
+        assert set(codes) <= expected, (codes, unexpected)
+        assert codes.get("database_unavailable"), codes
 
-    # No tool call from here on: the background re-probe alone brings /healthz back.
-    await asyncio.to_thread(pg_database.server.start)
-    back = time.monotonic()
-    while (await asyncio.to_thread(get, server.base + "/healthz"))[0] != 200:
-        assert time.monotonic() - back < 10, "healthz did not recover within 10 s"
-        await asyncio.sleep(0.2)
-    status, _, body = await asyncio.to_thread(get, server.base + "/livez")
-    assert status == 200
-    async with Client(server.base + "/mcp") as client:
-        result = await client.call_tool("execute_sql", {"sql": COUNT_ORDERS, "database": "shop"})
-        assert not result.is_error, text_of(result)
+        # No tool call from here on: the background re-probe alone brings /healthz back.
+        await asyncio.to_thread(pg_database.server.start)
+        back = time.monotonic()
+        while (await asyncio.to_thread(get, server.base + "/healthz"))[0] != 200:
+            assert time.monotonic() - back < 10, "healthz did not recover within 10 s"
+            await asyncio.sleep(0.2)
+        status, _, body = await asyncio.to_thread(get, server.base + "/livez")
+        assert status == 200
+        async with Client(server.base + "/mcp") as client:
+            result = await client.call_tool("execute_sql", {"sql": COUNT_ORDERS, "database": "shop"})
+            assert not result.is_error, text_of(result)
+    finally:  # also when an assertion failed: no load left running, PostgreSQL up for the teardown
+        stop.set()
+        await asyncio.gather(*workers, return_exceptions=True)
+        await asyncio.to_thread(pg_database.server.start)  # (nothing to do when it is up again)

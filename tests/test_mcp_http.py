@@ -23,8 +23,6 @@ from tests.conftest import TestDatabase
 from tests.fakes.llm_server import FakeLLMServer, status, text
 from tests.mcp_setup import (
     COUNT_ORDERS,
-    create_shop,
-    drop_role,
     openai_llm,
     serve_command,
     text_of,
@@ -34,12 +32,6 @@ from tests.mcp_setup import (
 STARTUP_DEADLINE = 60.0
 OK_LABELS = '{tool="execute_sql",database="shop",status="ok"}'
 
-
-@pytest.fixture(scope="module")
-def shop(pg_database: TestDatabase) -> Iterator[str]:
-    role = create_shop(pg_database)
-    yield role
-    drop_role(pg_database, role)
 
 
 def free_port() -> int:
@@ -106,9 +98,9 @@ def start(serve: list[HttpServer], config_path: Path) -> HttpServer:
 
 
 async def test_streamable_http_tools_health_and_metrics(
-    tmp_path: Path, pg_database: TestDatabase, shop: str, serve: list[HttpServer]
+    tmp_path: Path, pg_database: TestDatabase, shop_role: str, serve: list[HttpServer]
 ) -> None:
-    server = start(serve, write_config(tmp_path, pg_database, shop, {"provider": "client"}))
+    server = start(serve, write_config(tmp_path, pg_database, shop_role, {"provider": "client"}))
 
     status, kind, body = await asyncio.to_thread(get, server.base + "/metrics")
     assert status == 200 and kind.startswith("text/plain; version=0.0.4")
@@ -140,9 +132,9 @@ async def test_streamable_http_tools_health_and_metrics(
 
 
 async def test_healthz_is_200_when_every_database_is_up(
-    tmp_path: Path, pg_database: TestDatabase, shop: str, serve: list[HttpServer]
+    tmp_path: Path, pg_database: TestDatabase, shop_role: str, serve: list[HttpServer]
 ) -> None:
-    config = write_config(tmp_path, pg_database, shop, {"provider": "client"}, only=("shop",))
+    config = write_config(tmp_path, pg_database, shop_role, {"provider": "client"}, only=("shop",))
     server = start(serve, config)
     status, _, body = await asyncio.to_thread(get, server.base + "/healthz")
     assert status == 200, body
@@ -157,11 +149,11 @@ def sample(body: str, name: str, labels: str = "") -> float | None:
 
 
 async def test_metrics_and_health_follow_llm_calls_refusals_and_the_breaker(
-    tmp_path: Path, pg_database: TestDatabase, shop: str, serve: list[HttpServer]
+    tmp_path: Path, pg_database: TestDatabase, shop_role: str, serve: list[HttpServer]
 ) -> None:
     with FakeLLMServer() as fake:
         llm = {**openai_llm(fake.openai_url), "breaker_failures": 2, "breaker_recovery": "10m"}
-        config_path = write_config(tmp_path, pg_database, shop, llm, only=("shop", "dead"))
+        config_path = write_config(tmp_path, pg_database, shop_role, llm, only=("shop", "dead"))
         config = json.loads(config_path.read_text())
         config["logging"]["audit_file"] = "audit.jsonl"
         config_path.write_text(json.dumps(config))
@@ -226,11 +218,11 @@ async def test_metrics_and_health_follow_llm_calls_refusals_and_the_breaker(
 
 
 async def test_query_samples_the_clients_model_across_http_rounds(
-    tmp_path: Path, pg_database: TestDatabase, shop: str, serve: list[HttpServer]
+    tmp_path: Path, pg_database: TestDatabase, shop_role: str, serve: list[HttpServer]
 ) -> None:
     """Streamable HTTP on protocol 2026-07-28: every round is its own HTTP request, and the
     earlier answers come back sealed in the request state."""
-    config_path = write_config(tmp_path, pg_database, shop, {"provider": "client"}, only=("shop",))
+    config_path = write_config(tmp_path, pg_database, shop_role, {"provider": "client"}, only=("shop",))
     server = start(serve, config_path)
     answers = iter(["SELECT name, email FROM customers", COUNT_ORDERS])
     asked: list[types.CreateMessageRequestParams] = []

@@ -6,7 +6,7 @@ client's own model on both protocols, is in test_mcp_sampling.py.)"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -21,22 +21,16 @@ from pgmcp.mcp.server import build_server
 from pgmcp.observe.metrics import sample_value
 from tests.conftest import TestDatabase
 from tests.fakes.llm_server import FakeLLMServer, text
-from tests.mcp_setup import COUNT_ORDERS, HEAVY_SQL, create_shop, drop_role, openai_llm, text_of, write_config
+from tests.mcp_setup import COUNT_ORDERS, HEAVY_SQL, openai_llm, text_of, write_config
 
 TOOLS = {"query", "execute_sql", "check_sql", "list_databases", "describe_schema", "refresh_schema"}
 
 
-@pytest.fixture(scope="module")
-def shop(pg_database: TestDatabase) -> Iterator[str]:
-    role = create_shop(pg_database)
-    yield role
-    drop_role(pg_database, role)
-
 
 @pytest.fixture(scope="module")
-def config_path(tmp_path_factory: pytest.TempPathFactory, pg_database: TestDatabase, shop: str,
+def config_path(tmp_path_factory: pytest.TempPathFactory, pg_database: TestDatabase, shop_role: str,
                 fake_llm: FakeLLMServer) -> Path:
-    return write_config(tmp_path_factory.mktemp("mcp"), pg_database, shop, openai_llm(fake_llm.openai_url))
+    return write_config(tmp_path_factory.mktemp("mcp"), pg_database, shop_role, openai_llm(fake_llm.openai_url))
 
 
 @asynccontextmanager

@@ -11,14 +11,13 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import TestDatabase
-from tests.mcp_setup import COUNT_ORDERS, create_shop, drop_role, serve_command, write_config
+from tests.mcp_setup import COUNT_ORDERS, serve_command, write_config
 
 INSPECTOR_DIR = Path(os.environ.get("PGMCP_INSPECTOR_DIR", "~/.cache/pgmcp/inspector")).expanduser()
 INSPECTOR = INSPECTOR_DIR / "node_modules" / ".bin" / "mcp-inspector"
@@ -36,10 +35,8 @@ def inspector() -> Path:
 
 
 @pytest.fixture(scope="module")
-def config_path(tmp_path_factory: pytest.TempPathFactory, pg_database: TestDatabase) -> Iterator[Path]:
-    role = create_shop(pg_database)
-    yield write_config(tmp_path_factory.mktemp("inspector"), pg_database, role, {"provider": "client"})
-    drop_role(pg_database, role)
+def config_path(tmp_path_factory: pytest.TempPathFactory, pg_database: TestDatabase, shop_role: str) -> Path:
+    return write_config(tmp_path_factory.mktemp("inspector"), pg_database, shop_role, {"provider": "client"})
 
 
 def run_inspector(inspector: Path, config_path: Path, *method: str) -> Any:

@@ -5,7 +5,6 @@ schema describes rows without per-value validation, odd values arrive exact or a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +16,12 @@ from pgmcp.db.pgjson import too_deep
 from pgmcp.mcp.calls import RESULT_CLOSE, RESULT_OPEN
 from pgmcp.mcp.server import build_server
 from tests.conftest import TestDatabase
-from tests.mcp_setup import create_shop, drop_role, text_of, write_config
+from tests.mcp_setup import text_of, write_config
 
 
 @pytest.fixture(scope="module")
-def config_path(tmp_path_factory: pytest.TempPathFactory, pg_database: TestDatabase) -> Iterator[Path]:
-    role = create_shop(pg_database)
-    yield write_config(tmp_path_factory.mktemp("results"), pg_database, role, {"provider": "client"})
-    drop_role(pg_database, role)
+def config_path(tmp_path_factory: pytest.TempPathFactory, pg_database: TestDatabase, shop_role: str) -> Path:
+    return write_config(tmp_path_factory.mktemp("results"), pg_database, shop_role, {"provider": "client"})
 
 
 DEEP = "[" * 400 + "]" * 400

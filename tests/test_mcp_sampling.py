@@ -10,7 +10,6 @@ them in order, each request carrying the feedback of the answer before it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,28 +30,22 @@ from pgmcp.observe.metrics import (
     sample_value,
 )
 from tests.conftest import TestDatabase
-from tests.mcp_setup import COUNT_ORDERS, create_shop, drop_role, text_of, write_config
+from tests.mcp_setup import COUNT_ORDERS, text_of, write_config
 
 MODES = ("auto", "legacy")
 JUDGEMENT = '{"confidence": 0.9, "explanation": "counts every order"}'
 
 
-@pytest.fixture(scope="module")
-def shop(pg_database: TestDatabase) -> Iterator[str]:
-    role = create_shop(pg_database)
-    yield role
-    drop_role(pg_database, role)
-
 
 @pytest.fixture(scope="module")
-def client_config(tmp_path_factory: pytest.TempPathFactory, pg_database: TestDatabase, shop: str) -> Path:
-    return write_config(tmp_path_factory.mktemp("sampling"), pg_database, shop, {"provider": "client"},
+def client_config(tmp_path_factory: pytest.TempPathFactory, pg_database: TestDatabase, shop_role: str) -> Path:
+    return write_config(tmp_path_factory.mktemp("sampling"), pg_database, shop_role, {"provider": "client"},
                         only=("shop",))
 
 
 @pytest.fixture(scope="module")
-def judged_config(tmp_path_factory: pytest.TempPathFactory, pg_database: TestDatabase, shop: str) -> Path:
-    return write_config(tmp_path_factory.mktemp("sampling-judged"), pg_database, shop,
+def judged_config(tmp_path_factory: pytest.TempPathFactory, pg_database: TestDatabase, shop_role: str) -> Path:
+    return write_config(tmp_path_factory.mktemp("sampling-judged"), pg_database, shop_role,
                         {"provider": "client", "result_check": True}, only=("shop",))
 
 

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,12 @@ from mcp.client.session import ClientRequestContext
 from mcp.client.stdio import StdioServerParameters
 from mcp.shared.exceptions import MCPError
 
+from tests.cli_inprocess import run_pgmcp
 from tests.conftest import TestDatabase
 from tests.fakes.llm_server import FakeLLMServer, text
 from tests.mcp_setup import (
     COUNT_ORDERS,
     HEAVY_SQL,
-    create_shop,
-    drop_role,
     openai_llm,
     serve_command,
     text_of,
@@ -35,12 +33,6 @@ from tests.mcp_setup import (
 READ_TIMEOUT = 60.0
 
 
-@pytest.fixture(scope="module")
-def shop(pg_database: TestDatabase) -> Iterator[str]:
-    role = create_shop(pg_database)
-    yield role
-    drop_role(pg_database, role)
-
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -48,13 +40,13 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def config_path(folder: Path, pg_database: TestDatabase, shop: str, fake_llm: FakeLLMServer) -> Path:
-    return write_config(folder, pg_database, shop, openai_llm(fake_llm.openai_url))
+def config_path(folder: Path, pg_database: TestDatabase, shop_role: str, fake_llm: FakeLLMServer) -> Path:
+    return write_config(folder, pg_database, shop_role, openai_llm(fake_llm.openai_url))
 
 
 @pytest.fixture(scope="module")
-def client_config_path(folder: Path, pg_database: TestDatabase, shop: str) -> Path:
-    return write_config(folder, pg_database, shop, {"provider": "client"}, name="client.yaml")
+def client_config_path(folder: Path, pg_database: TestDatabase, shop_role: str) -> Path:
+    return write_config(folder, pg_database, shop_role, {"provider": "client"}, name="client.yaml")
 
 
 def params(config_path: Path) -> StdioServerParameters:
@@ -270,8 +262,7 @@ def test_a_broken_config_is_one_message_and_exit_2(
 ) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(document)
-    done = subprocess.run(serve_command(path), capture_output=True, text=True, timeout=READ_TIMEOUT,
-                          stdin=subprocess.DEVNULL)
+    done = run_pgmcp(*serve_command(path)[1:])  # in-process: no MCP is spoken (the next test starts one)
     assert done.returncode == 2
     assert done.stdout == ""
     for needle in expected:

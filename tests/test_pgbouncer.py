@@ -30,7 +30,7 @@ from pgmcp.db.pools import PoolSet
 from pgmcp.errors import PermissionDenied, QueryTimeout
 from pgmcp.policy.verdict import Verdict
 from tests.conftest import TestDatabase
-from tests.mcp_setup import COUNT_ORDERS, HEAVY_SQL, POLICY_YAML, create_shop, drop_role, text_of
+from tests.mcp_setup import COUNT_ORDERS, HEAVY_SQL, POLICY_YAML, text_of
 from tests.test_mcp_http import HttpServer, free_port, serve, start
 
 __all__ = ["serve"]  # the fixture, imported for pytest
@@ -104,17 +104,15 @@ pidfile = {self.folder / "pgbouncer.pid"}
 
 
 @pytest.fixture(scope="module")
-def bouncer(pg_database: TestDatabase) -> Iterator[tuple[PgBouncer, str]]:
+def bouncer(pg_database: TestDatabase, shop_role: str) -> Iterator[tuple[PgBouncer, str]]:
     binary = find_pgbouncer()
     if binary is None:
         pytest.skip("pgbouncer is not installed (Debian: apt-get install pgbouncer)")
-    role = create_shop(pg_database)
-    pgb = PgBouncer(binary, pg_database.dsn, pg_database.name, role)
+    pgb = PgBouncer(binary, pg_database.dsn, pg_database.name, shop_role)
     try:
-        yield pgb, role
+        yield pgb, shop_role
     finally:
         pgb.stop()
-        drop_role(pg_database, role)
 
 
 def write(folder: Path, dsn: str, pgbouncer: bool) -> Path:

@@ -124,7 +124,8 @@ ROLE_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("user", "role", "expected"), ROLE_CASES)
+@pytest.mark.parametrize(("user", "role", "expected"), ROLE_CASES,
+                         ids=["superuser", "plain", "plain-set-role", "read-server-files"])  # stable across runs
 async def test_role_warnings(
     pg_database: TestDatabase, roles: None, user: str | None, role: str | None, expected: list[str]
 ) -> None:

@@ -24,52 +24,9 @@ from sqlglot import exp
 from sqlglot.optimizer.scope import traverse_scope
 
 from pgmcp.policy.rewrite import apply_row_cap, apply_row_filters, fence_shape, to_sql
-
-SETUP = """
-CREATE TABLE public.orders (
-  id int PRIMARY KEY, tenant_id int NOT NULL, amount int NOT NULL, note text NOT NULL);
-INSERT INTO public.orders
-  SELECT g, CASE WHEN g % 2 = 0 THEN 2 ELSE 1 END, g * 10,
-         CASE WHEN g % 2 = 0 THEN 'SECRET-T2' ELSE (g * 100)::text END
-  FROM generate_series(1, 40) g;
-CREATE TABLE public.customers (id int PRIMARY KEY, name text NOT NULL);
-INSERT INTO public.customers VALUES (1, 'ann'), (2, 'bob');
-ANALYZE public.orders;
-CREATE SCHEMA t1only;
-CREATE TABLE t1only.orders AS SELECT * FROM public.orders WHERE tenant_id = 1;
-CREATE VIEW t1only.customers AS SELECT * FROM public.customers;
-"""
+from tests.tenants import QUERIES, tenant_copies, tenant_tables
 
 TENANT_FILTER = {("public", "orders"): sqlglot.parse_one("tenant_id = 1", read="postgres")}
-
-# (name, user query). Every query is run fenced and compared with the tenant-1-only copy.
-QUERIES = [
-    ("plain", "SELECT id, note FROM orders ORDER BY id"),
-    ("star", "SELECT * FROM orders ORDER BY id"),
-    ("qualified-name", "SELECT orders.id FROM orders WHERE orders.amount > 100 ORDER BY 1"),
-    ("self-join", "SELECT a.id, b.id FROM orders a JOIN orders b ON b.id = a.id + 2 ORDER BY 1"),
-    ("where-subquery", "SELECT count(*) FROM customers c WHERE c.id IN (SELECT tenant_id FROM orders)"),
-    ("scalar-subquery", "SELECT (SELECT max(amount) FROM orders) AS m"),
-    ("correlated", "SELECT c.name, (SELECT count(*) FROM orders o WHERE o.tenant_id = c.id) FROM customers c "
-                   "ORDER BY 1"),
-    ("exists", "SELECT c.id FROM customers c WHERE EXISTS (SELECT 1 FROM orders o WHERE o.tenant_id = c.id)"),
-    ("cte", "WITH big AS (SELECT * FROM orders WHERE amount > 50) SELECT count(*), sum(amount) FROM big"),
-    ("cte-shadows", "WITH orders AS (SELECT * FROM orders) SELECT count(*) FROM orders"),
-    ("union", "SELECT id FROM orders UNION ALL SELECT id + 1000 FROM orders ORDER BY 1"),
-    ("lateral", "SELECT c.id, l.n FROM customers c, LATERAL (SELECT count(*) AS n FROM orders o "
-                "WHERE o.tenant_id = c.id) l ORDER BY 1"),
-    ("group-having", "SELECT tenant_id, count(*) FROM orders GROUP BY tenant_id HAVING count(*) > 0"),
-    ("window", "SELECT id, sum(amount) OVER (PARTITION BY tenant_id ORDER BY id) FROM orders ORDER BY id"),
-    ("derived", "SELECT x.n FROM (SELECT count(*) AS n FROM orders) x"),
-    ("cast-fails-elsewhere", "SELECT id FROM orders WHERE CAST(note AS int) > 0 ORDER BY id"),
-    ("div-fails-elsewhere",
-     "SELECT id FROM orders WHERE CASE WHEN note = 'SECRET-T2' THEN 1 / (id - id) ELSE 1 END = 1 "
-     "ORDER BY id"),
-    ("overflow-elsewhere", "SELECT id FROM orders WHERE tenant_id * 2000000000 > 0 ORDER BY id"),
-    ("cast-in-join", "SELECT o.id FROM orders o JOIN customers c ON c.id = CAST(o.note AS int) / 100 "
-                     "ORDER BY 1"),
-]
-
 
 def resolve(sql: str) -> exp.Expression:
     """Parse and write schema `public` into every physical table (what the checker does)."""
@@ -89,7 +46,7 @@ def fenced(sql: str, filters: dict[tuple[str, str], exp.Expression] = TENANT_FIL
 
 @pytest.fixture(scope="module")
 async def conns(pg_database: Any) -> AsyncIterator[tuple[asyncpg.Connection, asyncpg.Connection]]:
-    pg_database.run_sql(SETUP)
+    pg_database.run_sql(tenant_tables() + tenant_copies((1,)))
     real = await asyncpg.connect(pg_database.dsn, server_settings={"app.tenant": "1"})
     only_t1 = await asyncpg.connect(pg_database.dsn, server_settings={"search_path": "t1only"})
     try:

@@ -23,8 +23,9 @@ from mcp.client.streamable_http import streamable_http_client
 
 from pgmcp.auth.static_tokens import mint_token, token_hash
 from pgmcp.cli.stats import parse_prometheus
+from tests.cli_inprocess import run_pgmcp
 from tests.conftest import TestDatabase
-from tests.mcp_setup import COUNT_ORDERS, create_shop, drop_role, openai_llm, serve_command, text_of, write_config
+from tests.mcp_setup import COUNT_ORDERS, openai_llm, serve_command, text_of, write_config
 from tests.test_mcp_http import HttpServer, free_port, get
 
 
@@ -61,12 +62,6 @@ class RoundRobin(httpx2.AsyncBaseTransport):
     async def aclose(self) -> None:
         await self.inner.aclose()
 
-
-@pytest.fixture(scope="module")
-def shop(pg_database: TestDatabase) -> Iterator[str]:
-    role = create_shop(pg_database)
-    yield role
-    drop_role(pg_database, role)
 
 
 TOKEN = mint_token()
@@ -123,25 +118,46 @@ async def calls(client: Client) -> list[Any]:
 EXPECTED = [[[4]], ["shop"], ["orders"], True] * 3
 
 
+@pytest.fixture(scope="module")
+def stateless_pair(
+    tmp_path_factory: pytest.TempPathFactory, pg_database: TestDatabase, shop_role: str
+) -> Iterator[tuple[Replica, Replica]]:
+    """Two --stateless replicas for both protocol modes (a stateless replica keeps nothing
+    between requests, so one client's calls leave nothing behind for the next)."""
+    started: list[Replica] = []
+    try:
+        yield start_pair(started, replica_config(tmp_path_factory.mktemp("stateless"), pg_database, shop_role),
+                         "--stateless")
+    finally:
+        for replica in started:
+            replica.stop()
+
+
+def served(replica: Replica) -> float:
+    """The replica's count of successful execute_sql calls, from its /metrics."""
+    _, _, body = get(replica.base + "/metrics")
+    ok = {"tool": "execute_sql", "database": "shop", "status": "ok"}
+    return sum(value for name, labels, value in parse_prometheus(body) if name == "pgmcp_requests_total"
+               and labels == ok)
+
+
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
 async def test_stateless_replicas_answer_alternating_requests(
-    tmp_path: Path, pg_database: TestDatabase, shop: str, replicas: list[Replica], mode: str
+    stateless_pair: tuple[Replica, Replica], mode: str
 ) -> None:
-    first, second = start_pair(replicas, replica_config(tmp_path, pg_database, shop), "--stateless")
+    first, second = stateless_pair
+    before = [served(first), served(second)]
     http, transport = balanced(first, second)
     async with http, Client(streamable_http_client(first.base + "/mcp", http_client=http), mode=mode) as client:
         assert await calls(client) == EXPECTED
     assert transport.hits[first.port] >= 6 and transport.hits[second.port] >= 6, transport.hits
-    for replica in (first, second):  # both really served tool calls
-        _, _, body = get(replica.base + "/metrics")
-        served = {"tool": "execute_sql", "database": "shop", "status": "ok"}
-        assert any(name == "pgmcp_requests_total" and labels == served for name, labels, _ in parse_prometheus(body))
+    assert served(first) > before[0] and served(second) > before[1]  # both really served tool calls
 
 
 async def test_stateful_replicas_lose_the_session_when_requests_alternate(
-    tmp_path: Path, pg_database: TestDatabase, shop: str, replicas: list[Replica]
+    tmp_path: Path, pg_database: TestDatabase, shop_role: str, replicas: list[Replica]
 ) -> None:
-    first, second = start_pair(replicas, replica_config(tmp_path, pg_database, shop))
+    first, second = start_pair(replicas, replica_config(tmp_path, pg_database, shop_role))
     http, _ = balanced(first, second)
     with pytest.raises(Exception) as caught:
         async with http, Client(streamable_http_client(first.base + "/mcp", http_client=http),
@@ -161,16 +177,15 @@ REFUSED = [
 
 @pytest.mark.parametrize(("name", "llm", "args", "access", "expected"), REFUSED, ids=[r[0] for r in REFUSED])
 def test_unservable_combinations_are_refused_at_startup(
-    tmp_path: Path, pg_database: TestDatabase, shop: str, name: str, llm: dict[str, Any] | None,
+    tmp_path: Path, pg_database: TestDatabase, shop_role: str, name: str, llm: dict[str, Any] | None,
     args: list[str], access: list[dict[str, Any]] | None, expected: list[str],
 ) -> None:
-    path = write_config(tmp_path, pg_database, shop, llm or openai_llm("http://127.0.0.1:9/v1"), only=("shop",))
+    path = write_config(tmp_path, pg_database, shop_role, llm or openai_llm("http://127.0.0.1:9/v1"), only=("shop",))
     if access is not None:
         config = json.loads(path.read_text())
         config["databases"]["shop"]["access"] = access
         path.write_text(json.dumps(config))
-    done = subprocess.run(serve_command(path, *args, "--port", str(free_port())), capture_output=True, text=True,
-                          timeout=60, stdin=subprocess.DEVNULL)
+    done = run_pgmcp(*serve_command(path, *args, "--port", str(free_port()))[1:])  # in-process
     assert done.returncode == 2, done.stderr
     for text in expected:
         assert text in done.stderr

@@ -1,4 +1,5 @@
-"""`pgmcp stats`: a stdio server keeps its metrics text in a file; the command reads it (or /metrics)."""
+"""`pgmcp stats`: a stdio server keeps its metrics text in a file; the command (run in-process,
+tests/cli_inprocess.py) reads it (or /metrics)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,17 +16,9 @@ from mcp.client.stdio import StdioServerParameters
 from pgmcp.cli.stats import parse_prometheus, summary
 from pgmcp.observe import metrics
 from pgmcp.observe.stats_file import read_live_stats, write_stats
+from tests.cli_inprocess import run_pgmcp
 from tests.conftest import TestDatabase
-from tests.mcp_setup import COUNT_ORDERS, create_shop, drop_role, serve_command, write_config
-
-PGMCP = str(Path(sys.executable).parent / "pgmcp")
-
-
-@pytest.fixture(scope="module")
-def shop(pg_database: TestDatabase) -> Iterator[str]:
-    role = create_shop(pg_database)
-    yield role
-    drop_role(pg_database, role)
+from tests.mcp_setup import COUNT_ORDERS, serve_command, write_config
 
 
 def test_a_stats_file_holds_the_metrics_text_and_who_wrote_it(tmp_path: Path) -> None:
@@ -50,9 +42,9 @@ def test_files_of_dead_processes_are_removed(tmp_path: Path) -> None:
 
 
 async def test_stats_of_a_running_stdio_server(
-    tmp_path: Path, pg_database: TestDatabase, shop: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, pg_database: TestDatabase, shop_role: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = write_config(tmp_path, pg_database, shop, {"provider": "client"})
+    config = write_config(tmp_path, pg_database, shop_role, {"provider": "client"})
     stats = tmp_path / "stats"
     command, *args = serve_command(config)
     env = {**os.environ, "PGMCP_STATS_DIR": str(stats)}
@@ -64,8 +56,7 @@ async def test_stats_of_a_running_stdio_server(
         assert denied.is_error
         shown = ""
         for _ in range(100):  # the server rewrites its file every few seconds
-            out = subprocess.run([PGMCP, "stats", "--dir", str(stats)], capture_output=True, text=True,
-                                 check=False, timeout=30)
+            out = run_pgmcp("stats", "--dir", str(stats))
             assert out.returncode == 0, out.stderr
             shown = out.stdout
             if "execute_sql" in shown and "PGM401" in shown:
@@ -74,6 +65,4 @@ async def test_stats_of_a_running_stdio_server(
         assert "calls     execute_sql" in shown and "ok" in shown
         assert "refusals" in shown and "PGM401" in shown
     # the file goes away with the server
-    assert "no running pgmcp server" in subprocess.run(
-        [PGMCP, "stats", "--dir", str(stats)], capture_output=True, text=True, check=False, timeout=30
-    ).stdout
+    assert "no running pgmcp server" in run_pgmcp("stats", "--dir", str(stats)).stdout

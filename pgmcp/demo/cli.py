@@ -16,7 +16,6 @@ import argparse
 import os
 import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from loguru import logger
 
 from pgmcp.config.model import Config, LoggingConfig
 from pgmcp.demo.environment import DEMO_DATABASE, DemoEnvironment, llm_config, with_database
-from pgmcp.demo.signals import Stopped, run_async, termination_signals
+from pgmcp.demo.signals import Stopped, run_async, termination_signals, wait_for_signal
 from pgmcp.errors import PgmcpError, PostgresNotFound
 from pgmcp.observe.logs import setup_logging
 from pgmcp.observe.redact import redact, register_secret
@@ -145,7 +144,7 @@ def keep_up(env: DemoEnvironment, *, terminal: bool) -> int:
         print(f"The database stays up: {psql}")
         print("Press Ctrl-C to exit" if terminal else f"{kill} ends pgmcp demo", "(the database stays on that server).",
               flush=True)
-    threading.Event().wait()  # until a signal unwinds us
+    wait_for_signal()  # until a signal unwinds us
     return EXIT_OK
 
 

@@ -10,12 +10,14 @@ loop happened to be, while a cancellation unwinds the MCP server and its lifespa
 from __future__ import annotations
 
 import asyncio
+import os
+import select
 import signal
 import threading
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 T = TypeVar("T")
 HANDLED = (signal.SIGTERM, signal.SIGHUP)
@@ -76,3 +78,26 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         if _State.received is not None:
             raise Stopped(_State.received) from None
         raise
+
+
+def wait_for_signal() -> NoReturn:
+    """Block the main thread until a signal's handler raises (Ctrl-C, or one of `HANDLED`).
+
+    Not a plain blocking wait (`threading.Event().wait()`, `signal.pause()`): a Python signal
+    handler runs only when the main thread next runs Python code, so a signal that arrives just
+    before such a wait begins is handled by nobody and the wait never ends (seen: SIGTERM sent
+    as soon as the demo said "Press Ctrl-C", on a loaded machine). Here the C-level handler also
+    writes the signal's number into a pipe (`signal.set_wakeup_fd`), and `select` returns as soon
+    as the pipe holds a byte, however early the signal came; back in Python, the handler runs.
+    """
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    previous = signal.set_wakeup_fd(write)
+    try:
+        while True:
+            select.select([read], [], [])
+            os.read(read, 512)
+    finally:
+        signal.set_wakeup_fd(previous)
+        os.close(read)
+        os.close(write)

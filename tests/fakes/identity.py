@@ -100,7 +100,9 @@ class JwksServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/jwks.json"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        # (poll_interval: how soon shutdown() is seen; 0.5 s by default, per fixture teardown)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
+                                        daemon=True)
 
     def __enter__(self) -> JwksServer:
         self._thread.start()

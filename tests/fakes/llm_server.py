@@ -73,7 +73,10 @@ class FakeLLMServer:
         handler = _make_handler(self)
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-llm", daemon=True)
+        # shutdown() waits for the loop to look at its flag, which it does every poll_interval
+        # (0.5 s by default: half a second per fixture teardown).
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
+                                        name="fake-llm", daemon=True)
         self._thread.start()
         return self
 
