@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     except PgmcpError as err:
         from pgmcp.cli.ops import error_exit
 
-        started()
+        started(freeze=False)
         return error_exit(err)
     try:
         if args.transport == "http":
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        started()
+        started(freeze=False)
     return EXIT_OK
 
 
@@ -85,10 +85,13 @@ def startup_without_collector() -> None:
     gc.disable()
 
 
-def started() -> None:
-    """End the pause of `startup_without_collector` (any number of calls)."""
+def started(*, freeze: bool = True) -> None:
+    """End the pause of `startup_without_collector` (any number of calls): once the server is up,
+    with what starting made frozen; on the way out (a refused config, the end of serving: maybe
+    in a test's process) without, so that nothing else is kept for good."""
     if not gc.isenabled():
-        gc.freeze()
+        if freeze:
+            gc.freeze()
         gc.enable()
 
 
