@@ -1,12 +1,10 @@
 """One hardened asyncpg pool per configured database.
 
-Every connection starts read-only by default, with statement/lock/idle timeouts, a pinned
-search_path (with pg_temp last, so a temporary object can never shadow a real one),
-`standard_conforming_strings = on` (the policy checker's reading of string literals assumes
-it) and `application_name = pgmcp`; these go in the startup packet, so they are the
-session's defaults and asyncpg's release reset (`RESET ALL`) puts them back whatever the
-previous user of the connection did. `SET ROLE` is re-applied after that reset, in the same
-message. A caller that leaves its transaction open for the pool to end
+Every connection starts with pgmcp's session settings (`pgmcp.db.session`: read-only by
+default, timeouts, a pinned search_path, `standard_conforming_strings = on`) in its startup
+packet, so they are the session's defaults and asyncpg's release reset (`RESET ALL`) puts them
+back whatever the previous user of the connection did. `SET ROLE` is re-applied after that
+reset, in the same message. A caller that leaves its transaction open for the pool to end
 (`acquire(..., end_transaction=True)`, the executor) gets `ROLLBACK` and the reset sent as one
 message after it is done, without waiting for it; the connection is back in the pool, reset,
 only once that message is answered. Behind
@@ -31,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,34 +39,18 @@ from loguru import logger
 from pgmcp.config.model import DatabaseConfig, LimitsConfig
 from pgmcp.db.pgerrors import ErrorContext, is_connection_lost, scrub, translate
 from pgmcp.db.privileges import RoleReport, check_role
+from pgmcp.db.release import Releases
 from pgmcp.db.serialize import install_codecs
+from pgmcp.db.session import DEFAULT_SEARCH_PATH, ms, role_sql, startup_settings, transaction_settings_sql
+from pgmcp.db.session import quote_ident as quote_ident  # re-exported: grants/ and cli/ import it from here
+from pgmcp.db.session import search_path_value as search_path_value
+from pgmcp.db.session import sql_literal as sql_literal
 from pgmcp.errors import DatabaseNotFound, DatabaseUnavailable, UnsafeRole
 from pgmcp.observe.metrics import DB_ACTIVE_CONNECTIONS
 
 CONNECT_TIMEOUT = 10.0  # seconds for one connection attempt
 RETRY_INITIAL, RETRY_MAX = 0.5, 5.0  # background re-probe backoff (seconds)
 PROBE_TIMEOUT = 5.0
-DEFAULT_SEARCH_PATH = ("public",)
-_PLAIN_IDENT = re.compile(r"[a-z_][a-z0-9_$]*")
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def search_path_value(schemas: Sequence[str]) -> str:
-    """The search_path setting: the schemas (quoted only when needed), then pg_temp."""
-    names = [s if _PLAIN_IDENT.fullmatch(s) else quote_ident(s) for s in schemas]
-    return ", ".join([*names, "pg_temp"])
-
-
-def sql_literal(text: str) -> str:
-    """An escape-string literal: read the same whatever standard_conforming_strings says."""
-    return "E'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _ms(seconds: float) -> str:
-    return str(max(1, round(seconds * 1000)))
 
 
 @dataclass(frozen=True)
@@ -119,11 +100,7 @@ class PoolSet:
         self._audit = audit
         self._closed = False
         self._dbs: dict[str, _Database] = {}
-        # Connections being released right after _end reset them, by id of their settings object
-        # (the same object through the pool's proxy and in the reset callback; kept alive here,
-        # so the id cannot be reused meanwhile).
-        self._reset_done: dict[int, Any] = {}
-        self._ending: set[asyncio.Task[None]] = set()
+        self._releases = Releases()  # connections on their way back (pgmcp.db.release)
         for cfg in configs:
             path = cfg.search_path or (search_paths or {}).get(cfg.name) or DEFAULT_SEARCH_PATH
             self._dbs[cfg.name] = _Database(config=cfg, search_path=tuple(path))
@@ -167,9 +144,9 @@ class PoolSet:
         db = self._get(name)
         timeout = statement_timeout or self.statement_timeout(name)
         return ErrorContext(
-            database=name, sql=sql, statement_timeout_ms=int(_ms(timeout)),
-            lock_timeout_ms=int(_ms(self._limits.lock_timeout)),
-            idle_timeout_ms=int(_ms(self._limits.idle_in_transaction_timeout)),
+            database=name, sql=sql, statement_timeout_ms=int(ms(timeout)),
+            lock_timeout_ms=int(ms(self._limits.lock_timeout)),
+            idle_timeout_ms=int(ms(self._limits.idle_in_transaction_timeout)),
             secrets=(db.config.password.value,) if db.config.password else (),
         )
 
@@ -178,62 +155,22 @@ class PoolSet:
     def session_settings(self, name: str) -> dict[str, str]:
         """Startup-packet settings: the session defaults that `RESET ALL` returns to."""
         db = self._get(name)
-        encoding = {"client_encoding": "LATIN1"} if db.sql_ascii else {}
-        if db.config.pgbouncer:
-            # PgBouncer rejects most startup parameters; it tracks these two itself.
-            return {"application_name": "pgmcp", **encoding}
-        return {
-            **encoding,
-            "application_name": "pgmcp",
-            "default_transaction_read_only": "on",
-            "statement_timeout": _ms(self.statement_timeout(name)),
-            "lock_timeout": _ms(self._limits.lock_timeout),
-            "idle_in_transaction_session_timeout": _ms(self._limits.idle_in_transaction_timeout),
-            "search_path": search_path_value(db.search_path),
-            "standard_conforming_strings": "on",
-        }
+        return startup_settings(db.config, self._limits, db.search_path, self.statement_timeout(name),
+                                sql_ascii=db.sql_ascii)
 
     def local_settings_sql(self, name: str, statement_timeout: float | None = None) -> str:
         """`SET LOCAL ...` statements re-applying the hardening inside one transaction."""
         db = self._get(name)
-        parts = [
-            f"SET LOCAL statement_timeout = {_ms(statement_timeout or self.statement_timeout(name))}",
-            f"SET LOCAL lock_timeout = {_ms(self._limits.lock_timeout)}",
-            "SET LOCAL idle_in_transaction_session_timeout = "
-            + _ms(self._limits.idle_in_transaction_timeout),
-            f"SELECT set_config('search_path', {sql_literal(search_path_value(db.search_path))}, true)",
-            "SET LOCAL standard_conforming_strings = on",
-            "SET LOCAL application_name = pgmcp",  # behind a pooler the session's may be another's
-            f"SET LOCAL work_mem = {sql_literal(self._limits.work_mem)}",
-        ]
-        if db.config.role:
-            parts.append(f"SET LOCAL ROLE {quote_ident(db.config.role)}")
-        return ";\n".join(parts) + ";"
+        return transaction_settings_sql(db.config, self._limits, db.search_path,
+                                        statement_timeout or self.statement_timeout(name))
 
     def _init(self, db: _Database) -> Callable[[Any], Awaitable[None]]:
         async def init(conn: Any) -> None:
             await install_codecs(conn)
-            if db.config.role and not db.config.pgbouncer:
-                await conn.execute(f"SET ROLE {quote_ident(db.config.role)}")
+            if role := role_sql(db.config):
+                await conn.execute(role)
 
         return init
-
-    def _reset_sql(self, db: _Database, conn: Any) -> str:
-        """asyncpg's reset query (RESET ALL, CLOSE ALL, UNLISTEN *, unlock advisory locks), then the
-        role again: RESET ALL resets it too."""
-        role = f"\nSET ROLE {quote_ident(db.config.role)};" if db.config.role and not db.config.pgbouncer else ""
-        return str(conn.get_reset_query() or "") + role
-
-    def _reset(self, db: _Database) -> Callable[[Any], Awaitable[None]]:
-        async def reset(conn: Any) -> None:
-            # asyncpg has rolled back an open transaction already (Connection._reset).
-            if id(conn.get_settings()) in self._reset_done:
-                return  # the message that ended the transaction reset the session too (_end)
-            sql = self._reset_sql(db, conn)
-            if sql:
-                await conn.execute(sql)
-
-        return reset
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -331,7 +268,7 @@ class PoolSet:
             min_size=min(cfg.pool.min_size, cfg.pool.max_size), max_size=cfg.pool.max_size,
             timeout=CONNECT_TIMEOUT, server_settings=self.session_settings(cfg.name),
             statement_cache_size=0 if cfg.pgbouncer else 100,
-            init=self._init(db), reset=self._reset(db),
+            init=self._init(db), reset=self._releases.reset_callback(db.config),
         )
         try:
             async with pool.acquire(timeout=CONNECT_TIMEOUT) as conn:
@@ -386,8 +323,7 @@ class PoolSet:
     async def close(self) -> None:
         """Stop background retries and close every pool (terminating it if it hangs)."""
         self._closed = True
-        if self._ending:  # connections on their way back to their pools
-            await asyncio.wait(set(self._ending), timeout=CONNECT_TIMEOUT)
+        await self._releases.wait(CONNECT_TIMEOUT)
         for db in self._dbs.values():
             if db.audit_task is not None:
                 db.audit_task.cancel()
@@ -412,7 +348,8 @@ class PoolSet:
 
         With `end_transaction`, a block that ends without an error leaves its transaction open:
         `ROLLBACK` and the pool's reset are then sent as one message in the background, and the
-        connection goes back to the pool once they are answered; the caller goes on at once.
+        connection goes back to the pool once they are answered; the caller goes on at once
+        (`pgmcp.db.release`).
 
         Raises DatabaseNotFound, UnsafeRole (refused role) or DatabaseUnavailable.
         """
@@ -436,39 +373,12 @@ class PoolSet:
         except BaseException as exc:
             if is_connection_lost(exc):
                 await self._lost(db, exc)
-            await self._give_back(name, pool, conn)
+            await self._releases.give_back(name, pool, conn)
             raise
         if end_transaction:
-            task = asyncio.get_running_loop().create_task(self._end(db, pool, conn))
-            self._ending.add(task)
-            task.add_done_callback(self._ending.discard)
+            self._releases.end_later(db.config, pool, conn)
         else:
-            await self._give_back(name, pool, conn)
-
-    async def _give_back(self, name: str, pool: Any, conn: Any) -> None:
-        DB_ACTIVE_CONNECTIONS.labels(database=name).dec()
-        try:
-            await pool.release(conn)
-        except Exception as exc:  # the pool has terminated that connection already
-            logger.debug("database {}: connection dropped on release: {}", name, exc)
-
-    async def _end(self, db: _Database, pool: Any, conn: Any) -> None:
-        """End `conn`'s transaction and reset its session in one message, then release it (the
-        pool's own reset sees that it is done)."""
-        settings = conn.get_settings()
-        try:
-            async with asyncio.timeout(CONNECT_TIMEOUT):
-                await conn.execute("ROLLBACK;\n" + self._reset_sql(db, conn))
-            self._reset_done[id(settings)] = settings
-        except BaseException as exc:  # lost, or stuck: the connection is not reused
-            logger.debug("database {}: ending a transaction failed ({}); dropping the connection",
-                         db.config.name, exc)
-            with contextlib.suppress(Exception):
-                conn.terminate()
-        try:
-            await self._give_back(db.config.name, pool, conn)
-        finally:
-            self._reset_done.pop(id(settings), None)
+            await self._releases.give_back(name, pool, conn)
 
     async def _lost(self, db: _Database, exc: BaseException) -> None:
         """Mark `db` down and retire its other connections: after a restart they are all dead."""
