@@ -271,9 +271,6 @@ def test_a_broken_config_is_one_message_and_exit_2(
 
 
 def test_a_missing_config_names_where_it_looked(tmp_path: Path) -> None:
-    command = serve_command(tmp_path / "absent.yaml")
-    done = subprocess.run(command[:-2], capture_output=True, text=True, timeout=READ_TIMEOUT, cwd=tmp_path,
-                          env={k: v for k, v in os.environ.items() if k != "PGMCP_CONFIG"},
-                          stdin=subprocess.DEVNULL)
+    done = run_pgmcp("serve", cwd=tmp_path, clean=True)  # in-process (no PGMCP_CONFIG): no MCP is spoken
     assert done.returncode == 2 and done.stdout == ""
     assert "pgmcp.yaml" in done.stderr and "PGMCP_CONFIG" in done.stderr and "Traceback" not in done.stderr
