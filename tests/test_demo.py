@@ -79,10 +79,34 @@ def table_line(values: list[str]) -> re.Pattern[str]:
     return re.compile(r"^\s*" + r"\s*\|\s*".join(re.escape(v) for v in values) + r"\s*$", re.M)
 
 
-def test_tour_shows_each_step_with_real_results(shop: TestDatabase) -> None:
-    proc = run_demo("--tour")
-    assert proc.returncode == 0, proc.stderr
-    out = proc.stdout
+def test_tour_shows_each_step_with_real_results_then_ctrl_c_removes_the_cluster(shop: TestDatabase) -> None:
+    """The tour, kept running (--keep-running), then SIGINT as a terminal's Ctrl-C sends it: one
+    throwaway cluster for both (a plain tour's normal exit removes its cluster the same way as
+    the MCP host's session below, which ends when the host closes stdin)."""
+    proc = subprocess.Popen(
+        [*as_from_a_terminal(), *demo_argv(), "--tour", "--keep-running"], stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env(),
+    )
+    try:
+        assert proc.stdout is not None
+        out = ""
+        for line in proc.stdout:
+            if "stays up: psql 'postgresql://" in line:
+                kept = line + proc.stdout.readline()
+                break
+            out += line
+        else:
+            raise AssertionError(f"the demo ended early: {out}")
+        assert f"`kill {proc.pid}` (SIGTERM) or SIGINT stops it and removes it." in kept
+        assert cluster_dir(out).exists()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGINT, err
+    assert "interrupted; the demo database was removed" in err and "Traceback" not in err
 
     assert "shop: The pgmcp sample shop" in out and "status: up" in out  # list_databases
     assert "public.customers (table" in out and "public.product_ratings (view)" in out  # describe_schema
@@ -129,8 +153,8 @@ async def test_mcp_host_lists_tools_and_runs_sql(tmp_path: Path) -> None:
     assert_cluster_gone(cluster_dir((tmp_path / "stderr.txt").read_text()))
 
 
-@pytest.mark.parametrize(("mode", "signum"), [("keep", signal.SIGINT), ("keep", signal.SIGTERM),
-                                            ("serve", signal.SIGTERM)])
+# SIGINT in --keep-running: the tour test above.
+@pytest.mark.parametrize(("mode", "signum"), [("keep", signal.SIGTERM), ("serve", signal.SIGTERM)])
 def test_signal_removes_the_cluster(mode: str, signum: int) -> None:
     # --keep-running without a terminal (stdin is a pipe here): no tour, no MCP, the database
     # stays up until a signal, and the demo says how to stop it.
