@@ -69,7 +69,9 @@ async def failing(client: Client, tool: str, **arguments: Any) -> str:
     return text_of(result)
 
 
-async def test_every_tool_resource_and_prompt_over_stdio(config_path: Path, fake_llm: FakeLLMServer) -> None:
+async def test_every_tool_resource_and_prompt_then_failures_over_stdio(
+    config_path: Path, fake_llm: FakeLLMServer
+) -> None:
     fake_llm.reset()
     fake_llm.script(text(COUNT_ORDERS))
     async with Client(params(config_path), read_timeout_seconds=READ_TIMEOUT) as client:
@@ -97,24 +99,26 @@ async def test_every_tool_resource_and_prompt_over_stdio(config_path: Path, fake
             assert isinstance(content, types.TextResourceContents) and needle in content.text, uri
         prompt = await client.get_prompt("explain_table", {"database": "shop", "table": "orders"})
         assert "orders" in str(prompt.messages[0].content)
+        await failures_keep_the_server_serving(client)
 
 
-async def test_failures_over_stdio_keep_the_server_serving(config_path: Path) -> None:
-    async with Client(params(config_path), read_timeout_seconds=READ_TIMEOUT) as client:
-        refusal = await failing(client, "execute_sql", sql="SELECT email FROM customers", database="shop")
-        assert refusal.startswith("[policy_denied]") and "PGM301" in refusal
-        cases: list[tuple[str, dict[str, Any], str]] = [
-            ("execute_sql", {"sql": HEAVY_SQL, "database": "shop_fast"}, "[query_timeout]"),
-            ("execute_sql", {"sql": COUNT_ORDERS, "database": "dead"}, "[database_unavailable]"),
-            ("execute_sql", {"sql": ["SELECT 1"], "database": "shop"}, "[invalid_arguments]"),
-            ("check_sql", {"sql": "SELECT 1", "database": "nope"}, "[database_not_found]"),
-        ]
-        for tool, arguments, code in cases:
-            message = await failing(client, tool, **arguments)
-            assert message.startswith(code), message
-        with pytest.raises(MCPError, match="unknown database 'nope'"):
-            await client.read_resource("pgmcp://nope/schema")
-        assert (await ok(client, "list_databases"))["databases"][2]["status"].startswith("down")
+async def failures_keep_the_server_serving(client: Client) -> None:
+    """Every kind of failure, each followed by a call that works (in the same session as the
+    tools above: one server process for both)."""
+    refusal = await failing(client, "execute_sql", sql="SELECT email FROM customers", database="shop")
+    assert refusal.startswith("[policy_denied]") and "PGM301" in refusal
+    cases: list[tuple[str, dict[str, Any], str]] = [
+        ("execute_sql", {"sql": HEAVY_SQL, "database": "shop_fast"}, "[query_timeout]"),
+        ("execute_sql", {"sql": COUNT_ORDERS, "database": "dead"}, "[database_unavailable]"),
+        ("execute_sql", {"sql": ["SELECT 1"], "database": "shop"}, "[invalid_arguments]"),
+        ("check_sql", {"sql": "SELECT 1", "database": "nope"}, "[database_not_found]"),
+    ]
+    for tool, arguments, code in cases:
+        message = await failing(client, tool, **arguments)
+        assert message.startswith(code), message
+    with pytest.raises(MCPError, match="unknown database 'nope'"):
+        await client.read_resource("pgmcp://nope/schema")
+    assert (await ok(client, "list_databases"))["databases"][2]["status"].startswith("down")
 
 
 async def test_query_samples_the_hosts_model_over_stdio(client_config_path: Path) -> None:
