@@ -1,7 +1,8 @@
 """`pgmcp demo` as a user and as an MCP host meet it: run as a subprocess, with its own
 throwaway PostgreSQL. The tour's output is checked against the same queries run directly on
 a copy of the sample shop; the host session goes through the SDK's stdio client; every run
-must leave no cluster directory and no postgres process behind, also after a signal."""
+must leave no cluster directory and no postgres process behind, also after a signal. (The
+missing-PostgreSQL message, which comes before any cluster or signal, runs in-process.)"""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
+from tests.cli_inprocess import run_pgmcp
 from tests.conftest import TestDatabase, TestServer
 from tests.fakes.llm_server import FakeLLMServer, text
 
@@ -42,13 +44,6 @@ def clean_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = str(ROOT)
     env.update(extra)
     return env
-
-
-def run_demo(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*demo_argv(), *args], stdin=subprocess.DEVNULL, capture_output=True, text=True,
-        timeout=180, env=env or clean_env(), check=False,
-    )
 
 
 def cluster_dir(output: str) -> Path:
@@ -202,8 +197,9 @@ def as_from_a_terminal() -> list[str]:
 
 def test_missing_postgres_says_how_to_install() -> None:
     # PGMCP_PG_BINDIR, when set, is the only place looked at; PATH has no PostgreSQL either.
-    env = clean_env(PGMCP_PG_BINDIR="/nonexistent", PATH=str(Path(sys.executable).parent))
-    proc = run_demo("--tour", env=env)
+    # In-process (tests/cli_inprocess.py): it ends before any cluster or signal.
+    env = {"PGMCP_PG_BINDIR": "/nonexistent", "PATH": str(Path(sys.executable).parent)}
+    proc = run_pgmcp("demo", "--tour", env=env, clean=True)
     assert proc.returncode == 2
     assert "error: PGMCP_PG_BINDIR is /nonexistent, which holds no initdb and pg_ctl" in proc.stderr
     for hint in ("sudo apt-get install postgresql", "brew install postgresql", "--dsn"):
