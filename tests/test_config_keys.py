@@ -20,9 +20,11 @@ from typing import Any
 
 import pytest
 import yaml
+from jsonschema import Draft202012Validator
 
 from pgmcp.config import model
 from pgmcp.config.loader import load_config
+from pgmcp.documents.docschema import load_schema
 from pgmcp.documents.durations import parse_duration
 from pgmcp.documents.resources import schema_path, shipped_policy_path
 from pgmcp.errors import ConfigError
@@ -58,6 +60,13 @@ TOP_LEVEL = {"databases", "llm", "schema_cache", "limits", "logging", "auth"}
 # values are tokens, key files and rate limits that need more than a derived value.
 LOADED_ELSEWHERE = {"auth", "auth.jwt"}
 IDS = [s.key for s in SECTIONS]
+
+
+@pytest.mark.parametrize("name", ["config", "policy"])
+def test_shipped_schemas_are_valid_json_schemas(name: str) -> None:
+    # Checked here, not at every start of pgmcp (docschema.load_schema): the schema files
+    # ship with the code, so a test run is the place to prove them.
+    Draft202012Validator.check_schema(load_schema(name))
 
 
 def test_top_level_keys_are_the_config_fields() -> None:

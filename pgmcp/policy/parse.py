@@ -19,7 +19,9 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError, TokenError
 from sqlglot.tokenizer_core import Token
 
+from pgmcp.policy.longlists import Shortened, shorten, verify
 from pgmcp.policy.messages import syntax_violation, tokenize_violation
+from pgmcp.policy.nodes import MAX_TREE_DEPTH, Nodes, index
 from pgmcp.policy.rules import PGM001, PGM002, PGM006, violation
 from pgmcp.policy.tokens import (
     DIALECT,
@@ -33,42 +35,6 @@ from pgmcp.policy.tokens import (
     tokenize,
 )
 from pgmcp.policy.verdict import Violation
-
-MAX_TREE_DEPTH = 400
-
-# Statement nodes that must not appear anywhere in a read query.
-WRITE_NODES: tuple[type[exp.Expr], ...] = (
-    exp.DML,
-    exp.DDL,
-    exp.Drop,
-    exp.Alter,
-    exp.Command,
-    exp.Transaction,
-    exp.Commit,
-    exp.Rollback,
-    exp.Set,
-    exp.Grant,
-    exp.Revoke,
-    exp.TruncateTable,
-    exp.Comment,
-    exp.Analyze,
-    exp.Use,
-    exp.Refresh,
-    exp.Cache,
-    exp.Uncache,
-    exp.LoadData,
-    exp.Describe,
-    exp.Pragma,
-    exp.Kill,
-    exp.Show,
-    exp.Execute,
-    exp.Declare,
-    exp.Install,
-    exp.Attach,
-    exp.Detach,
-    exp.Export,
-)
-FLAGGED_NODES: tuple[type[exp.Expr], ...] = (exp.Into, exp.Lock, exp.With, *WRITE_NODES)
 
 _local = threading.local()
 
@@ -112,27 +78,42 @@ class Parsed:
     """One statement after parsing. `tree` is None when `violations` stopped it.
 
     `body` is the text that was parsed (the inner statement for EXPLAIN) and `offset` where
-    it starts in `sql`; positions in the tree are relative to `body`.
+    it starts in `sql`; positions in the tree are relative to `body`. When long literal lists
+    were replaced by placeholders (`short`, `pgmcp.policy.longlists`), `body` is cut from the
+    short text; `position` maps back to `sql` and `restore` puts the lists back.
     """
 
     sql: str
     body: str
     offset: int = 0
+    short: Shortened | None = None
     explain: Explain | None = None
     tree: exp.Expr | None = None
     leading: Leading | None = None  # set (and `tree` None) when refused before parsing
     violations: list[Violation] = field(default_factory=list)
-    flagged: list[exp.Expr] = field(default_factory=list)  # write/INTO/lock nodes, in tree order
+    nodes: Nodes = field(default_factory=Nodes)  # the tree's nodes the stages read (`pgmcp.policy.nodes`)
     log: list[str] = field(default_factory=list)
+
+    @property
+    def flagged(self) -> list[exp.Expr]:
+        """Write, INTO, lock and WITH nodes, in tree order."""
+        return self.nodes.flagged
 
     def position(self, start: int | None) -> tuple[int | None, int | None]:
         """1-based (line, column) in `sql` of offset `start` in `body`."""
         if start is None:
             return None, None
         absolute = self.offset + start
+        if self.short is not None:
+            absolute = self.short.original_offset(absolute)
         before = self.sql[:absolute]
         line = before.count("\n") + 1
         return line, absolute - (before.rfind("\n") + 1) + 1
+
+    def restore(self, generated: str) -> str | None:
+        """SQL generated from this statement's (rewritten) tree, with the long lists put back;
+        None when that cannot be done exactly (`Shortened.restore`)."""
+        return generated if self.short is None else self.short.restore(generated)
 
     def node_position(self, node: exp.Expr) -> tuple[int | None, int | None]:
         """Where `node` (or its first descendant that knows) starts in `sql`."""
@@ -143,13 +124,28 @@ class Parsed:
         return None, None
 
 
-def parse_statement(sql: str, *, allow_reserved: bool = False) -> Parsed:
-    """Parse `sql` as exactly one statement, peeling EXPLAIN; never raises on bad input."""
+def parse_statement(sql: str, *, allow_reserved: bool = False, long_lists: bool = True) -> Parsed:
+    """Parse `sql` as exactly one statement, peeling EXPLAIN; never raises on bad input.
+
+    With `long_lists`, long lists of plain literals are parsed as one placeholder each
+    (`pgmcp.policy.longlists`); a statement refused that way as unreadable (PGM001) is parsed
+    again whole, so that what the refusal quotes is the text as written (positions are mapped
+    back either way).
+    """
+    short = shorten(sql) if long_lists else None
+    if short is not None:
+        parsed = _parse_statement(sql, allow_reserved, short)
+        if parsed.short is not None and not any(v.rule == PGM001.code for v in parsed.violations):
+            return parsed  # proven, and not refused as unreadable
+    return _parse_statement(sql, allow_reserved, None)
+
+
+def _parse_statement(sql: str, allow_reserved: bool, short: Shortened | None) -> Parsed:
     parsed = Parsed(sql=sql, body=sql)
     sink: list[str] = []
     token = _captured.set(sink)
     try:
-        _parse_into(parsed, allow_reserved)
+        _parse_into(parsed, allow_reserved, short)
     except RecursionError:
         parsed.tree = None
         parsed.violations.append(
@@ -161,24 +157,32 @@ def parse_statement(sql: str, *, allow_reserved: bool = False) -> Parsed:
     return parsed
 
 
-def _parse_into(parsed: Parsed, allow_reserved: bool) -> None:
+def _parse_into(parsed: Parsed, allow_reserved: bool, short: Shortened | None) -> None:
+    """Parse `parsed.sql`, or the text `short` made of it: then `parsed.short` is set only
+    when the placeholders are proven sound (`longlists.verify`), and the caller parses the
+    whole text instead when it is not set or anything was refused."""
+    text = parsed.body = parsed.sql if short is None else short.text
     try:
-        tokens = tokenize(parsed.sql)
+        tokens = tokenize(text)
     except (TokenError, SqlglotError):
-        parsed.violations.append(tokenize_violation(parsed.sql, parsed.position))
+        parsed.violations.append(tokenize_violation(text, parsed.position))
         return
     if is_explain(tokens):
-        peeled = peel_explain(parsed.sql, tokens[0])
+        peeled = peel_explain(text, tokens[0])
         if isinstance(peeled, Violation):
             parsed.violations.append(peeled)
             return
         parsed.explain = peeled
         parsed.offset = len(peeled.prefix)
-        parsed.body = parsed.sql[parsed.offset :]
+        parsed.body = text[parsed.offset :]
         try:
             tokens = tokenize(parsed.body)
         except (TokenError, SqlglotError):
             parsed.violations.append(tokenize_violation(parsed.sql))
+            return
+    if short is not None:
+        parsed.short = verify(short, tokens, parsed.offset)
+        if parsed.short is None:
             return
     found = check_tokens(parsed.body, tokens, allow_reserved, parsed.position)
     if found:
@@ -213,34 +217,11 @@ def _parse_into(parsed: Parsed, allow_reserved: bool) -> None:
         )
         return
     tree = statements[0]
-    depth, flagged = _scan(tree)
-    if depth > MAX_TREE_DEPTH:
+    nodes = index(tree)
+    if nodes.depth > MAX_TREE_DEPTH:
         parsed.violations.append(
             violation(PGM006, f"the statement is nested more than {MAX_TREE_DEPTH} levels deep; flatten the query")
         )
         return
     parsed.tree = tree
-    parsed.flagged = flagged
-
-
-def _scan(tree: exp.Expr) -> tuple[int, list[exp.Expr]]:
-    """The depth of `tree` (stopping once past MAX_TREE_DEPTH) and its FLAGGED_NODES in
-    breadth-first order (the order of `find_all`), in one pass over the tree."""
-    deepest = 0
-    flagged: list[exp.Expr] = []
-    level: list[exp.Expr] = [tree]
-    while level:
-        deepest += 1
-        if deepest > MAX_TREE_DEPTH:
-            return deepest, flagged
-        below: list[exp.Expr] = []
-        for node in level:
-            if isinstance(node, FLAGGED_NODES):
-                flagged.append(node)
-            for value in node.args.values():
-                if isinstance(value, exp.Expr):
-                    below.append(value)
-                elif isinstance(value, list):
-                    below.extend(v for v in value if isinstance(v, exp.Expr))
-        level = below
-    return deepest, flagged
+    parsed.nodes = nodes

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from itertools import accumulate, repeat
+from operator import attrgetter
 
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import SqlglotError, TokenError
@@ -184,12 +186,9 @@ def check_tokens(body: str, tokens: list[Token], allow_reserved: bool, position:
     """
     # Each check below needs a character in the text: a token's text is part of it (a quoted
     # identifier's only loses quote doubling), so text without any needs no walk over tokens.
-    if (
-        body.count("(") <= MAX_PAREN_DEPTH
-        and body.count("[") <= MAX_BRACKET_DEPTH
-        and "&" not in body
-        and (allow_reserved or RESERVED_PREFIX not in body.lower())
-    ):
+    deep = body.count("(") > MAX_PAREN_DEPTH or body.count("[") > MAX_BRACKET_DEPTH
+    plain = "&" not in body and (allow_reserved or RESERVED_PREFIX not in body.lower())
+    if plain and (not deep or _shallow(tokens)):
         return []
     found: list[Violation] = []
     depth = brackets = 0
@@ -262,6 +261,24 @@ def check_tokens(body: str, tokens: list[Token], allow_reserved: bool, position:
                 )
             )
     return found
+
+
+def _shallow(tokens: list[Token]) -> bool:
+    """Whether parentheses and brackets nest within the limits (measured without a loop in
+    Python: a long statement has many tokens; the loop in `check_tokens` says where)."""
+    return (
+        _deepest(tokens, TokenType.L_PAREN, TokenType.R_PAREN) <= MAX_PAREN_DEPTH
+        and _deepest(tokens, TokenType.L_BRACKET, TokenType.R_BRACKET) <= MAX_BRACKET_DEPTH
+    )
+
+
+def _deepest(tokens: list[Token], opening: TokenType, closing: TokenType) -> int:
+    """The deepest nesting of `opening`/`closing` tokens (0 when none)."""
+    step = {opening: 1, closing: -1}
+    return max(accumulate(map(step.get, map(_TOKEN_TYPE, tokens), repeat(0))), default=0)
+
+
+_TOKEN_TYPE = attrgetter("token_type")
 
 
 def _uescape(tokens: list[Token], at: int) -> str:

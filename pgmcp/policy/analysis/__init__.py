@@ -14,6 +14,7 @@ from pgmcp.policy.analysis.model import Access, Analysis, AnalysisError, FieldSe
 from pgmcp.policy.analysis.names import RelationRef, Unresolved, fold
 from pgmcp.policy.analysis.typerefs import TypeRef, type_refs
 from pgmcp.policy.analysis.walk import Walker
+from pgmcp.policy.nodes import Nodes, index
 from pgmcp.schema.snapshot import SchemaSnapshot
 
 __all__ = [
@@ -27,17 +28,20 @@ def analyse(
     search_path: tuple[str, ...],
     snapshot: SchemaSnapshot | None,
     fences: dict[int, exp.Table] | None = None,
+    nodes: Nodes | None = None,
 ) -> Analysis:
     """Resolve `tree` (a vetted read query). `fences` maps the ids of the row-filter fence
     subqueries the checker wrote itself to the table each one fences: they are read as that
-    table, and the policy's condition inside them is not the user's."""
+    table, and the policy's condition inside them is not the user's. `nodes` is the tree's
+    index (`pgmcp.policy.nodes`), made here when not given."""
     walker = Walker(search_path, snapshot, fences)
     walker.query(tree, None, None)
     # The cross-check: a relation or column reference the walk did not reach is never left
     # unjudged; the statement is refused instead. (Counting first: the walk only records nodes
     # of this tree, so equal counts mean every one was reached.)
-    tables = list(tree.find_all(exp.Table))
-    columns = list(tree.find_all(exp.Column))
+    if nodes is None:
+        nodes = index(tree)
+    tables, columns = nodes.tables, nodes.columns
     if len(walker.columns) != len(columns) or len(walker.tables) != len(tables):
         for node in tables:
             if id(node) not in walker.tables and not isinstance(node.this, exp.Func) and not node.args.get("rows_from"):

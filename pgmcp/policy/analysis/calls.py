@@ -8,7 +8,7 @@ qualified. Attribute notation `(x).f` is a call of `f` too.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from sqlglot import exp
@@ -115,14 +115,15 @@ def is_attribute_notation(node: exp.Dot) -> bool:
     return not isinstance(base, exp.Identifier)
 
 
-def function_refs(tree: exp.Expr, text: str, fields: Collection[int] = ()) -> list[FunctionRef]:
-    """Every function call in `tree` (parsed from `text`), with its spelled name.
+def function_refs(calls: Iterable[exp.Expr], text: str, fields: Collection[int] = ()) -> list[FunctionRef]:
+    """Every function call among `calls` (a tree's `exp.Func` and `exp.Dot` nodes, as
+    `pgmcp.policy.nodes` lists them; the tree was parsed from `text`), with its spelled name.
 
     `fields` holds the ids of attribute-notation Dots proven to be field selections
     (`pgmcp.policy.analysis`): they call nothing.
     """
     out: list[FunctionRef] = []
-    for node in tree.find_all(exp.Func, exp.Dot):  # filtered inside sqlglot (compiled with sqlglotc)
+    for node in calls:
         if isinstance(node, exp.Func):
             ref = _function_ref(node, text)
             if ref is not None:

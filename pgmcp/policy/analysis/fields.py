@@ -67,7 +67,7 @@ class FieldSelections(WalkState):
             item = self._named(level, fold(column.args.get("table")))
             return item.lookup(name) if item is not None else None
         for current in level.chain():
-            matches = [m for item in current.items if (m := item.lookup(name)) is not None]
+            matches = current.matches(name)
             if matches:
                 return matches[0] if len(matches) == 1 else Match(NOTHING, False)
         return None

@@ -15,6 +15,7 @@ such a relation. Then `lookup` answers "maybe" and the caller keeps looking outw
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from pgmcp.policy.analysis.names import TableKey
 from pgmcp.schema.snapshot import RelationInfo
@@ -25,9 +26,11 @@ NOTHING: frozenset[Read] = frozenset()
 SYSTEM_COLUMNS = frozenset({"tableoid", "xmin", "xmax", "cmin", "cmax", "ctid"})
 
 
-@dataclass(frozen=True)
-class Match:
-    """What a name means in one FROM item: the reads, and whether the item surely has it."""
+class Match(NamedTuple):
+    """What a name means in one FROM item: the reads, and whether the item surely has it.
+
+    (A named tuple: one is made per name looked up, and it is cheaper to make than a frozen
+    dataclass.)"""
 
     reads: frozenset[Read]
     certain: bool
@@ -158,13 +161,30 @@ def _one(key: TableKey, column: str | None) -> frozenset[Read]:
     return frozenset({read})
 
 
+# The columns of a snapshot relation and what each reads, per relation object (kept in the
+# value, so its id stays its own): every reference to the relation, in every statement, has them.
+_PHYSICAL: dict[int, tuple[RelationInfo, TableKey, tuple[str, ...], tuple[frozenset[Read], ...]]] = {}
+
+
+def _physical(key: TableKey, relation: RelationInfo) -> tuple[tuple[str, ...], tuple[frozenset[Read], ...]]:
+    cached = _PHYSICAL.get(id(relation))
+    if cached is not None and cached[0] is relation and cached[1] == key:
+        return cached[2], cached[3]
+    names = tuple(c.name for c in relation.columns)
+    reads = tuple(_one(key, c) for c in names)
+    if len(_PHYSICAL) >= 4096:
+        _PHYSICAL.clear()  # snapshots come and go: keep only the recent ones' relations
+    _PHYSICAL[id(relation)] = (relation, key, names, reads)
+    return names, reads
+
+
 def physical_item(alias: str, key: TableKey, relation: RelationInfo | None, columns: list[str], bare: bool) -> Item:
     """A table, view, sequence... read by `key`, named `alias`, with its column alias list."""
     what = f"{key[0]}.{key[1]}"
     if relation is not None:
-        physical = [c.name for c in relation.columns]
+        physical, physical_reads = _physical(key, relation)
         names: list[str | None] = [*columns, *physical[len(columns) :]]
-        reads: list[frozenset[Read]] = [_one(key, c) for c in physical][: len(names)]
+        reads: list[frozenset[Read]] = list(physical_reads[: len(names)])
         reads += [NOTHING] * (len(names) - len(reads))
         return Item(alias, names, True, reads, key, relation, bare_relation=bare, what=what)
     # No snapshot: a renamed position stands for a physical column whose name is unknown.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from sqlglot import exp
 
@@ -17,12 +17,12 @@ class AnalysisError(Exception):
     """A shape the analysis cannot map to PostgreSQL's rules: the statement is refused."""
 
 
-@dataclass(frozen=True)
-class Access:
+class Access(NamedTuple):
     """One reference and the physical columns it reads (a column, `*`, a whole row...).
 
     A read whose column is None stands for a column pgmcp cannot name (no snapshot). For
-    `ambiguous`, `reads` are the candidates: the name belongs to one of them.
+    `ambiguous`, `reads` are the candidates: the name belongs to one of them. (A named tuple:
+    one is made per reference, and it is cheaper to make than a frozen dataclass.)
     """
 
     kind: AccessKind

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from sqlglot import exp
 
-from pgmcp.policy.analysis.items import Item, Read
+from pgmcp.policy.analysis.items import Item, Match, Read
 from pgmcp.policy.analysis.model import Access, AccessKind, Analysis
 from pgmcp.schema.snapshot import SchemaSnapshot
 
@@ -52,6 +52,15 @@ class Level:
     items: list[Item]
     env: Env | None
     outputs: list[str | None] = field(default_factory=list)
+    _matches: dict[str, list[Match]] = field(default_factory=dict, repr=False, compare=False)
+
+    def matches(self, name: str) -> list[Match]:
+        """What the column name `name` means in each of this level's items that may have it
+        (the items do not change once the level exists, so the answer is kept per name)."""
+        found = self._matches.get(name)
+        if found is None:
+            found = self._matches[name] = [m for item in self.items if (m := item.lookup(name)) is not None]
+        return found
 
     def chain(self) -> Iterator[Level]:
         level: Level | None = self

@@ -8,6 +8,7 @@ relation names do: pg_catalog first, then the search path (namespace.c, Typename
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,10 +39,13 @@ class TypeRef:
     catalog: str = ""
 
 
-def type_refs(tree: exp.Expr, search_path: tuple[str, ...], snapshot: SchemaSnapshot | None) -> list[TypeRef]:
-    """Every type reference in `tree` that names, or may name, a relation."""
+def type_refs(
+    nodes: Iterable[exp.Expr], search_path: tuple[str, ...], snapshot: SchemaSnapshot | None
+) -> list[TypeRef]:
+    """Every type reference among `nodes` (a tree's `exp.DataType`, `exp.Cast` and
+    `exp.Anonymous` nodes, as `pgmcp.policy.nodes` lists them) that names, or may name, a relation."""
     out: list[TypeRef] = []
-    for node in tree.find_all(exp.DataType, exp.Cast, exp.Anonymous):
+    for node in nodes:
         if isinstance(node, exp.DataType):
             parts = _type_name(node)
             if parts is not None and parts[-1] not in REG_LOOKUPS:

@@ -159,7 +159,7 @@ class Walker(FromClause, FieldSelections):
         if isinstance(key, exp.Column) and isinstance(key.this, exp.Identifier) and not key.table:
             name = fold(key.this)
             if name in level.outputs:
-                local = [m for i in level.items if (m := i.lookup(name)) is not None]
+                local = level.matches(name)
                 if not group or not local:
                     # An output column: what it reads was counted in the select list. (A
                     # GROUP BY name that is also an input column is the input column.)
@@ -174,24 +174,28 @@ class Walker(FromClause, FieldSelections):
     def expr(self, node: exp.Expr, level: Level) -> None:
         """Resolve every reference in expression `node` at `level` (iteratively: long lists)."""
         stack = [node]
+        pop, push, extend = stack.pop, stack.append, stack.extend
+        kinds = _KINDS
         while stack:
-            current = stack.pop()
-            if isinstance(current, (exp.Query, exp.Values)) and not isinstance(current, exp.Subquery):
+            current = pop()
+            kind = kinds.get(current.__class__)
+            if kind is None:
+                kind = kinds[current.__class__] = _kind_of(current.__class__)
+            if kind is _LEAF:
+                continue
+            if kind is _QUERY:
                 self.query(current, level, level.env)
                 continue
-            if isinstance(current, exp.Subquery):
-                self.query(current, level, level.env)
+            if kind is _COLUMN:
+                self._column(current, level)  # type: ignore[arg-type]
                 continue
-            if isinstance(current, exp.Column):
-                self._column(current, level)
+            if kind is _DOT:
+                if is_attribute_notation(current) and self._field(current, level):  # type: ignore[arg-type]
+                    continue
+            elif kind is _COLLATE:
+                push(current.this)  # the collation name is no column
                 continue
-            if isinstance(current, exp.Dot) and is_attribute_notation(current) and self._field(current, level):
-                continue
-            if isinstance(current, exp.Collate):
-                stack.append(current.this)  # the collation name is no column
-                continue
-            for child in current.iter_expressions(reverse=True):
-                stack.append(child)
+            extend(current.iter_expressions(reverse=True))
 
     def _star(self, node: exp.Expr, star: str, level: Level) -> Outputs:
         """`*` or `t.*` in a select list: the columns it expands to (ExpandColumnRefStar)."""
@@ -263,10 +267,14 @@ class Walker(FromClause, FieldSelections):
 
     def _bare(self, node: exp.Column, name: str, level: Level) -> None:
         """An unqualified name: a column of the innermost level that has one, else a whole row."""
+        first = level.matches(name)
+        if len(first) == 1 and first[0].certain:  # the common case: one FROM item here has it
+            self._access("column", first[0].reads, node, name)
+            return
         maybe: list[Match] = []
         everything_known = True
         for current in level.chain():
-            matches = [m for item in current.items if (m := item.lookup(name)) is not None]
+            matches = current.matches(name)
             certain = [m for m in matches if m.certain]
             if certain:
                 reads = frozenset().union(*(m.reads for m in certain), *(m.reads for m in maybe))
@@ -304,6 +312,27 @@ class Walker(FromClause, FieldSelections):
         # No such column: PostgreSQL calls name(t) on the whole row.
         self._access("whole_row", item.all_reads(), node, shown)
         self.out.row_calls.append(RowCall(node, shown, name, f"{item.what} has no column {name}"))
+
+
+# How `Walker.expr` treats a node, by class (decided once per class).
+_LEAF, _QUERY, _COLUMN, _DOT, _COLLATE, _OTHER = "leaf", "query", "column", "dot", "collate", "other"
+_KINDS: dict[type, str] = {}
+# Classes whose nodes never hold another expression (only text and flags), so hold no reference.
+_LEAVES = (exp.Literal, exp.Identifier, exp.Null, exp.Boolean, exp.Var)
+
+
+def _kind_of(cls: type) -> str:
+    if issubclass(cls, (exp.Query, exp.Values, exp.Subquery)):
+        return _QUERY
+    if issubclass(cls, exp.Column):
+        return _COLUMN
+    if issubclass(cls, exp.Dot):
+        return _DOT
+    if issubclass(cls, exp.Collate):
+        return _COLLATE
+    if cls in _LEAVES:  # exactly these classes: a subclass may carry more
+        return _LEAF
+    return _OTHER
 
 
 def _kind(reads: frozenset[Read], uncertain: bool) -> AccessKind:

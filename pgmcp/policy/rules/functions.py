@@ -47,13 +47,15 @@ def function_violations(
 
 def attribute_calls(
     parsed: Parsed,
-    tree: exp.Expr,
+    columns: Iterable[exp.Column],
     policy: CompiledPolicy,
     fields: Iterable[FieldSelection] = (),
     on_rows: Iterable[RowCall] = (),
     trace: list[TraceEntry] | None = None,
 ) -> list[Violation]:
     """`t.name` and `(x).name` may be calls (PostgreSQL's attribute notation): judge them.
+
+    `columns` are the statement's column references (`Parsed.nodes.columns`).
 
     `on_rows` are the `t.name` references a schema snapshot could not prove to be columns of
     FROM item t (`pgmcp.policy.analysis`): each is the call name(t), judged as any call of
@@ -91,7 +93,7 @@ def attribute_calls(
                 source=decision.source,
             )
         )
-    for column in tree.find_all(exp.Column):
+    for column in columns:
         if not column.table or not isinstance(column.this, exp.Identifier) or id(column) in judged:
             continue
         name = fold(column.this)

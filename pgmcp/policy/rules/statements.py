@@ -10,7 +10,8 @@ from __future__ import annotations
 from sqlglot import exp
 
 from pgmcp.policy.compiler import CompiledPolicy
-from pgmcp.policy.parse import WRITE_NODES, Parsed
+from pgmcp.policy.nodes import WRITE_NODES
+from pgmcp.policy.parse import Parsed
 from pgmcp.policy.rules import PGM003, PGM101, PGM102, PGM103, PGM104, PGM105, PGM106, violation
 from pgmcp.policy.verdict import Violation
 
