@@ -82,6 +82,10 @@ ATTACKS: list[tuple[str, str, str | None, str]] = [
     ("SELECT to_json(json_populate_record(NULL::pg_authid, '{}'))", "PGM205", None, "rolpassword"),
     ("SELECT to_json(json_populate_record(NULL::pg_catalog.pg_statistic, '{}'))", "PGM205", None, "stanullfrac"),
     ("SELECT (SELECT relname FROM pg_class WHERE oid = 'secrets'::regclass)", "PGM2", None, "secrets"),
+    # an untyped literal next to a regclass/regtype value is read as a name: the hidden OID
+    ("SELECT (CASE WHEN false THEN 'orders'::regclass ELSE 'secrets' END)::oid > 0", "PGM205", None, "True"),
+    ("SELECT (CASE WHEN false THEN pg_typeof(1) ELSE 'secrets' END)::oid > 0", "PGM205", None, "True"),
+    ("SELECT pg_typeof(1) IN ('int4', $$public.secrets$$)", "PGM205", None, "True"),
 ]
 
 # Wrongly refused before, now allowed: (query, rows it returns as the reader role)

@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from pgmcp.policy.analysis import Analysis, AnalysisError, analyse, type_refs
+from pgmcp.policy.analysis import Analysis, AnalysisError, analyse, implicit_refs, reg_kinds, type_refs
 from pgmcp.policy.analysis.calls import FunctionRef, function_refs
+from pgmcp.policy.analysis.typerefs import REG_LOOKUPS
 from pgmcp.policy.compiler import CompiledPolicy
 from pgmcp.policy.parse import Parsed, parse_statement
 from pgmcp.policy.rewrite import generate
@@ -142,6 +143,28 @@ def _functions(ctx: Context) -> None:
     ctx.refuse(attribute_calls(ctx.parsed, nodes.columns, ctx.policy, a.fields.values(), a.row_calls, ctx.trace))
 
 
+def _implicit_types(ctx: Context) -> None:
+    """Untyped string literals that PostgreSQL reads as relation names (`implicit_refs`)."""
+    assert ctx.parsed is not None and ctx.analysis is not None
+    snapshot = ctx.snapshot
+    column_types: list[str] = []
+    if snapshot is not None:
+        for access in ctx.analysis.accesses:
+            for schema, table, column in access.reads:
+                info = snapshot.relation(schema, table) if column is not None else None
+                col = info.column(column) if info is not None and column is not None else None
+                if col is not None:
+                    column_types.append(col.type)
+    kinds = reg_kinds(ctx.parsed.nodes.types, (c.name for c in ctx.calls), column_types)
+    kinds = {k for k in kinds if not ctx.policy.table_decision("pg_catalog", REG_LOOKUPS[k]).allowed}
+    if not kinds:
+        return
+    if ctx.parsed.short is not None:
+        raise _WholeText  # a long list's items are literals of their own here: judge each
+    refs = implicit_refs(ctx.tree, kinds, ctx.policy.search_path, snapshot)
+    ctx.refuse(type_violations(ctx.parsed, refs, ctx.policy, snapshot))
+
+
 def _columns(ctx: Context) -> None:
     assert ctx.parsed is not None and ctx.analysis is not None
     ctx.refuse(column_violations(ctx.parsed, ctx.analysis, ctx.policy, ctx.snapshot))
@@ -191,6 +214,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("relations", _relations),
     Stage("types", _types),
     Stage("functions", _functions),
+    Stage("implicit-types", _implicit_types),
     Stage("columns", _columns, clean=True),
     Stage("rewrite", _rewrite, clean=True),
 )

@@ -12,14 +12,14 @@ from sqlglot import exp
 
 from pgmcp.policy.analysis.model import Access, Analysis, AnalysisError, FieldSelection, RowCall, UnknownColumn
 from pgmcp.policy.analysis.names import RelationRef, Unresolved, fold
-from pgmcp.policy.analysis.typerefs import TypeRef, type_refs
+from pgmcp.policy.analysis.typerefs import TypeRef, implicit_refs, reg_kinds, type_refs
 from pgmcp.policy.analysis.walk import Walker
 from pgmcp.policy.nodes import Nodes, index
 from pgmcp.schema.snapshot import SchemaSnapshot
 
 __all__ = [
     "Access", "Analysis", "AnalysisError", "FieldSelection", "RelationRef", "RowCall", "TypeRef",
-    "UnknownColumn", "Unresolved", "analyse", "fold", "type_refs",
+    "UnknownColumn", "Unresolved", "analyse", "fold", "implicit_refs", "reg_kinds", "type_refs",
 ]
 
 

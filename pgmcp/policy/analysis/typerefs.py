@@ -4,6 +4,12 @@ Every table, view and catalog relation has a row type of the same name (heap.c,
 AddNewRelationType), so `NULL::secrets` with `json_populate_record` lists the hidden table's
 columns, and `'secrets'::regclass` tells whether it exists and its OID. A type name resolves as
 relation names do: pg_catalog first, then the search path (namespace.c, TypenameGetTypid).
+
+A string literal is untyped (`unknown`) until the expression around it gives it a type: next
+to a regclass/regtype value, in `=`, `IN`, `ANY`, `CASE`, `COALESCE`, `UNION` and the like,
+PostgreSQL resolves it to that type (parse_coerce.c, select_common_type; parse_oper.c) and
+reads it with regclassin/regtypein, which looks the name up: `pg_typeof(1) = 'secrets'` fails
+when no relation `secrets` exists. `implicit_refs` judges such literals as the names they are.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ class TypeRef:
     name: str
     candidates: tuple[str, ...]
     catalog: str = ""
+    implicit: bool = False  # an untyped string literal that meets a regclass/regtype value
 
 
 def type_refs(
@@ -69,6 +76,57 @@ def type_refs(
                 out.append(ref)
         else:
             out.append(TypeRef("reg_value", node, reg, (), REG_LOOKUPS[reg]))
+    return out
+
+
+# Functions whose result is a regclass or regtype value (pg_proc.prorettype).
+REG_RESULTS = {"pg_typeof": "regtype", "to_regclass": "regclass", "to_regtype": "regtype"}
+# String literal forms PostgreSQL gives no type of their own: 'x', E'x', U&'x', $$x$$, N'x'.
+UNTYPED_STRINGS = (exp.Literal, exp.ByteString, exp.UnicodeString, exp.RawString, exp.National)
+
+
+def reg_kinds(types: Iterable[exp.Expr], called: Iterable[str], column_types: Iterable[str]) -> set[str]:
+    """The reg types ("regclass", "regtype") whose values a statement makes: by a cast of any
+    operand, by a call of a function returning one (`called`: folded names), or by reading a
+    column of that type (or an array of it)."""
+    kinds: set[str] = set()
+    for node in types:
+        if not isinstance(node, exp.DataType):
+            reg = _reg_kind(node)
+            if reg is not None:
+                kinds.add(reg)
+    kinds.update(REG_RESULTS[name] for name in called if name in REG_RESULTS)
+    for type_name in column_types:
+        base = type_name.removesuffix("[]").rsplit(".", 1)[-1]
+        if base in REG_LOOKUPS:
+            kinds.add(base)
+    return kinds
+
+
+def implicit_refs(
+    tree: exp.Expr, kinds: set[str], search_path: tuple[str, ...], snapshot: SchemaSnapshot | None
+) -> list[TypeRef]:
+    """Untyped string literals of `tree` read as names of the reg types in `kinds` (the module
+    doc): each that would name a relation. A literal cast to a type of its own is typed; one
+    that names nothing, or cannot be read as a name, tells nothing pgmcp hides."""
+    out: list[TypeRef] = []
+    for node in tree.find_all(*UNTYPED_STRINGS):
+        if isinstance(node, exp.Literal) and not node.is_string:
+            continue
+        if isinstance(node.parent, (exp.Cast, exp.Interval)) and node.arg_key == "this":
+            continue
+        escaped = "\\" in str(node.this) or bool(node.args.get("escape"))
+        if isinstance(node, (exp.ByteString, exp.UnicodeString)) and escaped:
+            # E'...' and U&'...' escapes: the name PostgreSQL reads is not the text written
+            out.append(TypeRef(sorted(kinds)[0], node, str(node.this), (), implicit=True))  # type: ignore[arg-type]
+            continue
+        for reg in sorted(kinds):
+            named = _name_in_string(str(node.this), reg)
+            if not named:
+                continue
+            ref = _relation_type(reg, node, named, search_path, snapshot)  # type: ignore[arg-type]
+            if ref is not None and ref.candidates:
+                out.append(TypeRef(ref.kind, node, ref.name, ref.candidates, implicit=True))
     return out
 
 

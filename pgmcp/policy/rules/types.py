@@ -7,7 +7,9 @@ judged like reading the relation: the relation must be allowed, and with a snaps
 have no denied column (without one: no deny rule may match its columns). A regclass/regtype
 computed from anything but a literal name may name any relation: it is allowed only where
 the policy already shows every name (pg_catalog.pg_class for regclass, pg_type for regtype).
-Casts to ordinary types are untouched.
+Casts to ordinary types are untouched. An untyped string literal that meets a regclass or
+regtype value is read as a name too (`pg_typeof(1) = 'secrets'`): it is judged as that
+value's literal would be (`implicit`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,17 @@ def _problem(ref: TypeRef, policy: CompiledPolicy, snapshot: SchemaSnapshot | No
         return (f"a {ref.name} computed from a value can name any relation, including those policy "
                 f"{policy.name} hides; write the relation's name as a string literal ('orders'::{ref.name})")
     what = "the row type of" if ref.kind == "row_type" else f"the {ref.kind} value of"
+    if ref.implicit and not ref.candidates:
+        return (f"the string {ref.name!r} meets a {ref.kind} value, so PostgreSQL reads it as a name, and its "
+                "escapes hide which; write the name without escapes or give the literal a type ('...'::text)")
+    if ref.implicit:
+        for schema in ref.candidates:
+            decision = policy.table_decision(schema, ref.name)
+            if not decision.allowed:
+                return (f"the string '{ref.name}' meets a {ref.kind} value, so PostgreSQL reads it as the "
+                        f"{ref.kind} of {schema}.{ref.name}, a relation that is {decision.reason}; give the "
+                        f"literal a type of its own ('...'::text) or leave the {ref.kind} value out")
+        return None
     if not ref.candidates:
         return f"{ref.name} names no relation pgmcp can resolve ({ref.kind}); name an existing, allowed table"
     for schema in ref.candidates:
