@@ -4,8 +4,9 @@ for every call (under coverage, a second or more each).
 
 What only a real process shows keeps a real process in the modules that use this: the console
 script and `python -m pgmcp` (tests/test_cli_check_sql.py), `python -m pgmcp.cli.<module>` once
-per ops command (tests/test_cli_ops.py), a real terminal on stdin (tests/test_cli_init.py), signals (tests/test_demo.py), stdout reserved for MCP
-(tests/test_mcp_stdio.py), secrets in a debug session's output (tests/test_redaction_session.py).
+per ops command (tests/test_cli_ops.py), a real terminal on stdin (tests/test_cli_init.py),
+signals (tests/test_demo.py), stdout reserved for MCP (tests/test_mcp_stdio.py), secrets in a
+debug session's output (tests/test_redaction_session.py).
 """
 
 from __future__ import annotations
