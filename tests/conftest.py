@@ -41,10 +41,23 @@ from tests.fakes.llm_server import FakeLLMServer
 PG_FIXTURES = {"pg_server"}  # every database fixture depends on it
 
 
+# The modules that take longest (each a real process or cluster per test, or a long run), longest
+# first. They are handed out first: `--dist loadfile` gives each worker whole modules in
+# collection order, so a long module collected last would leave the other worker idle at the end.
+# Only the order changes (every worker collects the same items in the same order).
+LONG_MODULES = (
+    "test_demo.py", "test_mcp_stdio.py", "test_stateless_http.py", "test_large_statements.py",
+    "test_redaction_session.py", "test_hostile_load.py", "test_mcp_http.py", "test_auth_http.py",
+    "test_soak.py", "test_mcp_inspector.py", "test_pgbouncer.py", "test_stats.py",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if PG_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.pg)
+    rank = {name: i for i, name in enumerate(LONG_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_MODULES)))  # stable: order within kept
 
 
 @dataclass

@@ -3,8 +3,6 @@ served over real HTTP on 127.0.0.1, rate-limit buckets, and claims bound into ro
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from pgmcp.policy.checker import check
 from pgmcp.policy.claims import bind_condition, bind_spec_filters
 from pgmcp.policy.compiler import compile_policy
 from pgmcp.policy.document import load_policy_spec
+from tests.cli_inprocess import run_pgmcp
 from tests.fakes.identity import (
     AUDIENCE,
     ISSUER,
@@ -59,8 +58,8 @@ def test_find_token_matches_only_the_exact_token() -> None:
 
 
 def test_token_new_prints_the_token_once_and_the_config_line() -> None:
-    done = subprocess.run([sys.executable, "-m", "pgmcp", "token", "new", "--principal", "alice"],
-                          capture_output=True, text=True, check=True)
+    done = run_pgmcp("token", "new", "--principal", "alice")  # in-process (tests/cli_inprocess.py)
+    assert done.returncode == 0, done.stderr
     token, line = done.stdout.splitlines()
     assert line == config_line("alice", token)
     assert token not in done.stderr and "Authorization: Bearer" in done.stderr

@@ -1,25 +1,23 @@
 """`pgmcp ask` end to end: a real config file, the sample shop on the test PostgreSQL, the demo
 policy, and the real OpenAI SDK talking to the fake vendor on 127.0.0.1. Checks what the command
-prints and its exit code: the first test runs it as a subprocess, as a user would, the others
-in-process through the same entry point (tests/cli_inprocess.py)."""
+prints and its exit code, in-process through the console script's entry point
+(tests/cli_inprocess.py); the installed script itself runs `pgmcp ask` in
+tests/test_redaction_session.py (a real process, whose whole output must hold no secret)."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pgmcp.demo.sample_data import DEMO_ROLE
-from tests.cli_inprocess import FOREIGN, run_pgmcp
+from tests.cli_inprocess import run_pgmcp
 from tests.conftest import TestDatabase
 from tests.fakes.llm_server import FakeLLMServer, text
 
-ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "ask-test-password"
 GOOD_SQL = "SELECT status, count(*) AS orders FROM orders GROUP BY status ORDER BY status"
 REFUSED_SQL = "SELECT name, email FROM customers"
@@ -49,27 +47,10 @@ def write_config(path: Path, shop: TestDatabase, fake: FakeLLMServer, provider: 
     return path
 
 
-def ask_argv() -> list[str]:
-    """How a user runs it: the installed `pgmcp` script beside this Python."""
-    script = Path(sys.executable).parent / "pgmcp"
-    if (ROOT / "pgmcp" / "cli" / "main.py").exists() and script.exists():
-        return [str(script), "ask"]
-    return [sys.executable, "-m", "pgmcp.cli.ask"]
-
-
 def ask(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """In-process (tests/cli_inprocess.py), without the developer's own OPENAI_/ANTHROPIC_/PGMCP_
-    settings; `ask_as_a_user` starts the installed script."""
+    settings."""
     return run_pgmcp("ask", *args, cwd=cwd, clean=True)
-
-
-def ask_as_a_user(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN)}
-    env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run(
-        [*ask_argv(), *args],
-        capture_output=True, text=True, timeout=120, cwd=cwd, env=env, check=False,
-    )
 
 
 def table_rows(stdout: str) -> list[list[str]]:
@@ -82,7 +63,7 @@ def table_rows(stdout: str) -> list[list[str]]:
 def test_ask_prints_sql_verdict_and_rows(shop: TestDatabase, fake: FakeLLMServer, tmp_path: Path) -> None:
     fake.script(text(f"```sql\n{GOOD_SQL}\n```"))
     config = write_config(tmp_path / "pgmcp.yaml", shop, fake)
-    proc = ask_as_a_user("--config", str(config), "How many orders are there per status?", cwd=tmp_path)
+    proc = ask("--config", str(config), "How many orders are there per status?", cwd=tmp_path)
 
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout

@@ -1,4 +1,5 @@
-"""`pgmcp check-sql`, run as users run it: the installed console script, in a subprocess.
+"""`pgmcp check-sql`, through the command line's `main` in-process, and run as users run it (the
+installed console script and `python -m pgmcp`, in a subprocess) where a real process is the point.
 
 Files, directories and stdin; the baseline, `--policy policies/shop-analyst.yaml` and
 `--config` with a live database (and an unreachable one); every output format parsed and
@@ -359,10 +360,12 @@ def test_unknown_database_in_config(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("argv", [["--debug", "check-sql", "-"], ["check-sql", "--debug", "-"]])
 def test_debug_is_accepted_before_or_after_the_command(tmp_path: Path, argv: list[str]) -> None:
-    result = subprocess.run(
-        [str(PGMCP), *argv], cwd=tmp_path, input="SELECT 1", capture_output=True, text=True, timeout=120
-    )
-    assert (result.returncode, result.stderr) == (0, "")
+    out, err = io.StringIO(), io.StringIO()  # in-process: the parsing of argv is the point
+    with contextlib.chdir(tmp_path), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+            pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sys, "stdin", io.StringIO("SELECT 1"))
+        code = main(argv)
+    assert (code, err.getvalue()) == (0, "") and "1 allowed" in out.getvalue()
 
 
 def test_a_reader_that_goes_away_is_not_an_internal_error(tmp_path: Path) -> None:

@@ -38,10 +38,10 @@ INSERT INTO hr.employees VALUES (1, 1, 'Ada', '123-45-6789', 100, 'ada@example.c
 
 
 def pgmcp(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str = ""
+    *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str = "", terminal: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    """In-process (tests/cli_inprocess.py); a terminal on stdin needs a real process (below)."""
-    return run_pgmcp(*args, cwd=cwd, env=env, stdin=stdin)
+    """In-process (tests/cli_inprocess.py); a real terminal on stdin needs a real process (below)."""
+    return run_pgmcp(*args, cwd=cwd, env=env, stdin=stdin, terminal=terminal)
 
 
 @pytest.fixture(scope="module")
@@ -228,16 +228,21 @@ def test_existing_files_are_kept_unless_forced_or_confirmed(tmp_path: Path, shop
     assert [p.name for p in tmp_path.iterdir()] == ["pgmcp-role.sql"]
     (tmp_path / "pgmcp-role.sql").unlink()
     (tmp_path / "pgmcp.yaml").write_text("# mine\n")
-    for answer, code, kept in ((b"n\n", 1, True), (b"y\n", 0, False)):
-        primary, secondary = os.openpty()
-        os.write(primary, answer)
-        proc = subprocess.run([str(PGMCP), "init", "--dsn", shop.dsn, "--database-name", "hr"], cwd=tmp_path,
-                              stdin=secondary, capture_output=True, timeout=120)
-        os.close(secondary)
-        os.close(primary)
-        assert proc.returncode == code, proc.stderr
-        assert b"Overwrite? [y/N]" in proc.stdout
-        assert ((tmp_path / "pgmcp.yaml").read_text() == "# mine\n") is kept
+    # "n" on a real terminal (a process whose stdin is a pty) ...
+    primary, secondary = os.openpty()
+    os.write(primary, b"n\n")
+    proc = subprocess.run([str(PGMCP), "init", "--dsn", shop.dsn, "--database-name", "hr"], cwd=tmp_path,
+                          stdin=secondary, capture_output=True, timeout=120)
+    os.close(secondary)
+    os.close(primary)
+    assert proc.returncode == 1, proc.stderr
+    assert b"Overwrite? [y/N]" in proc.stdout
+    assert (tmp_path / "pgmcp.yaml").read_text() == "# mine\n"
+    # ... "y" in-process, through a stdin that says it is a terminal (the same prompt code path)
+    confirmed = pgmcp("init", "--dsn", shop.dsn, "--database-name", "hr", cwd=tmp_path, stdin="y\n", terminal=True)
+    assert confirmed.returncode == 0, confirmed.stderr
+    assert "Overwrite? [y/N]" in confirmed.stdout
+    assert (tmp_path / "pgmcp.yaml").read_text() != "# mine\n"
     forced = pgmcp("init", "--dsn", shop.dsn, "--database-name", "hr", "--force", cwd=tmp_path)
     assert forced.returncode == 0, forced.stderr
 

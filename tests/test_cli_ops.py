@@ -1,7 +1,7 @@
 """The ops commands: `check-config`, `policy test`, `explain-policy`.
 
-Run as a user runs them (a fresh interpreter, as a subprocess) and in-process through
-`main(argv)`, with the real loaders and checker, against the session's real PostgreSQL loaded
+Run as a user runs them (a fresh interpreter, as a subprocess: once per command) and otherwise
+in-process through `main(argv)`, with the real loaders and checker, against the session's real PostgreSQL loaded
 with the sample shop.
 """
 
@@ -131,7 +131,7 @@ def test_missing_config_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureF
     assert code == 2 and "nope.yaml" in err and "does not exist" in err
 
 
-def test_unset_password_variable_reads_clearly(tmp_path: Path) -> None:
+def test_unset_password_variable_reads_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Redaction once masked this message itself: "at databases.shop.password: *** variable ..."
     (tmp_path / "pgmcp.yaml").write_text(
         "databases:\n  shop:\n    dsn: postgresql://u@127.0.0.1:1/db\n    password: ${PGMCP_TEST_UNSET_PW}\n"
@@ -139,11 +139,11 @@ def test_unset_password_variable_reads_clearly(tmp_path: Path) -> None:
     offline = spawn(["check-config", "--config", "pgmcp.yaml"], tmp_path)  # needs no secrets: a note
     assert offline.returncode == 0, offline.stderr
     assert "note: variable PGMCP_TEST_UNSET_PW (at databases.shop.password) is not set" in offline.stdout
-    proc = spawn(["check-config", "--config", "pgmcp.yaml", "--connect"], tmp_path)
-    assert proc.returncode == 2
-    assert "at databases.shop.password: environment variable PGMCP_TEST_UNSET_PW is not set" in proc.stderr
-    assert "give a default: ${PGMCP_TEST_UNSET_PW:-value}" in proc.stderr
-    assert "***" not in proc.stderr
+    code, _, err = run(["check-config", "--config", "pgmcp.yaml", "--connect"], tmp_path, capsys)
+    assert code == 2
+    assert "at databases.shop.password: environment variable PGMCP_TEST_UNSET_PW is not set" in err
+    assert "give a default: ${PGMCP_TEST_UNSET_PW:-value}" in err
+    assert "***" not in err
 
 
 # -- check-config ---------------------------------------------------------------------------------
@@ -184,16 +184,18 @@ def test_check_config_connect_plain_role(
     assert PASSWORD not in out + err
 
 
-def test_check_config_connect_superuser_warns_or_fails(tmp_path: Path, shop: TestDatabase) -> None:
+def test_check_config_connect_superuser_warns_or_fails(
+    tmp_path: Path, shop: TestDatabase, capsys: pytest.CaptureFixture[str]
+) -> None:
     write_setup(tmp_path, shop.dsn)
-    proc = spawn(["check-config", "--config", "pgmcp.yaml", "--connect"], tmp_path)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "WARN unsafe role: login role" in proc.stdout and "is a superuser" in proc.stdout
+    code, out, err = run(["check-config", "--config", "pgmcp.yaml", "--connect"], tmp_path, capsys)
+    assert code == 0, out + err
+    assert "WARN unsafe role: login role" in out and "is a superuser" in out
     write_setup(tmp_path, shop.dsn, extra="    refuse_unsafe_role: true\n")
-    proc = spawn(["check-config", "--config", "pgmcp.yaml", "--connect"], tmp_path)
-    assert proc.returncode == 1
-    assert "FAIL unsafe role" in proc.stdout and "check-config: 1 check(s) failed" in proc.stdout
-    assert PASSWORD not in proc.stdout + proc.stderr
+    code, out, err = run(["check-config", "--config", "pgmcp.yaml", "--connect"], tmp_path, capsys)
+    assert code == 1
+    assert "FAIL unsafe role" in out and "check-config: 1 check(s) failed" in out
+    assert PASSWORD not in out + err
 
 
 def test_check_config_unreachable_database_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -352,7 +354,7 @@ def test_policy_test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 # -- explain-policy -------------------------------------------------------------------------------
 
-def test_explain_policy_text(tmp_path: Path) -> None:
+def test_explain_policy_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "p.yaml").write_text(POLICY)
     sql = "SELECT o.id, c.name FROM orders o JOIN customers c ON c.id = o.customer_id"
     proc = spawn(["explain-policy", "--policy", "p.yaml", sql], tmp_path)
@@ -368,10 +370,10 @@ def test_explain_policy_text(tmp_path: Path) -> None:
     assert "(SELECT * FROM public.orders AS _pgmcp_rf WHERE _pgmcp_rf.tenant_id = 1 OFFSET 0) AS o" in out
     assert out.rstrip().endswith("LIMIT 50")
 
-    proc = spawn(["explain-policy", "--policy", "p.yaml", "SELECT email FROM customers"], tmp_path)
-    assert proc.returncode == 1
-    assert "1:8 PGM301 column-denied" in proc.stdout and "at p.yaml:8 columns.deny[0]" in proc.stdout
-    assert "verdict: denied" in proc.stdout
+    code, out, _ = run(["explain-policy", "--policy", "p.yaml", "SELECT email FROM customers"], tmp_path, capsys)
+    assert code == 1
+    assert "1:8 PGM301 column-denied" in out and "at p.yaml:8 columns.deny[0]" in out
+    assert "verdict: denied" in out
 
 
 def test_explain_policy_json_with_live_schema(

@@ -1,7 +1,8 @@
 """`pgmcp demo` as a user and as an MCP host meet it: run as a subprocess, with its own
 throwaway PostgreSQL. The tour's output is checked against the same queries run directly on
 a copy of the sample shop; the host session goes through the SDK's stdio client; every run
-must leave no cluster directory and no postgres process behind, also after a signal."""
+must leave no cluster directory and no postgres process behind, also after a signal. (The
+missing-PostgreSQL message, which comes before any cluster or signal, runs in-process.)"""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
+from tests.cli_inprocess import run_pgmcp
 from tests.conftest import TestDatabase, TestServer
 from tests.fakes.llm_server import FakeLLMServer, text
 
@@ -42,13 +44,6 @@ def clean_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = str(ROOT)
     env.update(extra)
     return env
-
-
-def run_demo(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*demo_argv(), *args], stdin=subprocess.DEVNULL, capture_output=True, text=True,
-        timeout=180, env=env or clean_env(), check=False,
-    )
 
 
 def cluster_dir(output: str) -> Path:
@@ -79,10 +74,34 @@ def table_line(values: list[str]) -> re.Pattern[str]:
     return re.compile(r"^\s*" + r"\s*\|\s*".join(re.escape(v) for v in values) + r"\s*$", re.M)
 
 
-def test_tour_shows_each_step_with_real_results(shop: TestDatabase) -> None:
-    proc = run_demo("--tour")
-    assert proc.returncode == 0, proc.stderr
-    out = proc.stdout
+def test_tour_shows_each_step_with_real_results_then_ctrl_c_removes_the_cluster(shop: TestDatabase) -> None:
+    """The tour, kept running (--keep-running), then SIGINT as a terminal's Ctrl-C sends it: one
+    throwaway cluster for both (a plain tour's normal exit removes its cluster the same way as
+    the MCP host's session below, which ends when the host closes stdin)."""
+    proc = subprocess.Popen(
+        [*as_from_a_terminal(), *demo_argv(), "--tour", "--keep-running"], stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env(),
+    )
+    try:
+        assert proc.stdout is not None
+        out = ""
+        for line in proc.stdout:
+            if "stays up: psql 'postgresql://" in line:
+                kept = line + proc.stdout.readline()
+                break
+            out += line
+        else:
+            raise AssertionError(f"the demo ended early: {out}")
+        assert f"`kill {proc.pid}` (SIGTERM) or SIGINT stops it and removes it." in kept
+        assert cluster_dir(out).exists()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGINT, err
+    assert "interrupted; the demo database was removed" in err and "Traceback" not in err
 
     assert "shop: The pgmcp sample shop" in out and "status: up" in out  # list_databases
     assert "public.customers (table" in out and "public.product_ratings (view)" in out  # describe_schema
@@ -129,8 +148,8 @@ async def test_mcp_host_lists_tools_and_runs_sql(tmp_path: Path) -> None:
     assert_cluster_gone(cluster_dir((tmp_path / "stderr.txt").read_text()))
 
 
-@pytest.mark.parametrize(("mode", "signum"), [("keep", signal.SIGINT), ("keep", signal.SIGTERM),
-                                            ("serve", signal.SIGTERM)])
+# SIGINT in --keep-running: the tour test above.
+@pytest.mark.parametrize(("mode", "signum"), [("keep", signal.SIGTERM), ("serve", signal.SIGTERM)])
 def test_signal_removes_the_cluster(mode: str, signum: int) -> None:
     # --keep-running without a terminal (stdin is a pipe here): no tour, no MCP, the database
     # stays up until a signal, and the demo says how to stop it.
@@ -178,8 +197,9 @@ def as_from_a_terminal() -> list[str]:
 
 def test_missing_postgres_says_how_to_install() -> None:
     # PGMCP_PG_BINDIR, when set, is the only place looked at; PATH has no PostgreSQL either.
-    env = clean_env(PGMCP_PG_BINDIR="/nonexistent", PATH=str(Path(sys.executable).parent))
-    proc = run_demo("--tour", env=env)
+    # In-process (tests/cli_inprocess.py): it ends before any cluster or signal.
+    env = {"PGMCP_PG_BINDIR": "/nonexistent", "PATH": str(Path(sys.executable).parent)}
+    proc = run_pgmcp("demo", "--tour", env=env, clean=True)
     assert proc.returncode == 2
     assert "error: PGMCP_PG_BINDIR is /nonexistent, which holds no initdb and pg_ctl" in proc.stderr
     for hint in ("sudo apt-get install postgresql", "brew install postgresql", "--dsn"):

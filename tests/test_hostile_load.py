@@ -13,16 +13,13 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from mcp.client.client import Client
 
 from tests.conftest import TestDatabase
 from tests.mcp_setup import COUNT_ORDERS, text_of, write_config
-from tests.test_mcp_http import HttpServer, get, serve, start
-
-__all__ = ["serve"]  # the fixture, imported for pytest
+from tests.test_mcp_http import HttpServer, get
 
 LIVENESS_BOUND = 1.0  # seconds for list_databases while a hostile call runs
 
@@ -109,9 +106,10 @@ async def test_deep_and_large_values_come_back_as_markers_over_mcp(server: HttpS
 
 
 async def test_postgres_restart_under_load_and_healthz_recovers_on_its_own(
-    tmp_path: Path, pg_database: TestDatabase, shop_role: str, serve: list[HttpServer]
+    server: HttpServer, pg_database: TestDatabase
 ) -> None:
-    server = start(serve, write_config(tmp_path, pg_database, shop_role, {"provider": "client"}, only=("shop",)))
+    """On the module's server too (after the hostile calls: the last test of the module; a test
+    after it would find the server recovered, which is what this shows)."""
     status, _, body = await asyncio.to_thread(get, server.base + "/livez")
     assert status == 200 and json.loads(body)["status"] == "alive"
     stop = asyncio.Event()

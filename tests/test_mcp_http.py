@@ -97,6 +97,21 @@ def start(serve: list[HttpServer], config_path: Path) -> HttpServer:
     return server
 
 
+@pytest.fixture(scope="module")
+def shop_only(
+    tmp_path_factory: pytest.TempPathFactory, pg_database: TestDatabase, shop_role: str
+) -> Iterator[HttpServer]:
+    """One server for the tests that only read from it: the shop alone, the client's model as
+    the LLM (sampling). The tests that count metrics or break things start their own."""
+    folder = tmp_path_factory.mktemp("shop-only")
+    started: list[HttpServer] = []
+    try:
+        yield start(started, write_config(folder, pg_database, shop_role, {"provider": "client"}, only=("shop",)))
+    finally:
+        for server in started:
+            server.stop()
+
+
 async def test_streamable_http_tools_health_and_metrics(
     tmp_path: Path, pg_database: TestDatabase, shop_role: str, serve: list[HttpServer]
 ) -> None:
@@ -131,12 +146,8 @@ async def test_streamable_http_tools_health_and_metrics(
     assert "ro-secret" not in body
 
 
-async def test_healthz_is_200_when_every_database_is_up(
-    tmp_path: Path, pg_database: TestDatabase, shop_role: str, serve: list[HttpServer]
-) -> None:
-    config = write_config(tmp_path, pg_database, shop_role, {"provider": "client"}, only=("shop",))
-    server = start(serve, config)
-    status, _, body = await asyncio.to_thread(get, server.base + "/healthz")
+async def test_healthz_is_200_when_every_database_is_up(shop_only: HttpServer) -> None:
+    status, _, body = await asyncio.to_thread(get, shop_only.base + "/healthz")
     assert status == 200, body
     assert json.loads(body)["status"] == "ok"
 
@@ -217,13 +228,10 @@ async def test_metrics_and_health_follow_llm_calls_refusals_and_the_breaker(
     ]
 
 
-async def test_query_samples_the_clients_model_across_http_rounds(
-    tmp_path: Path, pg_database: TestDatabase, shop_role: str, serve: list[HttpServer]
-) -> None:
+async def test_query_samples_the_clients_model_across_http_rounds(shop_only: HttpServer) -> None:
     """Streamable HTTP on protocol 2026-07-28: every round is its own HTTP request, and the
     earlier answers come back sealed in the request state."""
-    config_path = write_config(tmp_path, pg_database, shop_role, {"provider": "client"}, only=("shop",))
-    server = start(serve, config_path)
+    server = shop_only
     answers = iter(["SELECT name, email FROM customers", COUNT_ORDERS])
     asked: list[types.CreateMessageRequestParams] = []
 

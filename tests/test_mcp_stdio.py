@@ -74,7 +74,9 @@ async def failing(client: Client, tool: str, **arguments: Any) -> str:
     return text_of(result)
 
 
-async def test_every_tool_resource_and_prompt_over_stdio(config_path: Path, fake_llm: FakeLLMServer) -> None:
+async def test_every_tool_resource_and_prompt_then_failures_over_stdio(
+    config_path: Path, fake_llm: FakeLLMServer
+) -> None:
     fake_llm.reset()
     fake_llm.script(text(COUNT_ORDERS))
     async with Client(params(config_path), read_timeout_seconds=READ_TIMEOUT) as client:
@@ -102,6 +104,8 @@ async def test_every_tool_resource_and_prompt_over_stdio(config_path: Path, fake
             assert isinstance(content, types.TextResourceContents) and needle in content.text, uri
         prompt = await client.get_prompt("explain_table", {"database": "shop", "table": "orders"})
         assert "orders" in str(prompt.messages[0].content)
+        await failures_keep_the_server_serving(client)
+        await rows_over_stdio_are_the_rows_in_process(client, config_path)
 
 
 # Odd values (those of test_mcp_results, text that needs escaping in both copies, a quoted
@@ -122,13 +126,13 @@ def comparable(result: types.CallToolResult) -> tuple[Any, str]:
     return structured, text
 
 
-async def test_rows_over_stdio_are_the_rows_in_process(config_path: Path) -> None:
+async def rows_over_stdio_are_the_rows_in_process(client: Client, config_path: Path) -> None:
     """Over stdio the executor's JSON is spliced into the SDK's line (pgmcp.mcp.wire); in
-    process the rows are Python values. Both must say the same, in both copies."""
-    async with Client(params(config_path), read_timeout_seconds=READ_TIMEOUT) as client:
-        piped = comparable(await client.call_tool("execute_sql", {"sql": ODD_SQL, "database": "shop"}))
-    async with Client(build_server(load_config(config_path))) as client:
-        direct = comparable(await client.call_tool("execute_sql", {"sql": ODD_SQL, "database": "shop"}))
+    process the rows are Python values. Both must say the same, in both copies (in the same
+    session as the tools above: one server process)."""
+    piped = comparable(await client.call_tool("execute_sql", {"sql": ODD_SQL, "database": "shop"}))
+    async with Client(build_server(load_config(config_path))) as in_process:
+        direct = comparable(await in_process.call_tool("execute_sql", {"sql": ODD_SQL, "database": "shop"}))
     assert piped == direct
     structured, text = piped
     assert len(structured["rows"]) == 25
@@ -138,22 +142,23 @@ async def test_rows_over_stdio_are_the_rows_in_process(config_path: Path) -> Non
     assert fenced_json(text)["rows"] == structured["rows"]
 
 
-async def test_failures_over_stdio_keep_the_server_serving(config_path: Path) -> None:
-    async with Client(params(config_path), read_timeout_seconds=READ_TIMEOUT) as client:
-        refusal = await failing(client, "execute_sql", sql="SELECT email FROM customers", database="shop")
-        assert refusal.startswith("[policy_denied]") and "PGM301" in refusal
-        cases: list[tuple[str, dict[str, Any], str]] = [
-            ("execute_sql", {"sql": HEAVY_SQL, "database": "shop_fast"}, "[query_timeout]"),
-            ("execute_sql", {"sql": COUNT_ORDERS, "database": "dead"}, "[database_unavailable]"),
-            ("execute_sql", {"sql": ["SELECT 1"], "database": "shop"}, "[invalid_arguments]"),
-            ("check_sql", {"sql": "SELECT 1", "database": "nope"}, "[database_not_found]"),
-        ]
-        for tool, arguments, code in cases:
-            message = await failing(client, tool, **arguments)
-            assert message.startswith(code), message
-        with pytest.raises(MCPError, match="unknown database 'nope'"):
-            await client.read_resource("pgmcp://nope/schema")
-        assert (await ok(client, "list_databases"))["databases"][2]["status"].startswith("down")
+async def failures_keep_the_server_serving(client: Client) -> None:
+    """Every kind of failure, each followed by a call that works (in the same session as the
+    tools above: one server process for both)."""
+    refusal = await failing(client, "execute_sql", sql="SELECT email FROM customers", database="shop")
+    assert refusal.startswith("[policy_denied]") and "PGM301" in refusal
+    cases: list[tuple[str, dict[str, Any], str]] = [
+        ("execute_sql", {"sql": HEAVY_SQL, "database": "shop_fast"}, "[query_timeout]"),
+        ("execute_sql", {"sql": COUNT_ORDERS, "database": "dead"}, "[database_unavailable]"),
+        ("execute_sql", {"sql": ["SELECT 1"], "database": "shop"}, "[invalid_arguments]"),
+        ("check_sql", {"sql": "SELECT 1", "database": "nope"}, "[database_not_found]"),
+    ]
+    for tool, arguments, code in cases:
+        message = await failing(client, tool, **arguments)
+        assert message.startswith(code), message
+    with pytest.raises(MCPError, match="unknown database 'nope'"):
+        await client.read_resource("pgmcp://nope/schema")
+    assert (await ok(client, "list_databases"))["databases"][2]["status"].startswith("down")
 
 
 async def test_query_samples_the_hosts_model_over_stdio(client_config_path: Path) -> None:
@@ -310,9 +315,6 @@ def test_a_broken_config_is_one_message_and_exit_2(
 
 
 def test_a_missing_config_names_where_it_looked(tmp_path: Path) -> None:
-    command = serve_command(tmp_path / "absent.yaml")
-    done = subprocess.run(command[:-2], capture_output=True, text=True, timeout=READ_TIMEOUT, cwd=tmp_path,
-                          env={k: v for k, v in os.environ.items() if k != "PGMCP_CONFIG"},
-                          stdin=subprocess.DEVNULL)
+    done = run_pgmcp("serve", cwd=tmp_path, clean=True)  # in-process (no PGMCP_CONFIG): no MCP is spoken
     assert done.returncode == 2 and done.stdout == ""
     assert "pgmcp.yaml" in done.stderr and "PGMCP_CONFIG" in done.stderr and "Traceback" not in done.stderr

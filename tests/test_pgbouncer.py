@@ -24,10 +24,12 @@ import pytest
 from mcp.client.client import Client
 
 from pgmcp.cli import check_config
+from pgmcp.config.loader import load_config
 from pgmcp.config.model import DatabaseConfig, LimitsConfig, PoolConfig
 from pgmcp.db.executor import Executor
 from pgmcp.db.pools import PoolSet
 from pgmcp.errors import PermissionDenied, QueryTimeout
+from pgmcp.mcp.server import build_server
 from pgmcp.policy.verdict import Verdict
 from tests.conftest import TestDatabase
 from tests.mcp_setup import COUNT_ORDERS, HEAVY_SQL, POLICY_YAML, text_of
@@ -187,12 +189,12 @@ async def test_through_pgbouncer_in_transaction_mode(
 
 
 async def test_without_pgbouncer_true_serve_and_check_config_say_to_set_it(
-    tmp_path: Path, bouncer: tuple[PgBouncer, str], serve: list[HttpServer], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, bouncer: tuple[PgBouncer, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     pgb, _ = bouncer
     config = write(tmp_path, pgb.dsn, pgbouncer=False)
-    server = start(serve, config)
-    async with Client(server.base + "/mcp") as client:
+    # In-process (the HTTP process is the previous test's): what the tools say is the point.
+    async with Client(build_server(load_config(config))) as client:
         listed = await client.call_tool("list_databases", {})
         assert listed.structured_content is not None
         status = listed.structured_content["databases"][0]["status"]

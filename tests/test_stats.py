@@ -10,12 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from loguru import logger
 from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters
 
 from pgmcp.cli.stats import parse_prometheus, summary
 from pgmcp.observe import metrics
-from pgmcp.observe.stats_file import read_live_stats, write_stats
+from pgmcp.observe.stats_file import INTERVAL, read_live_stats, stats_interval, write_stats
 from tests.cli_inprocess import run_pgmcp
 from tests.conftest import TestDatabase
 from tests.mcp_setup import COUNT_ORDERS, serve_command, write_config
@@ -41,13 +42,36 @@ def test_files_of_dead_processes_are_removed(tmp_path: Path) -> None:
     assert not (tmp_path / "dead.prom").exists()
 
 
+@pytest.mark.parametrize(("raw", "seconds", "warned"), [
+    (None, INTERVAL, False), ("", INTERVAL, False), ("0.25", 0.25, False), (" 2 ", 2.0, False),
+    ("fast", INTERVAL, True), ("0", INTERVAL, True), ("-1", INTERVAL, True), ("nan", INTERVAL, True),
+    ("inf", INTERVAL, True),
+], ids=["unset", "empty", "fraction", "spaces", "word", "zero", "negative", "nan", "inf"])
+def test_the_interval_comes_from_the_environment(
+    raw: str | None, seconds: float, warned: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if raw is None:
+        monkeypatch.delenv("PGMCP_STATS_INTERVAL", raising=False)
+    else:
+        monkeypatch.setenv("PGMCP_STATS_INTERVAL", raw)
+    warnings: list[str] = []
+    handler = logger.add(warnings.append, level="WARNING", format="{message}")
+    try:
+        assert stats_interval() == seconds
+    finally:
+        logger.remove(handler)
+    assert bool(warnings) == warned
+    if warned:
+        assert f"PGMCP_STATS_INTERVAL is {raw!r}" in warnings[0] and "using 5.0" in warnings[0]
+
+
 async def test_stats_of_a_running_stdio_server(
     tmp_path: Path, pg_database: TestDatabase, shop_role: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = write_config(tmp_path, pg_database, shop_role, {"provider": "client"})
     stats = tmp_path / "stats"
     command, *args = serve_command(config)
-    env = {**os.environ, "PGMCP_STATS_DIR": str(stats)}
+    env = {**os.environ, "PGMCP_STATS_DIR": str(stats), "PGMCP_STATS_INTERVAL": "0.1"}
     params = StdioServerParameters(command=command, args=args, cwd=tmp_path, env=env)
     async with Client(params, read_timeout_seconds=60) as client:
         result = await client.call_tool("execute_sql", {"sql": COUNT_ORDERS, "database": "shop"})
@@ -55,13 +79,13 @@ async def test_stats_of_a_running_stdio_server(
         denied = await client.call_tool("execute_sql", {"sql": "SELECT pg_sleep(1)", "database": "shop"})
         assert denied.is_error
         shown = ""
-        for _ in range(100):  # the server rewrites its file every few seconds
+        for _ in range(200):  # the server rewrites its file every 0.1 s here (PGMCP_STATS_INTERVAL)
             out = run_pgmcp("stats", "--dir", str(stats))
             assert out.returncode == 0, out.stderr
             shown = out.stdout
             if "execute_sql" in shown and "PGM401" in shown:
                 break
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.05)
         assert "calls     execute_sql" in shown and "ok" in shown
         assert "refusals" in shown and "PGM401" in shown
     # the file goes away with the server

@@ -3,7 +3,8 @@
 
 A stdio server has no HTTP port for `/metrics`, and its host owns its stdin/stdout, so the
 process writes the registry's exposition (`pgmcp.observe.metrics.render_prometheus`, exactly
-what `/metrics` serves) to `<stats dir>/<pid>.prom` every few seconds, and removes it on exit.
+what `/metrics` serves) to `<stats dir>/<pid>.prom` every `$PGMCP_STATS_INTERVAL` seconds
+(default 5), and removes it on exit.
 The first line is a comment naming the process (`# pgmcp pid=... config=...`), which Prometheus
 parsers skip. The stats dir is `$PGMCP_STATS_DIR`, else `$XDG_STATE_HOME/pgmcp/stats`, else
 `~/.local/state/pgmcp/stats`.
@@ -29,6 +30,7 @@ from loguru import logger
 from pgmcp.observe.metrics import render_prometheus
 
 INTERVAL = 5.0
+MIN_INTERVAL = 0.05
 SUFFIX = ".prom"
 _HEADER = re.compile(r"^# pgmcp (\{.*\})$")
 
@@ -38,6 +40,23 @@ def stats_dir() -> Path:
         return Path(env)
     state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(state) / "pgmcp" / "stats"
+
+
+def stats_interval() -> float:
+    """Seconds between rewrites: `$PGMCP_STATS_INTERVAL`, else 5. A value that is not a number
+    of at least 0.05 is named in a warning and the default is used (the server keeps serving)."""
+    raw = os.environ.get("PGMCP_STATS_INTERVAL", "").strip()
+    if not raw:
+        return INTERVAL
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not MIN_INTERVAL <= value < float("inf"):
+        logger.warning("PGMCP_STATS_INTERVAL is {!r}, not a number of seconds >= {}: using {}", raw, MIN_INTERVAL,
+                       INTERVAL)
+        return INTERVAL
+    return value
 
 
 def write_stats(path: Path, config: str | None) -> None:
@@ -63,10 +82,10 @@ def pid_alive(pid: int) -> bool:
 class StatsWriter:
     """Writes this process's stats file every `interval` seconds until `stop()`."""
 
-    def __init__(self, config: str | None, *, directory: Path | None = None, interval: float = INTERVAL):
+    def __init__(self, config: str | None, *, directory: Path | None = None, interval: float | None = None):
         self.path = (directory or stats_dir()) / f"{os.getpid()}{SUFFIX}"
         self._config = config
-        self._interval = interval
+        self._interval = stats_interval() if interval is None else interval
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
