@@ -121,7 +121,10 @@ async def test_hardening_visible_from_inside_the_query(make: Any, pgbouncer: boo
 
 async def test_policy_timeout_is_applied_with_set_local(make: Any) -> None:
     ex = await make(timeouts={"main": 1.5})
-    assert (await ex.execute("main", "SHOW statement_timeout")).rows == [["1500ms"]]
+    [[shown]] = (await ex.execute("main", "SHOW statement_timeout")).rows
+    # What is left of the call's 1.5 s deadline, in whole 100 ms (less when the machine is slow
+    # to hand out a connection); never the default limit, never more than the database's own.
+    assert shown.endswith("ms") and 500 <= int(shown.removesuffix("ms")) <= 1500, shown
 
 
 @pytest.mark.parametrize("sql", ["CREATE TABLE t2 (i int)", "INSERT INTO items VALUES (9999, 'x')",
