@@ -38,6 +38,8 @@ SNAPSHOT = SchemaSnapshot(
         _rel("secrets", "id secret"),
         _rel("secret_view", "id", "view", (("public", "secrets"),)),
         _rel("user_view", "id name", "view", (("public", "users"),)),
+        # a regclass column: its values meet untyped literals as relation names (PGM205)
+        RelationInfo("public", "audit_log", "table", (ColumnInfo("id", "integer"), ColumnInfo("rel", "regclass"))),
         RelationInfo(
             "public", "customers", "table", (ColumnInfo("id", "integer"), ColumnInfo("address", "public.address"))
         ),

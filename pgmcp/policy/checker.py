@@ -147,15 +147,12 @@ def _implicit_types(ctx: Context) -> None:
     """Untyped string literals that PostgreSQL reads as relation names (`implicit_refs`)."""
     assert ctx.parsed is not None and ctx.analysis is not None
     snapshot = ctx.snapshot
-    column_types: list[str] = []
-    if snapshot is not None:
-        for access in ctx.analysis.accesses:
-            for schema, table, column in access.reads:
-                info = snapshot.relation(schema, table) if column is not None else None
-                col = info.column(column) if info is not None and column is not None else None
-                if col is not None:
-                    column_types.append(col.type)
-    kinds = reg_kinds(ctx.parsed.nodes.types, (c.name for c in ctx.calls), column_types)
+    column_kinds: list[str] = []
+    reg_columns = snapshot.reg_columns if snapshot is not None else None
+    if reg_columns:  # most schemas have none: then no read needs looking at
+        column_kinds = [reg_columns[read] for access in ctx.analysis.accesses for read in access.reads
+                        if read in reg_columns]
+    kinds = reg_kinds(ctx.parsed.nodes.types, (c.name for c in ctx.calls), column_kinds)
     kinds = {k for k in kinds if not ctx.policy.table_decision("pg_catalog", REG_LOOKUPS[k]).allowed}
     if not kinds:
         return

@@ -140,6 +140,18 @@ class SchemaSnapshot:
         return self._by_name.get((schema, name))
 
     @cached_property
+    def reg_columns(self) -> dict[tuple[str, str, str], str]:
+        """(schema, relation, column) -> "regclass" or "regtype", for every column of that type
+        (or an array of it): a value of such a column stands for a relation or type name."""
+        found: dict[tuple[str, str, str], str] = {}
+        for r in self.relations:
+            for c in r.columns:
+                base = c.type.removesuffix("[]").rsplit(".", 1)[-1]
+                if base in ("regclass", "regtype"):
+                    found[(r.schema, r.name, c.name)] = base
+        return found
+
+    @cached_property
     def _composites(self) -> dict[str, CompositeType]:
         return {c.formatted: c for c in self.composites}
 

@@ -15,7 +15,7 @@ when no relation `secrets` exists. `implicit_refs` judges such literals as the n
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from sqlglot import exp
@@ -85,21 +85,17 @@ REG_RESULTS = {"pg_typeof": "regtype", "to_regclass": "regclass", "to_regtype": 
 UNTYPED_STRINGS = (exp.Literal, exp.ByteString, exp.UnicodeString, exp.RawString, exp.National)
 
 
-def reg_kinds(types: Iterable[exp.Expr], called: Iterable[str], column_types: Iterable[str]) -> set[str]:
+def reg_kinds(types: Iterable[exp.Expr], called: Iterable[str], column_kinds: Iterable[str]) -> set[str]:
     """The reg types ("regclass", "regtype") whose values a statement makes: by a cast of any
     operand, by a call of a function returning one (`called`: folded names), or by reading a
-    column of that type (or an array of it)."""
-    kinds: set[str] = set()
+    column of that type (`column_kinds`: `SchemaSnapshot.reg_columns` of the columns read)."""
+    kinds: set[str] = set(column_kinds)
     for node in types:
         if not isinstance(node, exp.DataType):
             reg = _reg_kind(node)
             if reg is not None:
                 kinds.add(reg)
     kinds.update(REG_RESULTS[name] for name in called if name in REG_RESULTS)
-    for type_name in column_types:
-        base = type_name.removesuffix("[]").rsplit(".", 1)[-1]
-        if base in REG_LOOKUPS:
-            kinds.add(base)
     return kinds
 
 
@@ -126,7 +122,7 @@ def implicit_refs(
                 continue
             ref = _relation_type(reg, node, named, search_path, snapshot)  # type: ignore[arg-type]
             if ref is not None and ref.candidates:
-                out.append(TypeRef(ref.kind, node, ref.name, ref.candidates, implicit=True))
+                out.append(replace(ref, implicit=True))
     return out
 
 
