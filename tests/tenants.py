@@ -9,6 +9,17 @@ customers): a query run there through search_path is what tenant n must see thro
 
 from __future__ import annotations
 
+# The policy of the claim-bound tests: public.orders filtered by the caller's tenant_id claim
+# (tests/test_auth_http.py over HTTP, tests/test_cli_claims.py through --claims and policy tests).
+CLAIM_POLICY = """\
+name: tenants
+extends: [baseline]
+tables:
+  "public.*": allow
+row_filters:
+  public.orders: "tenant_id = :tenant_id"
+"""
+
 TABLES = """
 CREATE TABLE public.orders (
   id int PRIMARY KEY, tenant_id int NOT NULL, amount int NOT NULL, note text NOT NULL);

@@ -42,17 +42,9 @@ from tests.fakes.identity import (
 from tests.fakes.llm_server import FakeLLMServer, text
 from tests.mcp_setup import openai_llm, role_dsn, text_of
 from tests.readers import reader_role
-from tests.tenants import QUERIES, tenant_copies, tenant_tables
+from tests.tenants import CLAIM_POLICY, QUERIES, tenant_copies, tenant_tables
 from tests.test_mcp_http import HttpServer, get
 
-TENANTS = """\
-name: tenants
-extends: [baseline]
-tables:
-  "public.*": allow
-row_filters:
-  public.orders: "tenant_id = :tenant_id"
-"""
 ANALYSTS = """\
 name: analysts
 columns:
@@ -99,7 +91,7 @@ def llm() -> Iterator[FakeLLMServer]:
 
 
 def write_auth_config(folder: Path, db: TestDatabase, role: str, identity: Identity, llm_url: str) -> Path:
-    (folder / "tenants.yaml").write_text(TENANTS)
+    (folder / "tenants.yaml").write_text(CLAIM_POLICY)
     (folder / "analysts.yaml").write_text(ANALYSTS)
     dsn = role_dsn(db, role)
     tokens = identity.tokens

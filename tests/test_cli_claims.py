@@ -10,14 +10,9 @@ import pytest
 
 from tests.cli_inprocess import run_pgmcp
 from tests.conftest import TestDatabase
+from tests.tenants import CLAIM_POLICY
 
-POLICY = """\
-name: tenants
-extends: [baseline]
-tables:
-  "public.*": allow
-row_filters:
-  public.orders: "tenant_id = :tenant_id"
+POLICY = CLAIM_POLICY + """\
 tests:
   - sql: SELECT id FROM orders
     expect: allow
@@ -77,13 +72,7 @@ def test_explain_policy_binds_claims(tmp_path: Path) -> None:
     assert missing.returncode == 1 and "needs claim 'tenant_id'" in missing.stdout, missing.stdout
 
 
-PER_TEST = """\
-name: tenants
-extends: [baseline]
-tables:
-  "public.*": allow
-row_filters:
-  public.orders: "tenant_id = :tenant_id"
+PER_TEST = CLAIM_POLICY + """\
 tests:
   - {sql: SELECT DISTINCT tenant_id FROM orders, expect: allow, claims: {tenant_id: 1}, rows: [[1]]}
   - {sql: SELECT DISTINCT tenant_id FROM orders, expect: allow, claims: {tenant_id: 2}, rows: [[2]]}
