@@ -35,8 +35,9 @@ from pgmcp.cli.ops import (
     where,
 )
 from pgmcp.config.model import Config, DatabaseConfig
-from pgmcp.db.pools import PoolSet, quote_ident
+from pgmcp.db.pools import PoolSet
 from pgmcp.db.privileges import check_role
+from pgmcp.db.session import quote_ident
 from pgmcp.errors import DatabaseError, PgmcpError, UnsafeRole
 from pgmcp.grants.audit import audit
 from pgmcp.observe.redact import redact

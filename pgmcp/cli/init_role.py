@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pgmcp.config.loader import load_config
-from pgmcp.db.pools import quote_ident
+from pgmcp.db.session import quote_ident
 from pgmcp.errors import UsageError
 from pgmcp.grants.build import generate_grants
 from pgmcp.policy.effective import effective_policy

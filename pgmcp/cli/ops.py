@@ -21,6 +21,7 @@ import asyncpg
 
 from pgmcp.config.loader import find_config_path, load_config
 from pgmcp.config.model import Config, DatabaseConfig
+from pgmcp.db.session import quote_ident
 from pgmcp.documents.resources import policies_dir
 from pgmcp.errors import DatabaseError, DatabaseUnavailable, PgmcpError, SourceLocation, UsageError
 from pgmcp.observe.redact import redact, register_secret, register_secrets_in
@@ -161,8 +162,6 @@ async def connect_database(db: DatabaseConfig) -> Any:
             hint="check that the server is running and the connection settings are right",
         ) from exc
     if db.role:
-        from pgmcp.db.pools import quote_ident  # the pool module (loguru, metrics) only when needed
-
         try:
             await conn.execute(f"SET ROLE {quote_ident(db.role)}")
         except asyncpg.PostgresError as exc:

@@ -32,7 +32,7 @@ from pgmcp.cli.ops import (
     load_ops_config,
     shown_path,
 )
-from pgmcp.db.pools import search_path_value
+from pgmcp.db.session import search_path_value
 from pgmcp.errors import PgmcpError, UsageError
 from pgmcp.observe.redact import redact
 from pgmcp.policy.claims import bind_spec_filters

@@ -42,9 +42,6 @@ from pgmcp.db.privileges import RoleReport, check_role
 from pgmcp.db.release import Releases
 from pgmcp.db.serialize import install_codecs
 from pgmcp.db.session import DEFAULT_SEARCH_PATH, ms, role_sql, startup_settings, transaction_settings_sql
-from pgmcp.db.session import quote_ident as quote_ident  # re-exported: grants/ and cli/ import it from here
-from pgmcp.db.session import search_path_value as search_path_value
-from pgmcp.db.session import sql_literal as sql_literal
 from pgmcp.errors import DatabaseNotFound, DatabaseUnavailable, UnsafeRole
 from pgmcp.observe.metrics import DB_ACTIVE_CONNECTIONS
 

@@ -95,8 +95,3 @@ def forget(conn: Any) -> None:
 def is_stale_statement(exc: BaseException) -> bool:
     """A cached statement whose result columns changed under it (the call can be run again)."""
     return isinstance(exc, InvalidCachedStatementError)
-
-
-def one_round_trip() -> bool:
-    """Whether `open_cursor` binds and executes in one round trip with this asyncpg."""
-    return hasattr(Cursor, "_bind_exec")

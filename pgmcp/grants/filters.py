@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from pgmcp.db.pools import quote_ident, search_path_value
+from pgmcp.db.session import quote_ident, search_path_value
 from pgmcp.grants.access import Access, rule_name
 
 PROBE = "pgmcp_filter_probe"

@@ -19,7 +19,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgmcp.db.pools import quote_ident, search_path_value, sql_literal
+from pgmcp.db.session import quote_ident, search_path_value, sql_literal
 from pgmcp.documents.resources import policies_dir
 from pgmcp.grants.access import Access, rule_name
 from pgmcp.grants.catalog import Catalog, RelationFacts

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
-from pgmcp.db.pools import quote_ident, sql_literal
+from pgmcp.db.session import quote_ident, sql_literal
 from pgmcp.grants.catalog import RoleFacts
 from pgmcp.policy.effective import EffectiveLimits
 from pgmcp.policy.functions import function_sets
