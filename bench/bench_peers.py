@@ -477,11 +477,13 @@ def summary(servers: list[Server], results: dict[str, Any]) -> dict[str, dict[st
         }
         if s.rows:
             ten, big = results["ten_k"][s.name], results["hundred_k"][s.name]
-            row |= {
-                "ten_k_validated_ms": p50(ten["on"]), "ten_k_unvalidated_ms": p50(ten["off"]),
-                "ten_k_response_bytes": ten["response_bytes"],
-                "hundred_k_ms": p50(big["ms"]), "hundred_k_peak_rss_mb": max(big["peak_rss_mb"]),
-            }
+            if ten["on"]:
+                row |= {
+                    "ten_k_validated_ms": p50(ten["on"]), "ten_k_unvalidated_ms": p50(ten["off"]),
+                    "ten_k_response_bytes": ten["response_bytes"],
+                }
+            if big["ms"]:  # --big-runs 0 leaves the 100,000-row lines out
+                row |= {"hundred_k_ms": p50(big["ms"]), "hundred_k_peak_rss_mb": max(big["peak_rss_mb"])}
         out[s.name] = row
     return out
 
