@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     startup_without_collector()
     try:
         config = load_config(find_config_path(args.config))
-        setup_logging(config.logging)
+        if config.logging != LoggingConfig():  # set up again only if it differs: a loguru sink costs ~6 ms
+            setup_logging(config.logging)
         refuse_unservable(config, args.transport, args.stateless)
         if args.transport == "http" and config.auth is not None:
             from pgmcp.auth.verifier import auth_settings
