@@ -6,6 +6,12 @@ through the MCP SDK's stdio client, and times (a) the initialize handshake answe
 first `execute_sql` answered (imports, config and policy loading, pool open, schema
 introspection, MCP handshake, one checked query). Reports the median, min and max.
 
+Then, turn about with the MCP SDK's bare "hello" server (one MCPServer tool, the floor for a
+Python server; the same as bench_peers.py's), it times both from spawn to the answer of the
+first tool call over a plain JSON-RPC pipe, and reads the server's own CPU time (its process
+tree, from /proc) at that moment: on a shared machine the CPU time moves much less with the
+load than the wall time, and the ratio of the two servers is what issue 15 sets a goal on.
+
     .venv/bin/python bench/bench_startup.py [--runs 7]
 """
 
@@ -13,9 +19,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
+import contextlib
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +38,21 @@ from pgmcp.demo.environment import DemoEnvironment
 
 ROOT = Path(__file__).resolve().parent.parent
 SQL = "SELECT count(*) FROM orders"
+TICKS = os.sysconf("SC_CLK_TCK")
+HELLO_SERVER = '''
+from mcp.server.mcpserver import MCPServer
+
+server = MCPServer("hello", log_level="WARNING")
+
+
+@server.tool()
+def execute_sql(sql: str) -> str:
+    """Answer hello, whatever the SQL."""
+    return "hello"
+
+
+server.run()
+'''
 
 
 def pgmcp_argv(subcommand: str, module: str) -> list[str]:
@@ -67,6 +91,80 @@ async def one_start(config_path: Path) -> tuple[float, float]:
     return initialized * 1000, answered * 1000
 
 
+def _tree(pid: int) -> list[int]:
+    pids = [pid]
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            pids += [p for child in f.read().split() for p in _tree(int(child))]
+    return pids
+
+
+def cpu_ms(pid: int) -> float:
+    """User + system CPU time of `pid` and its live descendants."""
+    total = 0
+    for p in _tree(pid):
+        with contextlib.suppress(OSError), open(f"/proc/{p}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (proc(5))
+    return total * 1000 / TICKS
+
+
+def raw_start(argv: list[str], sql: str) -> tuple[float, float]:
+    """(wall ms, server CPU ms) from spawning `argv` to the answer of its first `execute_sql`."""
+    def send(message: dict[str, object]) -> None:
+        assert proc.stdin is not None
+        proc.stdin.write((json.dumps(message) + "\n").encode())
+        proc.stdin.flush()
+
+    def answer(request_id: int) -> dict[str, object]:
+        assert proc.stdout is not None
+        while line := proc.stdout.readline():
+            message: dict[str, object] = json.loads(line)
+            if message.get("id") == request_id:
+                return message
+        raise SystemExit(f"{argv[0]} exited before answering")
+
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}})
+        answer(1)
+        send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        send({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+              "params": {"name": "execute_sql", "arguments": {"sql": sql}}})
+        result = answer(2)
+        wall, cpu = (time.perf_counter() - start) * 1000, cpu_ms(proc.pid)
+        if "error" in result or result.get("result", {}).get("isError"):  # type: ignore[union-attr]
+            raise SystemExit(f"unexpected answer: {result}")
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(30)
+    return wall, cpu
+
+
+def against_hello(config_path: Path, runs: int) -> dict[str, float]:
+    """pgmcp and the bare SDK server, turn about (who goes first alternates), wall and CPU."""
+    hello = config_path.parent / "hello_server.py"
+    hello.write_text(HELLO_SERVER)
+    servers = {"pgmcp": [*pgmcp_argv("serve", "pgmcp.cli.serve"), "--config", str(config_path)],
+               "hello": [sys.executable, str(hello)]}
+    got: dict[str, list[tuple[float, float]]] = {name: [] for name in servers}
+    for run in range(runs + 1):  # the first round warms the OS file cache and is not counted
+        for name in (list(servers) if run % 2 else list(servers)[::-1]):
+            result = raw_start(servers[name], SQL)
+            if run:
+                got[name].append(result)
+    out: dict[str, float] = {}
+    for name, results in got.items():
+        out[f"{name}_wall_median_ms"] = statistics.median(w for w, _ in results)
+        out[f"{name}_cpu_median_ms"] = statistics.median(c for _, c in results)
+    out["cpu_ratio"] = out["pgmcp_cpu_median_ms"] / out["hello_cpu_median_ms"]
+    out["wall_ratio"] = out["pgmcp_wall_median_ms"] / out["hello_wall_median_ms"]
+    return out
+
+
 def measure(runs: int) -> dict[str, float]:
     env = DemoEnvironment()
     try:
@@ -76,6 +174,7 @@ def measure(runs: int) -> dict[str, float]:
             write_config(config, path)
             asyncio.run(one_start(path))  # warm the OS file cache once
             results = [asyncio.run(one_start(path)) for _ in range(runs)]
+            versus = against_hello(path, runs)
     finally:
         env.cleanup()
     inits, firsts = [r[0] for r in results], [r[1] for r in results]
@@ -85,6 +184,8 @@ def measure(runs: int) -> dict[str, float]:
         "first_answer_median_ms": statistics.median(firsts),
         "first_answer_min_ms": min(firsts),
         "first_answer_max_ms": max(firsts),
+        **versus,
+        "loadavg": os.getloadavg()[0],
     }
 
 
@@ -93,6 +194,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     args = parser.parse_args()
+    # Bytecode as an install has it: with PYTHONDONTWRITEBYTECODE set (as on this machine), an
+    # editable checkout would otherwise compile every changed module from source at each start.
+    compileall.compile_dir(str(ROOT / "pgmcp"), quiet=1)
     result = measure(args.runs)
     if args.json:
         print(json.dumps(result))
@@ -101,6 +205,10 @@ def main() -> None:
     print(f"initialize answered: median {result['initialize_median_ms']:.0f} ms")
     print(f"first execute_sql answered: median {result['first_answer_median_ms']:.0f} ms "
           f"(min {result['first_answer_min_ms']:.0f}, max {result['first_answer_max_ms']:.0f})")
+    print(f"turn about with the bare SDK server (plain JSON-RPC pipe, load {result['loadavg']:.1f}): "
+          f"pgmcp {result['pgmcp_wall_median_ms']:.0f} ms wall, {result['pgmcp_cpu_median_ms']:.0f} ms CPU; "
+          f"hello {result['hello_wall_median_ms']:.0f} ms wall, {result['hello_cpu_median_ms']:.0f} ms CPU "
+          f"(CPU {result['cpu_ratio']:.2f}x, wall {result['wall_ratio']:.2f}x)")
 
 
 if __name__ == "__main__":
