@@ -21,6 +21,7 @@ from pgmcp.cli import check_config, policy_grants
 from pgmcp.config.loader import load_config
 from pgmcp.demo.environment import with_database
 from pgmcp.errors import UnsafeRole
+from pgmcp.service import runtime as runtime_module
 from pgmcp.service.runtime import Runtime
 from tests.conftest import TestDatabase
 
@@ -152,12 +153,7 @@ async def test_serve_warns_and_require_grants_refuses(
         try:
             # served at once; the audit runs in the background and warns
             assert (await runtime.execute("shop", "SELECT id FROM customers")).row_count == 1
-            for _ in range(200):
-                if any(m.startswith("database shop: privilege audit: public.payments: ") for m in messages):
-                    break
-                await asyncio.sleep(0.05)
-            else:
-                raise AssertionError(f"no audit warning logged: {messages}")
+            await payments_warned(messages)
         finally:
             await runtime.close()
 
@@ -170,4 +166,40 @@ async def test_serve_warns_and_require_grants_refuses(
         finally:
             await strict.close()
     finally:
+        logger.remove(sink)
+
+
+def payments_warning(messages: list[str]) -> bool:
+    return any(m.startswith("database shop: privilege audit: public.payments: ") for m in messages)
+
+
+async def payments_warned(messages: list[str]) -> None:
+    for _ in range(200):
+        if payments_warning(messages):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no audit warning logged: {messages}")
+
+
+@pytest.mark.parametrize(("delay", "first_call"), [(60.0, True), (0.2, False)], ids=["after-answer", "after-delay"])
+async def test_background_audit_waits_for_the_first_answer(
+    tmp_path: Path, pg_database: TestDatabase, reader: str, monkeypatch: pytest.MonkeyPatch, delay: float,
+    first_call: bool,
+) -> None:
+    """The background audit introspects the whole database again, so it does not compete with
+    starting: it begins once a statement is answered, or `AUDIT_DELAY` after connecting."""
+    monkeypatch.setattr(runtime_module, "AUDIT_DELAY", delay)
+    pg_database.run_sql(f"GRANT SELECT ON payments TO {reader}")
+    messages: list[str] = []
+    sink = logger.add(lambda m: messages.append(str(m)), level="WARNING", format="{message}")
+    runtime = Runtime(load_config(write_config(tmp_path, pg_database, reader)))
+    try:
+        await runtime.start()
+        if first_call:
+            await asyncio.sleep(0.5)
+            assert not payments_warning(messages), "the audit ran before any statement was answered"
+            assert (await runtime.check("shop", "SELECT 1")).allowed
+        await payments_warned(messages)
+    finally:
+        await runtime.close()
         logger.remove(sink)

@@ -91,10 +91,13 @@ class PoolSet:
         *,
         search_paths: Mapping[str, Sequence[str]] | None = None,
         audit: Callable[[str, Any], Awaitable[Sequence[str]]] | None = None,
+        audit_when: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._limits = limits
-        # The privilege audit (pgmcp.grants.audit), run on each database when it connects.
+        # The privilege audit (pgmcp.grants.audit), run on each database when it connects; the
+        # background one (without require_grants) first awaits `audit_when`, if given.
         self._audit = audit
+        self._audit_when = audit_when
         self._closed = False
         self._dbs: dict[str, _Database] = {}
         self._releases = Releases()  # connections on their way back (pgmcp.db.release)
@@ -242,6 +245,8 @@ class PoolSet:
 
     async def _audit_later(self, db: _Database) -> None:
         try:
+            if self._audit_when is not None:
+                await self._audit_when()
             async with self.acquire(db.config.name) as conn:
                 self._log_audit(db, await self._run_audit(db.config.name, conn))
         except Exception as exc:  # the database went away meanwhile: it is audited when it is back
