@@ -142,6 +142,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--big", action="store_true", help="also the 100,000-row answer")
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
+    parser.add_argument("--json", action="store_true", help="print one JSON line (the figures) at the end")
     args = parser.parse_args()
     queries = [("10,000 rows", bp.TEN_K), *([("100,000 rows", bp.HUNDRED_K)] if args.big else [])]
     load_before = os.getloadavg()[0]
@@ -193,6 +194,8 @@ def main() -> None:
         print("| server + client | " + " | ".join(f"{t:.1f} ms" for t in totals) + " |")
     if args.out:
         args.out.write_text(json.dumps({"load_before": load_before, "runs": args.runs, "figures": figures}, indent=1))
+    if args.json:
+        print(json.dumps(figures))
 
 
 if __name__ == "__main__":
