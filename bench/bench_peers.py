@@ -337,6 +337,15 @@ class Session:
     def peak_rss_mb(self) -> float:
         return sum(_status_kb(p, "VmHWM") for p in self.pids) / 1024
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the server's process tree so far (/proc/PID/stat)."""
+        ticks = 0
+        for pid in self.pids:
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+        return ticks / os.sysconf("SC_CLK_TCK")
+
 
 def _text(result: Any) -> str:
     return "".join(getattr(c, "text", "") for c in result.content)
@@ -397,18 +406,21 @@ async def measure_startup(servers: list[Server], runs: int, errlog: Any) -> dict
     return out
 
 
-async def measure_one_row(sessions: list[Session], calls: int) -> dict[str, list[float]]:
+async def measure_one_row(sessions: list[Session], calls: int) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Latencies of each server's one-row calls, and the CPU its process tree spent per call."""
     out: dict[str, list[float]] = {s.server.name: [] for s in sessions}
     for s in sessions:  # warm up: statement caches, lazy imports, schema snapshots
         for _ in range(20):
             await s.call(ONE_ROW)
+    cpu_before = {s.server.name: s.cpu_seconds() for s in sessions}
     for i in range(calls):
         for s in sessions[i % len(sessions):] + sessions[:i % len(sessions)]:
             elapsed, result = await s.call(ONE_ROW)
             if i == 0:
                 check_rows(s.server, result, 42)
             out[s.server.name].append(elapsed * 1000)
-    return out
+    cpu = {s.server.name: (s.cpu_seconds() - cpu_before[s.server.name]) * 1000 / max(calls, 1) for s in sessions}
+    return out, cpu
 
 
 async def measure_ten_k(sessions: list[Session], runs: int) -> dict[str, dict[str, Any]]:
@@ -460,7 +472,7 @@ async def run_all(servers: list[Server], args: argparse.Namespace, errlog: Any) 
     async with contextlib.AsyncExitStack() as stack:
         sessions = [await stack.enter_async_context(session(s, errlog)) for s in servers]
         print(f"one row: {args.calls} calls per server ...", file=sys.stderr)
-        results["one_row_ms"] = await measure_one_row(sessions, args.calls)
+        results["one_row_ms"], results["one_row_cpu_ms"] = await measure_one_row(sessions, args.calls)
         print(f"10,000 rows: {args.runs} runs per server and mode ...", file=sys.stderr)
         results["ten_k"] = await measure_ten_k(sessions, args.runs)
     print(f"100,000 rows: {args.big_runs} runs per server ...", file=sys.stderr)
@@ -474,6 +486,7 @@ def summary(servers: list[Server], results: dict[str, Any]) -> dict[str, dict[st
         row = {
             "startup_ms": p50(results["startup_ms"][s.name]),
             "one_row_p50_ms": p50(results["one_row_ms"][s.name]),
+            "one_row_cpu_ms": results["one_row_cpu_ms"][s.name],
         }
         if s.rows:
             ten, big = results["ten_k"][s.name], results["hundred_k"][s.name]
@@ -493,6 +506,7 @@ def print_table(servers: list[Server], table: dict[str, dict[str, float]], faile
     lines = [
         ("spawn to first answer of `SELECT 1`, median", "startup_ms", "{:.0f} ms"),
         ("1-row call, p50", "one_row_p50_ms", "{:.2f} ms"),
+        ("1-row call: server CPU per call", "one_row_cpu_ms", "{:.2f} ms"),
         ("10,000 rows x 8 columns, median, output schema validated", "ten_k_validated_ms", "{:.0f} ms"),
         ("10,000 rows x 8 columns, median, not validated", "ten_k_unvalidated_ms", "{:.0f} ms"),
         ("10,000 rows: response size", "ten_k_response_bytes", "{:,.0f} B"),

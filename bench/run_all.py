@@ -96,6 +96,7 @@ def _peers(out: str) -> list[Row]:
     rows = []
     for key, label, unit in (
         ("startup_ms", "spawn to first answer", "ms"), ("one_row_p50_ms", "1-row call p50", "ms"),
+        ("one_row_cpu_ms", "1-row call, server CPU per call", "ms"),
         ("ten_k_validated_ms", "10,000 rows, output schema validated", "ms"),
         ("ten_k_unvalidated_ms", "10,000 rows, not validated", "ms"),
         ("hundred_k_ms", "100,000 rows", "ms"), ("hundred_k_peak_rss_mb", "100,000 rows, peak RSS", "MB"),
@@ -106,6 +107,17 @@ def _peers(out: str) -> list[Row]:
         best = min((table[n][key] for n in peers if key in table[n]), default=None)
         ratio = f" (**{table['pgmcp'][key] / best:.2f}x** the best peer)" if best else ""
         rows.append((f"side by side: {label}", "pgmcp vs the bare SDK server and the peers", ", ".join(cells) + ratio))
+    return rows
+
+
+def _wire(out: str) -> list[Row]:
+    figures = json.loads(out.strip().splitlines()[-1])
+    rows = []
+    for label, per_server in figures.items():
+        cells = [f"{name} {f['server_ms']:.0f} + {f['client_ms']:.0f} ms ({f['bytes'] / 1e6:.1f} MB)"
+                 for name, f in per_server.items()]
+        rows.append((f"large answer split ({label})", "server (raw reader) + the SDK client's steps on the answer",
+                     ", ".join(cells)))
     return rows
 
 
@@ -139,6 +151,7 @@ BENCHES: dict[str, Bench] = {
     "bench_startup.py": Bench(("--json",), ("--json", "--runs", "2"), _startup),
     "bench_peers.py": Bench(("--json",), ("--json", "--quick"), _peers),
     "bench_tpch.py": Bench((), ("--runs", "1", "--repeat", "2", "--max-ratio", "100"), _tpch),
+    "bench_wire.py": Bench(("--json",), ("--json", "--runs", "1"), _wire),
 }
 
 

@@ -263,6 +263,42 @@ async def test_stdout_carries_only_json_rpc(config_path: Path, tmp_path: Path) -
     assert "speaks MCP" not in logged  # a host started it (stdin is a pipe): no word for people
 
 
+def test_serve_with_files_for_stdin_and_stdout(config_path: Path, tmp_path: Path) -> None:
+    """stdin or stdout that the event loop cannot watch (`serve < requests > answers`) is read
+    or written the SDK's way, in a worker thread (pgmcp.mcp.stdio); the rows are spliced in the
+    same, and a line that is no JSON-RPC leaves serving going."""
+    hello = request(1, "initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
+                                      "clientInfo": {"name": "file-test", "version": "0"}})
+    ready = b'{"jsonrpc": "2.0", "method": "notifications/initialized"}\n'
+    # stdout a file, stdin a pipe: answer a query (stdin stays open until it is answered)
+    answers = tmp_path / "answers.jsonl"
+    with answers.open("wb") as stdout:
+        proc = subprocess.Popen(serve_command(config_path), stdin=subprocess.PIPE, stdout=stdout,
+                                stderr=subprocess.DEVNULL, cwd=config_path.parent)
+        assert proc.stdin is not None
+        proc.stdin.write(hello + ready + b"not json at all\n" + request(2, "tools/call", {
+            "name": "execute_sql", "arguments": {"sql": COUNT_ORDERS, "database": "shop"}}))
+        proc.stdin.flush()
+        deadline = time.monotonic() + READ_TIMEOUT
+        while b'"id":2' not in answers.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.stdin.close()
+        assert proc.wait(READ_TIMEOUT) == 0
+    by_id = {m.get("id"): m for m in map(json.loads, answers.read_bytes().splitlines())}
+    assert by_id[2]["result"]["structuredContent"]["rows"] == [[4]]
+    assert fenced_json(by_id[2]["result"]["content"][0]["text"])["rows"] == [[4]]
+    # stdin a file (read to its end at once; the SDK closes the session there, so no query)
+    requests = tmp_path / "requests.jsonl"
+    requests.write_bytes(hello + ready + b"not json at all\n" + request(3, "tools/list"))
+    with requests.open("rb") as stdin:
+        done = subprocess.run(serve_command(config_path), stdin=stdin, capture_output=True,
+                              cwd=config_path.parent, timeout=READ_TIMEOUT, check=False)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    by_id = {m.get("id"): m for m in map(json.loads, done.stdout.splitlines())}
+    assert by_id[1]["result"]["serverInfo"]["name"] == "pgmcp"
+    assert "execute_sql" in {tool["name"] for tool in by_id[3]["result"]["tools"]}
+
+
 def test_in_a_terminal_serve_says_what_it_waits_for(tmp_path: Path) -> None:
     """Started by a person (stdin a terminal), serve says so in one line on stderr, and stays
     silent on stdout, which belongs to the protocol."""

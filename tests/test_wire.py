@@ -15,6 +15,7 @@ import pytest
 from pgmcp.db.result import RowsJson
 from pgmcp.mcp import models, wire
 from pgmcp.mcp.calls import RESULT_CLOSE, RESULT_OPEN, untrusted_result
+from pgmcp.mcp.stdio import ThreadOut
 
 ROWS = [
     [1, 'a<b "q" \\ é', None, {"k": ["</database-result>", 1.5]}],
@@ -63,8 +64,8 @@ async def spliced(out: models.QueryOut, monkeypatch: pytest.MonkeyPatch, *, rebu
     written = io.BytesIO()
     if not rebuild:
         monkeypatch.setattr(wire.RowsStdout, "_whole", lambda *a: pytest.fail("the line was rebuilt"))
-    with wire.RowsStdout(written) as stdout:
-        stdout._write(sdk_line(await wire_dict(out)))
+    with wire.RowsStdout(ThreadOut(written)) as stdout:
+        await stdout.write(sdk_line(await wire_dict(out)))
     return written.getvalue()
 
 
@@ -100,14 +101,14 @@ async def test_a_value_holding_the_token_is_left_alone(monkeypatch: pytest.Monke
         assert fenced(out["content"][0]["text"]) == {**out["structuredContent"], "rows": ROWS}
 
 
-def test_a_line_not_as_the_tool_wrote_it_is_rebuilt() -> None:
+async def test_a_line_not_as_the_tool_wrote_it_is_rebuilt() -> None:
     """Without both places exactly once, the line is parsed and written again, never spliced."""
     rows = wire._Rows(f"{wire.TOKEN_PREFIX}{'1' * 32}@", rows_json(ROWS))
     result = {"content": [{"type": "text", "text": "no rows here"}], "structuredContent": {"rows": [rows.token]}}
     written = io.BytesIO()
-    with wire.RowsStdout(written) as stdout:
+    with wire.RowsStdout(ThreadOut(written)) as stdout:
         stdout.expect([rows])
-        stdout._write(sdk_line(result))
+        await stdout.write(sdk_line(result))
     message = json.loads(written.getvalue())
     assert message["result"] == {"content": [{"type": "text", "text": "no rows here"}],
                                  "structuredContent": {"rows": ROWS}}

@@ -109,9 +109,9 @@ def register_secret_in_dsn(dsn: str) -> None:
 
 
 async def serve_stdio(config: Config) -> None:
-    from pgmcp.mcp.server import build_server
+    from pgmcp.mcp.server import build_server, run_stdio
 
-    await build_server(config).run_stdio_async()
+    await run_stdio(build_server(config))
 
 
 def run_tour(config: Config, env: DemoEnvironment, *, keep_running: bool) -> int:

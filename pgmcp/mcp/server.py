@@ -49,6 +49,7 @@ from pgmcp.mcp.calls import clean_argument_errors, tool_call
 from pgmcp.mcp.completions import complete
 from pgmcp.mcp.http import RuntimeSlot, add_ops_routes
 from pgmcp.mcp.identity import principal_of
+from pgmcp.mcp.stdio import wire_ends
 from pgmcp.mcp.wire import RowsStdout, defer_rows
 from pgmcp.observe.logs import request_scope
 from pgmcp.policy.suggest import did_you_mean
@@ -278,9 +279,10 @@ async def run_stdio(server: MCPServer[Runtime]) -> None:
     if lowlevel is None or not hasattr(lowlevel, "create_initialization_options"):
         await server.run_stdio_async()
         return
-    with RowsStdout.claim() as stdout:
-        async with stdio_server(stdout=stdout) as (read_stream, write_stream):  # type: ignore[arg-type]
-            await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+    async with wire_ends() as (stdin, out):
+        with RowsStdout(out) as stdout:
+            async with stdio_server(stdin=stdin, stdout=stdout) as (read_stream, write_stream):  # type: ignore[arg-type]
+                await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
 
 
 def checked_database(ctx: Context[Runtime, Any], database: str) -> str:

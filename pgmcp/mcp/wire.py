@@ -16,9 +16,10 @@ of 4.7 s for 100,000 rows. So while the SDK handles a tool result, the rows are 
   otherwise (streamable HTTP, in-process clients) it puts the rows in as Python values, once.
 - `RowsStdout.write` splices the JSON into the line the SDK wrote: the array for
   `structuredContent.rows`, and for the text the same JSON with `<` escaped (the fence rule of
-  `pgmcp.mcp.calls`) and JSON-string-escaped. It writes the line piece by piece, in a worker
-  thread, so the client starts reading while the rest is being escaped, and no copy of the
-  whole line is ever made.
+  `pgmcp.mcp.calls`) and JSON-string-escaped. It writes the line piece by piece as the pieces
+  are made (`pgmcp.mcp.stdio`: by the event loop on a pipe, waiting whenever the client has
+  not read yet; in a worker thread otherwise), so the client starts reading while the rest is
+  being escaped, and no copy of the whole line is ever made.
 
 Both paths say the same thing; tests/test_mcp_stdio.py compares them value for value.
 """
@@ -26,15 +27,12 @@ Both paths say the same thing; tests/test_mcp_stdio.py compares them value for v
 from __future__ import annotations
 
 import contextvars
-import os
 import secrets
-import sys
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, Protocol
 
-import anyio
 import orjson
 
 from pgmcp.db.result import RowsJson
@@ -46,6 +44,12 @@ STRUCTURED_KEY = '"rows":'
 TEXT_KEY = '"rows":'
 ESCAPED_TEXT_KEY = '\\"rows\\":'
 ESCAPE_CHUNK = 1 << 20  # escape (and write) the text copy of the rows this many bytes at a time
+
+
+class Output(Protocol):
+    """Where the stdio transport's lines go (`pgmcp.mcp.stdio.PipeOut` or `ThreadOut`)."""
+
+    async def write(self, pieces: Iterable[bytes | memoryview]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -142,38 +146,15 @@ def _raw(rows_json: RowsJson) -> Iterator[bytes | memoryview]:
 
 class RowsStdout:
     """The stdout of the stdio transport (`mcp.server.stdio.stdio_server(stdout=...)`): writes
-    each line the SDK hands it, with the rows spliced in where `defer_rows` left tokens.
-
-    `claim()` takes fd 1 for the protocol, as the SDK does for its own stdout: the wire goes
-    to a private duplicate, and fd 1 points at stderr, so stray output of a library or a child
-    process cannot corrupt the protocol."""
+    each line the SDK hands it to `out` (`pgmcp.mcp.stdio`: the pipe by the event loop, else a
+    worker thread), with the rows spliced in where `defer_rows` left tokens."""
 
     active: RowsStdout | None = None
 
-    def __init__(self, out: BinaryIO, restore: Callable[[], None] | None = None) -> None:
+    def __init__(self, out: Output) -> None:
         self._out = out
-        self._restore = restore
         self._expected: dict[str, _Rows] = {}
         self._lock = threading.Lock()
-
-    @classmethod
-    def claim(cls) -> RowsStdout:
-        sys.stdout.flush()
-        try:
-            private = os.dup(1)
-        except OSError:  # cannot divert: write to stdout in place, as the SDK then does
-            return cls(sys.stdout.buffer)
-        try:
-            os.dup2(2, 1)
-        except OSError:
-            os.close(private)
-            return cls(sys.stdout.buffer)
-
-        def restore() -> None:
-            os.dup2(private, 1)
-            os.close(private)
-
-        return cls(os.fdopen(private, "wb", closefd=False), restore)
 
     def __enter__(self) -> RowsStdout:
         RowsStdout.active = self
@@ -181,25 +162,23 @@ class RowsStdout:
 
     def __exit__(self, *exc: object) -> None:
         RowsStdout.active = None
-        if self._restore is not None:
-            self._restore()
-            self._restore = None
 
     def expect(self, pending: list[_Rows]) -> None:
         with self._lock:
             self._expected.update((rows.token, rows) for rows in pending)
 
     async def write(self, line: str) -> None:
-        await anyio.to_thread.run_sync(self._write, line)
+        await self._out.write(self.pieces(line))
 
     async def flush(self) -> None:
-        """Each write flushes (one worker-thread hop per message, not two)."""
+        """Each write flushes."""
 
-    def _write(self, line: str) -> None:
-        pieces = self._splice(line) if self._expected and TOKEN_PREFIX in line else (line.encode("utf-8"),)
-        for piece in pieces:
-            self._out.write(piece)
-        self._out.flush()
+    def pieces(self, line: str) -> Iterator[bytes | memoryview]:
+        """What goes to the wire for `line`, in pieces (made as they are written)."""
+        if self._expected and TOKEN_PREFIX in line:
+            yield from self._splice(line)
+        else:
+            yield line.encode("utf-8")
 
     def _splice(self, line: str) -> Iterator[bytes | memoryview]:
         """`line` with every expected token replaced (see the module docstring): the one in

@@ -1,0 +1,294 @@
+"""stdin and stdout of the stdio transport, read and written by the event loop.
+
+The MCP SDK's `stdio_server` reads stdin with `anyio.wrap_file`: a worker thread hand-off for
+every line read, and another for every message written. On a one-row call that is two thread
+wake-ups and about 0.1-0.2 ms of CPU on this project's machine class (docs/benchmarks.md). When
+stdin and stdout are pipes or sockets, as an MCP host starts a server, pgmcp reads and writes
+them with asyncio's pipe transports instead and hands the SDK's `stdio_server` these two ends
+(it takes explicit streams); on a terminal or a file (a non-blocking flag there would reach
+other processes sharing it; epoll cannot watch a file) the SDK's own way runs.
+
+Like the SDK (mcp.server.stdio), `claim_fd` points the standard descriptor away from the wire
+while serving (fd 0 at the null device, fd 1 at stderr), so a library or a child process that
+reads stdin gets EOF and stray output cannot corrupt the protocol; the wire is a private
+duplicate, and the descriptors are restored on exit.
+
+Lines are handed over as the SDK's reader hands them (text, newline kept, undecodable bytes
+replaced). A line longer than `MAX_LINE` bytes is dropped as it arrives (it is never held whole)
+and an empty line stands in its place: the SDK answers that as a message it cannot parse, and
+serving goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import stat
+import sys
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from typing import BinaryIO
+
+import anyio
+import anyio.to_thread
+from loguru import logger
+
+MAX_LINE = 64 * 1024 * 1024  # a request larger than this is not a question about a database
+QUEUED_BYTES = 4 * 1024 * 1024  # stop reading stdin while this much is waiting for the server
+HIGH_WATER = 1024 * 1024  # wait for the client to read once this much is buffered for stdout
+
+
+def pollable(fd: int) -> bool:
+    """A pipe or a socket: the event loop can watch it, and its non-blocking flag is ours."""
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+def claim_fd(fd: int, divert: Callable[[], int]) -> tuple[int, Callable[[], None]] | None:
+    """A private duplicate of `fd` for the wire, with `fd` pointed at `divert()`; and what puts
+    `fd` back. None when it cannot be done (the caller then uses `fd` in place)."""
+    try:
+        private = os.dup(fd)
+    except OSError:
+        return None
+    try:
+        target = divert()
+    except OSError:
+        os.close(private)
+        return None
+    try:
+        os.dup2(target, fd)
+    except OSError:
+        os.close(private)
+        return None
+    finally:
+        if target != fd:
+            os.close(target)
+
+    def restore() -> None:
+        try:
+            os.dup2(private, fd)
+        finally:
+            os.close(private)
+
+    return private, restore
+
+
+def to_devnull() -> int:
+    return os.open(os.devnull, os.O_RDONLY)
+
+
+def to_stderr() -> int:
+    return os.dup(2)
+
+
+class _Lines(asyncio.Protocol):
+    """Splits what arrives into lines; pauses the pipe while too much waits to be taken."""
+
+    def __init__(self) -> None:
+        self.lines: collections.deque[bytes] = collections.deque()
+        self.queued = 0
+        self.closed = False
+        self.paused = False
+        self.transport: asyncio.ReadTransport | None = None
+        self._partial = bytearray()
+        self._dropping = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.ReadTransport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        start = 0
+        while (end := data.find(b"\n", start)) >= 0:
+            if self._dropping:
+                self._dropping = False
+                self._push(b"\n")
+            elif self._partial:
+                self._partial += data[start:end + 1]
+                self._push(bytes(self._partial))
+                self._partial.clear()
+            else:
+                self._push(data[start:end + 1])
+            start = end + 1
+        if start < len(data) and not self._dropping:
+            self._partial += data[start:]
+            if len(self._partial) > MAX_LINE:
+                logger.warning("stdin: a message longer than {} bytes was dropped", MAX_LINE)
+                self._partial.clear()
+                self._dropping = True
+        if self.queued > QUEUED_BYTES and self.transport is not None and not self.paused:
+            self.paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self._end()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end()
+
+    def _end(self) -> None:
+        """The last line needs no newline (as a file's `readline` hands it)."""
+        if self._partial and not self._dropping:
+            self._push(bytes(self._partial))
+        self._partial.clear()
+        self.closed = True
+        self._wake()
+
+    def _push(self, line: bytes) -> None:
+        self.lines.append(line)
+        self.queued += len(line)
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def wait(self) -> None:
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+
+class StdinLines:
+    """The lines of a pipe, as `async for` hands them to the SDK's stdio reader."""
+
+    def __init__(self, protocol: _Lines) -> None:
+        self._protocol = protocol
+
+    @classmethod
+    async def open(cls, fd: int) -> StdinLines:
+        loop = asyncio.get_running_loop()
+        protocol = _Lines()
+        await loop.connect_read_pipe(lambda: protocol, os.fdopen(os.dup(fd), "rb", buffering=0))
+        return cls(protocol)
+
+    def __aiter__(self) -> StdinLines:
+        return self
+
+    async def __anext__(self) -> str:
+        protocol = self._protocol
+        while not protocol.lines:
+            if protocol.closed:
+                raise StopAsyncIteration
+            await protocol.wait()
+        line = protocol.lines.popleft()
+        protocol.queued -= len(line)
+        if protocol.paused and protocol.queued <= QUEUED_BYTES // 2 and protocol.transport is not None:
+            protocol.paused = False
+            protocol.transport.resume_reading()
+        return line.decode("utf-8", "replace")
+
+    def close(self) -> None:
+        if self._protocol.transport is not None:
+            self._protocol.transport.close()
+
+
+class _Flow(asyncio.Protocol):
+    """Write-side flow control: `drained` is set while the pipe takes what is written."""
+
+    def __init__(self) -> None:
+        self.drained = asyncio.Event()
+        self.drained.set()
+        self.lost: Exception | None = None
+        self.closed = False
+        self.gone = asyncio.Event()
+
+    def pause_writing(self) -> None:
+        self.drained.clear()
+
+    def resume_writing(self) -> None:
+        self.drained.set()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.lost = exc
+        self.drained.set()
+        self.gone.set()
+
+
+class PipeOut:
+    """stdout written by the event loop: each piece goes to the pipe at once when it takes it,
+    and a writer waits only while more than HIGH_WATER bytes are buffered (a client that reads
+    slowly)."""
+
+    def __init__(self, transport: asyncio.WriteTransport, flow: _Flow) -> None:
+        self._transport, self._flow = transport, flow
+
+    @classmethod
+    async def open(cls, fd: int) -> PipeOut:
+        loop = asyncio.get_running_loop()
+        flow = _Flow()
+        transport, _ = await loop.connect_write_pipe(lambda: flow, os.fdopen(os.dup(fd), "wb", buffering=0))
+        transport.set_write_buffer_limits(high=HIGH_WATER)
+        return cls(transport, flow)
+
+    async def write(self, pieces: Iterable[bytes | memoryview]) -> None:
+        for piece in pieces:
+            if self._flow.closed:
+                raise BrokenPipeError(self._flow.lost or "stdout is closed")
+            self._transport.write(piece)
+            if not self._flow.drained.is_set():
+                await self._flow.drained.wait()
+
+    async def close(self) -> None:
+        """Close once what is buffered is written (asyncio's pipe transport flushes first)."""
+        self._transport.close()
+        await self._flow.gone.wait()
+
+
+class ThreadOut:
+    """stdout written by blocking writes in a worker thread (a terminal or a file): the pieces
+    are made in that thread too, so a long answer is escaped while the client reads."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+
+    async def write(self, pieces: Iterable[bytes | memoryview]) -> None:
+        await anyio.to_thread.run_sync(self._write_all, pieces)
+
+    def _write_all(self, pieces: Iterable[bytes | memoryview]) -> None:
+        for piece in pieces:
+            self._out.write(piece)
+        self._out.flush()
+
+    async def close(self) -> None:
+        return None
+
+
+CLOSE_WAIT = 5.0  # seconds to let the client read what is left when serving ends
+
+
+@asynccontextmanager
+async def wire_ends() -> AsyncIterator[tuple[StdinLines | None, PipeOut | ThreadOut]]:
+    """stdin's lines (None: leave stdin to the SDK, which claims it itself) and stdout, each read
+    or written by the event loop when it is a pipe or a socket; fd 0 and fd 1 restored on exit."""
+    sys.stdout.flush()
+    restores: list[Callable[[], None]] = []
+    stdin: StdinLines | None = None
+    out: PipeOut | ThreadOut = ThreadOut(sys.stdout.buffer)
+    try:
+        if pollable(0) and (claimed := claim_fd(0, to_devnull)) is not None:
+            restores.append(claimed[1])
+            stdin = await StdinLines.open(claimed[0])
+        piped = pollable(1)
+        if (claimed := claim_fd(1, to_stderr)) is not None:
+            restores.append(claimed[1])
+            private = claimed[0]
+            out = await PipeOut.open(private) if piped else ThreadOut(os.fdopen(private, "wb", closefd=False))
+        yield stdin, out
+    finally:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_WAIT):
+            await out.close()
+        if stdin is not None:
+            stdin.close()
+        for restore in reversed(restores):
+            restore()
