@@ -37,6 +37,7 @@ from loguru import logger
 MAX_LINE = 64 * 1024 * 1024  # a request larger than this is not a question about a database
 QUEUED_BYTES = 4 * 1024 * 1024  # stop reading stdin while this much is waiting for the server
 HIGH_WATER = 1024 * 1024  # wait for the client to read once this much is buffered for stdout
+CLOSE_WAIT = 5.0  # seconds to let the client read what is left when serving ends
 
 
 def pollable(fd: int) -> bool:
@@ -232,17 +233,23 @@ class PipeOut:
         return cls(transport, flow)
 
     async def write(self, pieces: Iterable[bytes | memoryview]) -> None:
+        """Raises anyio.ClosedResourceError once the pipe is closed (the client is gone): the
+        SDK's stdout writer then ends quietly."""
         for piece in pieces:
             if self._flow.closed:
-                raise BrokenPipeError(self._flow.lost or "stdout is closed")
+                raise anyio.ClosedResourceError
             self._transport.write(piece)
             if not self._flow.drained.is_set():
                 await self._flow.drained.wait()
 
     async def close(self) -> None:
-        """Close once what is buffered is written (asyncio's pipe transport flushes first)."""
+        """Close once what is buffered is written (asyncio's pipe transport flushes first); a
+        client that has not read it within CLOSE_WAIT seconds loses it."""
         self._transport.close()
-        await self._flow.gone.wait()
+        with anyio.move_on_after(CLOSE_WAIT):
+            await self._flow.gone.wait()
+        if not self._flow.gone.is_set():
+            self._transport.abort()
 
 
 class ThreadOut:
@@ -264,9 +271,6 @@ class ThreadOut:
         return None
 
 
-CLOSE_WAIT = 5.0  # seconds to let the client read what is left when serving ends
-
-
 @asynccontextmanager
 async def wire_ends() -> AsyncIterator[tuple[StdinLines | None, PipeOut | ThreadOut]]:
     """stdin's lines (None: leave stdin to the SDK, which claims it itself) and stdout, each read
@@ -286,9 +290,10 @@ async def wire_ends() -> AsyncIterator[tuple[StdinLines | None, PipeOut | Thread
             out = await PipeOut.open(private) if piped else ThreadOut(os.fdopen(private, "wb", closefd=False))
         yield stdin, out
     finally:
-        with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_WAIT):
+        with anyio.CancelScope(shield=True):
             await out.close()
         if stdin is not None:
             stdin.close()
         for restore in reversed(restores):
             restore()
+
