@@ -242,6 +242,11 @@ def build_servers(cache: Path, pg: TemporaryPostgres, only: set[str] | None) -> 
     if wanted("pgmcp"):
         servers.append(Server("pgmcp", str(script), ["serve", "--config", str(work / "pgmcp.yaml")], "execute_sql",
                               version=_pgmcp_version(), note="baseline policy + public.*, default logging (INFO)"))
+    if only is not None and "pgmcp-nodb" in only:  # an instrument, not a peer: only when asked for
+        servers.append(Server("pgmcp-nodb", sys.executable,
+                              [str(Path(__file__).with_name("pgmcp_nodb.py")), "serve", "--config",
+                               str(work / "pgmcp.yaml")], "execute_sql", version=_pgmcp_version(),
+                              note="pgmcp with repeated statements answered without check or database"))
     if wanted("hello"):
         (work / "hello_server.py").write_text(HELLO_SERVER)
         servers.append(Server("hello", sys.executable, [str(work / "hello_server.py")], "execute_sql",
@@ -525,7 +530,8 @@ def print_table(servers: list[Server], table: dict[str, dict[str, float]], faile
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=Path(os.path.expanduser("~/.cache/pgmcp-bench")))
-    parser.add_argument("--only", help="comma-separated servers: pgmcp,hello,REF,DBHub,Pro")
+    parser.add_argument("--only", help="comma-separated servers: pgmcp,hello,REF,DBHub,Pro; and pgmcp-nodb "
+                        "(bench/pgmcp_nodb.py: repeated statements answered without check or database)")
     parser.add_argument("--starts", type=int, default=5)
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--runs", type=int, default=7)
