@@ -36,7 +36,8 @@ from loguru import logger
 
 MAX_LINE = 64 * 1024 * 1024  # a request larger than this is not a question about a database
 QUEUED_BYTES = 4 * 1024 * 1024  # stop reading stdin while this much is waiting for the server
-HIGH_WATER = 1024 * 1024  # wait for the client to read once this much is buffered for stdout
+WRITE_SLICE = 64 * 1024  # stdout is written in slices of at most this many bytes ...
+HIGH_WATER = 256 * 1024  # ... and a writer waits once this much is buffered
 CLOSE_WAIT = 5.0  # seconds to let the client read what is left when serving ends
 
 
@@ -218,8 +219,9 @@ class _Flow(asyncio.Protocol):
 
 class PipeOut:
     """stdout written by the event loop: each piece goes to the pipe at once when it takes it,
-    and a writer waits only while more than HIGH_WATER bytes are buffered (a client that reads
-    slowly)."""
+    in slices of WRITE_SLICE bytes, and a writer waits while more than HIGH_WATER bytes are
+    buffered (a client that reads slowly). So at most a slice or two of an answer is copied
+    into the buffer: a large answer is never held twice."""
 
     def __init__(self, transport: asyncio.WriteTransport, flow: _Flow) -> None:
         self._transport, self._flow = transport, flow
@@ -236,11 +238,13 @@ class PipeOut:
         """Raises anyio.ClosedResourceError once the pipe is closed (the client is gone): the
         SDK's stdout writer then ends quietly."""
         for piece in pieces:
-            if self._flow.closed:
-                raise anyio.ClosedResourceError
-            self._transport.write(piece)
-            if not self._flow.drained.is_set():
-                await self._flow.drained.wait()
+            view = memoryview(piece)
+            for start in range(0, len(view), WRITE_SLICE):
+                if self._flow.closed:
+                    raise anyio.ClosedResourceError
+                self._transport.write(view[start:start + WRITE_SLICE])
+                if not self._flow.drained.is_set():
+                    await self._flow.drained.wait()
 
     async def close(self) -> None:
         """Close once what is buffered is written (asyncio's pipe transport flushes first); a
