@@ -309,6 +309,16 @@ def _tree(pid: int) -> list[int]:
     return found
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of `pids` so far (/proc/PID/stat, proc(5))."""
+    ticks = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def _status_kb(pid: int, key: str) -> int:
     with contextlib.suppress(OSError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -343,13 +353,7 @@ class Session:
         return sum(_status_kb(p, "VmHWM") for p in self.pids) / 1024
 
     def cpu_seconds(self) -> float:
-        """User + system CPU of the server's process tree so far (/proc/PID/stat)."""
-        ticks = 0
-        for pid in self.pids:
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
-        return ticks / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.pids)
 
 
 def _text(result: Any) -> str:

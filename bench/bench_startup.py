@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import compileall
-import contextlib
 import json
 import os
 import statistics
@@ -30,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_peers import HELLO_SERVER, _tree, cpu_seconds  # the same floor server and /proc readings
 from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
@@ -38,21 +38,6 @@ from pgmcp.demo.environment import DemoEnvironment
 
 ROOT = Path(__file__).resolve().parent.parent
 SQL = "SELECT count(*) FROM orders"
-TICKS = os.sysconf("SC_CLK_TCK")
-HELLO_SERVER = '''
-from mcp.server.mcpserver import MCPServer
-
-server = MCPServer("hello", log_level="WARNING")
-
-
-@server.tool()
-def execute_sql(sql: str) -> str:
-    """Answer hello, whatever the SQL."""
-    return "hello"
-
-
-server.run()
-'''
 
 
 def pgmcp_argv(subcommand: str, module: str) -> list[str]:
@@ -91,22 +76,9 @@ async def one_start(config_path: Path) -> tuple[float, float]:
     return initialized * 1000, answered * 1000
 
 
-def _tree(pid: int) -> list[int]:
-    pids = [pid]
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as f:
-            pids += [p for child in f.read().split() for p in _tree(int(child))]
-    return pids
-
-
 def cpu_ms(pid: int) -> float:
     """User + system CPU time of `pid` and its live descendants."""
-    total = 0
-    for p in _tree(pid):
-        with contextlib.suppress(OSError), open(f"/proc/{p}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime (proc(5))
-    return total * 1000 / TICKS
+    return cpu_seconds(_tree(pid)) * 1000
 
 
 def raw_start(argv: list[str], sql: str) -> tuple[float, float]:
