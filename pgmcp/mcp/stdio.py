@@ -13,16 +13,12 @@ while serving (fd 0 at the null device, fd 1 at stderr), so a library or a child
 reads stdin gets EOF and stray output cannot corrupt the protocol; the wire is a private
 duplicate, and the descriptors are restored on exit.
 
-Lines are handed over as the SDK's reader hands them (text, newline kept, undecodable bytes
-replaced). A line longer than `MAX_LINE` bytes is dropped as it arrives (it is never held whole)
-and an empty line stands in its place: the SDK answers that as a message it cannot parse, and
-serving goes on.
+stdin's lines: `pgmcp.mcp.stdin_lines`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import os
 import stat
 import sys
@@ -32,10 +28,9 @@ from typing import BinaryIO
 
 import anyio
 import anyio.to_thread
-from loguru import logger
 
-MAX_LINE = 64 * 1024 * 1024  # a request larger than this is not a question about a database
-QUEUED_BYTES = 4 * 1024 * 1024  # stop reading stdin while this much is waiting for the server
+from pgmcp.mcp.stdin_lines import StdinLines
+
 WRITE_SLICE = 64 * 1024  # stdout is written in slices of at most this many bytes ...
 HIGH_WATER = 256 * 1024  # ... and a writer waits once this much is buffered
 CLOSE_WAIT = 5.0  # seconds to let the client read what is left when serving ends
@@ -86,112 +81,6 @@ def to_devnull() -> int:
 
 def to_stderr() -> int:
     return os.dup(2)
-
-
-class _Lines(asyncio.Protocol):
-    """Splits what arrives into lines; pauses the pipe while too much waits to be taken."""
-
-    def __init__(self) -> None:
-        self.lines: collections.deque[bytes] = collections.deque()
-        self.queued = 0
-        self.closed = False
-        self.paused = False
-        self.transport: asyncio.ReadTransport | None = None
-        self._partial = bytearray()
-        self._dropping = False
-        self._waiter: asyncio.Future[None] | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.ReadTransport)
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        start = 0
-        while (end := data.find(b"\n", start)) >= 0:
-            if self._dropping:
-                self._dropping = False
-                self._push(b"\n")
-            elif self._partial:
-                self._partial += data[start:end + 1]
-                self._push(bytes(self._partial))
-                self._partial.clear()
-            else:
-                self._push(data[start:end + 1])
-            start = end + 1
-        if start < len(data) and not self._dropping:
-            self._partial += data[start:]
-            if len(self._partial) > MAX_LINE:
-                logger.warning("stdin: a message longer than {} bytes was dropped", MAX_LINE)
-                self._partial.clear()
-                self._dropping = True
-        if self.queued > QUEUED_BYTES and self.transport is not None and not self.paused:
-            self.paused = True
-            self.transport.pause_reading()
-        self._wake()
-
-    def eof_received(self) -> bool:
-        self._end()
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._end()
-
-    def _end(self) -> None:
-        """The last line needs no newline (as a file's `readline` hands it)."""
-        if self._partial and not self._dropping:
-            self._push(bytes(self._partial))
-        self._partial.clear()
-        self.closed = True
-        self._wake()
-
-    def _push(self, line: bytes) -> None:
-        self.lines.append(line)
-        self.queued += len(line)
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    async def wait(self) -> None:
-        self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
-
-
-class StdinLines:
-    """The lines of a pipe, as `async for` hands them to the SDK's stdio reader."""
-
-    def __init__(self, protocol: _Lines) -> None:
-        self._protocol = protocol
-
-    @classmethod
-    async def open(cls, fd: int) -> StdinLines:
-        loop = asyncio.get_running_loop()
-        protocol = _Lines()
-        await loop.connect_read_pipe(lambda: protocol, os.fdopen(os.dup(fd), "rb", buffering=0))
-        return cls(protocol)
-
-    def __aiter__(self) -> StdinLines:
-        return self
-
-    async def __anext__(self) -> str:
-        protocol = self._protocol
-        while not protocol.lines:
-            if protocol.closed:
-                raise StopAsyncIteration
-            await protocol.wait()
-        line = protocol.lines.popleft()
-        protocol.queued -= len(line)
-        if protocol.paused and protocol.queued <= QUEUED_BYTES // 2 and protocol.transport is not None:
-            protocol.paused = False
-            protocol.transport.resume_reading()
-        return line.decode("utf-8", "replace")
-
-    def close(self) -> None:
-        if self._protocol.transport is not None:
-            self._protocol.transport.close()
 
 
 class _Flow(asyncio.Protocol):

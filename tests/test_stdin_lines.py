@@ -1,4 +1,4 @@
-"""stdin as the event loop reads it (pgmcp.mcp.stdio): the lines the SDK's reader gets do not
+"""stdin as the event loop reads it (pgmcp.mcp.stdin_lines): the lines the SDK's reader gets do not
 depend on how the bytes arrive; an over-long line is dropped as it comes, never held whole;
 the pipe is paused while too much waits, and resumed."""
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pgmcp.mcp import stdio
+from pgmcp.mcp import stdin_lines
 
 STREAM = b'{"a": 1}\n{"b": "\xc3\xa9\xff"}\n\n{"c": [1, 2, 3]}\nlast without newline'
 EXPECTED = ['{"a": 1}\n', '{"b": "\u00e9\ufffd"}\n', "\n", '{"c": [1, 2, 3]}\n', "last without newline"]
@@ -31,10 +31,10 @@ class FakeTransport(asyncio.ReadTransport):
 
 
 async def lines_of(chunks: list[bytes]) -> tuple[list[str], list[str]]:
-    protocol = stdio._Lines()
+    protocol = stdin_lines._Lines()
     transport = FakeTransport()
     protocol.connection_made(transport)
-    reader = stdio.StdinLines(protocol)
+    reader = stdin_lines.StdinLines(protocol)
 
     async def feed() -> None:
         for chunk in chunks:
@@ -60,7 +60,7 @@ async def test_the_lines_do_not_depend_on_the_chunks(size: int) -> None:
 
 @pytest.mark.parametrize("size", [1, 5, 64])
 async def test_an_over_long_line_is_dropped_and_the_next_is_read(monkeypatch: pytest.MonkeyPatch, size: int) -> None:
-    monkeypatch.setattr(stdio, "MAX_LINE", 20)
+    monkeypatch.setattr(stdin_lines, "MAX_LINE", 20)
     data = b'{"ok": 1}\n' + b"x" * 100 + b'\n{"ok": 2}\n' + b"y" * 50
     got, _ = await lines_of(split_every(data, size))
     # the dropped line stands as an empty one (the SDK answers it as unparsable); a long tail
@@ -69,13 +69,13 @@ async def test_an_over_long_line_is_dropped_and_the_next_is_read(monkeypatch: py
 
 
 async def test_reading_pauses_while_too_much_waits(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stdio, "QUEUED_BYTES", 10)
-    protocol = stdio._Lines()
+    monkeypatch.setattr(stdin_lines, "QUEUED_BYTES", 10)
+    protocol = stdin_lines._Lines()
     transport = FakeTransport()
     protocol.connection_made(transport)
     protocol.data_received(b"0123456789\n" * 3)
     assert transport.calls == ["pause"]
-    reader = stdio.StdinLines(protocol)
+    reader = stdin_lines.StdinLines(protocol)
     first = await reader.__anext__()
     assert first == "0123456789\n" and transport.calls == ["pause"]  # 22 bytes still waiting
     await reader.__anext__()
