@@ -432,6 +432,21 @@ async def measure_one_row(sessions: list[Session], calls: int) -> tuple[dict[str
     return out, cpu
 
 
+async def measure_new_statements(sessions: list[Session], calls: int) -> dict[str, list[float]]:
+    """One-row calls whose SQL text is new each time (as a model's statements mostly are): what
+    a server spends on a statement it has not seen, e.g. pgmcp's check (no remembered verdict)
+    and a fresh prepare of its capped form."""
+    out: dict[str, list[float]] = {s.server.name: [] for s in sessions}
+    for i in range(calls):
+        sql = f"SELECT * FROM wide WHERE id = {1000 + i}"
+        for s in sessions[i % len(sessions):] + sessions[:i % len(sessions)]:
+            elapsed, result = await s.call(sql)
+            if i == 0:
+                check_rows(s.server, result, 1000)
+            out[s.server.name].append(elapsed * 1000)
+    return out
+
+
 async def measure_ten_k(sessions: list[Session], runs: int) -> dict[str, dict[str, Any]]:
     rowful = [s for s in sessions if s.server.rows]
     times: dict[str, dict[str, list[float]]] = {s.server.name: {"on": [], "off": []} for s in rowful}
@@ -482,6 +497,8 @@ async def run_all(servers: list[Server], args: argparse.Namespace, errlog: Any) 
         sessions = [await stack.enter_async_context(session(s, errlog)) for s in servers]
         print(f"one row: {args.calls} calls per server ...", file=sys.stderr)
         results["one_row_ms"], results["one_row_cpu_ms"] = await measure_one_row(sessions, args.calls)
+        print(f"one row, a new statement each call: {args.calls} calls per server ...", file=sys.stderr)
+        results["new_statement_ms"] = await measure_new_statements(sessions, args.calls)
         print(f"10,000 rows: {args.runs} runs per server and mode ...", file=sys.stderr)
         results["ten_k"] = await measure_ten_k(sessions, args.runs)
     print(f"100,000 rows: {args.big_runs} runs per server ...", file=sys.stderr)
@@ -496,6 +513,7 @@ def summary(servers: list[Server], results: dict[str, Any]) -> dict[str, dict[st
             "startup_ms": p50(results["startup_ms"][s.name]),
             "one_row_p50_ms": p50(results["one_row_ms"][s.name]),
             "one_row_cpu_ms": results["one_row_cpu_ms"][s.name],
+            "new_statement_p50_ms": p50(results["new_statement_ms"][s.name]),
         }
         if s.rows:
             ten, big = results["ten_k"][s.name], results["hundred_k"][s.name]
@@ -516,6 +534,7 @@ def print_table(servers: list[Server], table: dict[str, dict[str, float]], faile
         ("spawn to first answer of `SELECT 1`, median", "startup_ms", "{:.0f} ms"),
         ("1-row call, p50", "one_row_p50_ms", "{:.2f} ms"),
         ("1-row call: server CPU per call", "one_row_cpu_ms", "{:.2f} ms"),
+        ("1-row call, a new statement each call, p50", "new_statement_p50_ms", "{:.2f} ms"),
         ("10,000 rows x 8 columns, median, output schema validated", "ten_k_validated_ms", "{:.0f} ms"),
         ("10,000 rows x 8 columns, median, not validated", "ten_k_unvalidated_ms", "{:.0f} ms"),
         ("10,000 rows: response size", "ten_k_response_bytes", "{:,.0f} B"),

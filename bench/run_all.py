@@ -97,6 +97,7 @@ def _peers(out: str) -> list[Row]:
     for key, label, unit in (
         ("startup_ms", "spawn to first answer", "ms"), ("one_row_p50_ms", "1-row call p50", "ms"),
         ("one_row_cpu_ms", "1-row call, server CPU per call", "ms"),
+        ("new_statement_p50_ms", "1-row call, a new statement each call, p50", "ms"),
         ("ten_k_validated_ms", "10,000 rows, output schema validated", "ms"),
         ("ten_k_unvalidated_ms", "10,000 rows, not validated", "ms"),
         ("hundred_k_ms", "100,000 rows", "ms"), ("hundred_k_peak_rss_mb", "100,000 rows, peak RSS", "MB"),
