@@ -299,6 +299,30 @@ def test_serve_with_files_for_stdin_and_stdout(config_path: Path, tmp_path: Path
     assert "execute_sql" in {tool["name"] for tool in by_id[3]["result"]["tools"]}
 
 
+def test_serve_leaves_shared_pipes_blocking(config_path: Path) -> None:
+    """The event loop makes stdin and stdout non-blocking, a flag of the open pipe that the
+    process which started pgmcp shares (here: this test keeps both ends' descriptors, as a
+    shell does); serve takes it back when it ends."""
+    stdin_r, stdin_w = os.pipe()
+    stdout_r, stdout_w = os.pipe()
+    try:
+        proc = subprocess.Popen(serve_command(config_path), stdin=stdin_r, stdout=stdout_w,
+                                stderr=subprocess.DEVNULL, cwd=config_path.parent)
+        os.write(stdin_w, request(1, "initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
+                                                    "clientInfo": {"name": "shell", "version": "0"}}))
+        with os.fdopen(stdout_r, "rb", closefd=False) as answers:
+            assert json.loads(answers.readline())["id"] == 1
+            assert not os.get_blocking(stdin_r) and not os.get_blocking(stdout_w)  # while serving
+            os.close(stdin_w)
+            stdin_w = -1
+            assert proc.wait(READ_TIMEOUT) == 0
+        assert os.get_blocking(stdin_r) and os.get_blocking(stdout_w)
+    finally:
+        for fd in (stdin_r, stdin_w, stdout_r, stdout_w):
+            if fd >= 0:
+                os.close(fd)
+
+
 def test_in_a_terminal_serve_says_what_it_waits_for(tmp_path: Path) -> None:
     """Started by a person (stdin a terminal), serve says so in one line on stderr, and stays
     silent on stdout, which belongs to the protocol."""

@@ -19,6 +19,7 @@ stdin's lines: `pgmcp.mcp.stdin_lines`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import stat
 import sys
@@ -73,6 +74,18 @@ def claim_fd(fd: int, divert: Callable[[], int]) -> tuple[int, Callable[[], None
             os.close(private)
 
     return private, restore
+
+
+def blocking_again(fd: int, restore: Callable[[], None]) -> Callable[[], None]:
+    """`restore`, after taking back the non-blocking flag the event loop set on `fd`'s open file
+    description, which the process that started pgmcp may share (a shell's pipe)."""
+
+    def undo() -> None:
+        with contextlib.suppress(OSError):
+            os.set_blocking(fd, True)
+        restore()
+
+    return undo
 
 
 def to_devnull() -> int:
@@ -174,12 +187,12 @@ async def wire_ends() -> AsyncIterator[tuple[StdinLines | None, PipeOut | Thread
     out: PipeOut | ThreadOut = ThreadOut(sys.stdout.buffer)
     try:
         if pollable(0) and (claimed := claim_fd(0, to_devnull)) is not None:
-            restores.append(claimed[1])
+            restores.append(blocking_again(*claimed))
             stdin = await StdinLines.open(claimed[0])
         piped = pollable(1)
         if (claimed := claim_fd(1, to_stderr)) is not None:
-            restores.append(claimed[1])
             private = claimed[0]
+            restores.append(blocking_again(*claimed) if piped else claimed[1])
             out = await PipeOut.open(private) if piped else ThreadOut(os.fdopen(private, "wb", closefd=False))
         yield stdin, out
     finally:
