@@ -31,16 +31,15 @@ class FakeTransport(asyncio.ReadTransport):
 
 
 async def lines_of(chunks: list[bytes]) -> tuple[list[str], list[str]]:
-    protocol = stdin_lines._Lines()
+    reader = stdin_lines.StdinLines()
     transport = FakeTransport()
-    protocol.connection_made(transport)
-    reader = stdin_lines.StdinLines(protocol)
+    reader.connection_made(transport)
 
     async def feed() -> None:
         for chunk in chunks:
-            protocol.data_received(chunk)
+            reader.data_received(chunk)
             await asyncio.sleep(0)
-        protocol.eof_received()
+        reader.eof_received()
 
     feeding = asyncio.create_task(feed())
     got = [line async for line in reader]
@@ -70,18 +69,17 @@ async def test_an_over_long_line_is_dropped_and_the_next_is_read(monkeypatch: py
 
 async def test_reading_pauses_while_too_much_waits(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(stdin_lines, "QUEUED_BYTES", 10)
-    protocol = stdin_lines._Lines()
+    reader = stdin_lines.StdinLines()
     transport = FakeTransport()
-    protocol.connection_made(transport)
-    protocol.data_received(b"0123456789\n" * 3)
+    reader.connection_made(transport)
+    reader.data_received(b"0123456789\n" * 3)
     assert transport.calls == ["pause"]
-    reader = stdin_lines.StdinLines(protocol)
     first = await reader.__anext__()
     assert first == "0123456789\n" and transport.calls == ["pause"]  # 22 bytes still waiting
     await reader.__anext__()
     assert transport.calls == ["pause"]  # 11 bytes: more than half the limit
     await reader.__anext__()
     assert transport.calls == ["pause", "resume"]  # nothing waits
-    protocol.eof_received()
+    reader.eof_received()
     rest: list[Any] = [line async for line in reader]
     assert rest == []

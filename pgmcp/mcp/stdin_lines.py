@@ -19,22 +19,35 @@ MAX_LINE = 64 * 1024 * 1024  # a request larger than this is not a question abou
 QUEUED_BYTES = 4 * 1024 * 1024  # stop reading stdin while this much is waiting for the server
 
 
-class _Lines(asyncio.Protocol):
-    """Splits what arrives into lines; pauses the pipe while too much waits to be taken."""
+class StdinLines(asyncio.Protocol):
+    """The lines of a pipe, as `async for` hands them to the SDK's stdio reader: split as they
+    arrive, the pipe paused while too much waits to be taken (`open` connects it)."""
 
     def __init__(self) -> None:
-        self.lines: collections.deque[bytes] = collections.deque()
-        self.queued = 0
-        self.closed = False
-        self.paused = False
-        self.transport: asyncio.ReadTransport | None = None
+        self._lines: collections.deque[bytes] = collections.deque()
+        self._queued = 0
+        self._closed = False
+        self._paused = False
+        self._transport: asyncio.ReadTransport | None = None
         self._partial = bytearray()
         self._dropping = False
         self._waiter: asyncio.Future[None] | None = None
 
+    @classmethod
+    async def open(cls, fd: int) -> StdinLines:
+        lines = cls()
+        await asyncio.get_running_loop().connect_read_pipe(lambda: lines, os.fdopen(os.dup(fd), "rb", buffering=0))
+        return lines
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    # -- the pipe's side (asyncio.Protocol) -------------------------------------------------
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.ReadTransport)
-        self.transport = transport
+        self._transport = transport
 
     def data_received(self, data: bytes) -> None:
         start = 0
@@ -55,9 +68,9 @@ class _Lines(asyncio.Protocol):
                 logger.warning("stdin: a message longer than {} bytes was dropped", MAX_LINE)
                 self._partial.clear()
                 self._dropping = True
-        if self.queued > QUEUED_BYTES and self.transport is not None and not self.paused:
-            self.paused = True
-            self.transport.pause_reading()
+        if self._queued > QUEUED_BYTES and self._transport is not None and not self._paused:
+            self._paused = True
+            self._transport.pause_reading()
         self._wake()
 
     def eof_received(self) -> bool:
@@ -72,54 +85,34 @@ class _Lines(asyncio.Protocol):
         if self._partial and not self._dropping:
             self._push(bytes(self._partial))
         self._partial.clear()
-        self.closed = True
+        self._closed = True
         self._wake()
 
     def _push(self, line: bytes) -> None:
-        self.lines.append(line)
-        self.queued += len(line)
+        self._lines.append(line)
+        self._queued += len(line)
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    async def wait(self) -> None:
-        self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
-
-
-class StdinLines:
-    """The lines of a pipe, as `async for` hands them to the SDK's stdio reader."""
-
-    def __init__(self, protocol: _Lines) -> None:
-        self._protocol = protocol
-
-    @classmethod
-    async def open(cls, fd: int) -> StdinLines:
-        loop = asyncio.get_running_loop()
-        protocol = _Lines()
-        await loop.connect_read_pipe(lambda: protocol, os.fdopen(os.dup(fd), "rb", buffering=0))
-        return cls(protocol)
+    # -- the reader's side ------------------------------------------------------------------
 
     def __aiter__(self) -> StdinLines:
         return self
 
     async def __anext__(self) -> str:
-        protocol = self._protocol
-        while not protocol.lines:
-            if protocol.closed:
+        while not self._lines:
+            if self._closed:
                 raise StopAsyncIteration
-            await protocol.wait()
-        line = protocol.lines.popleft()
-        protocol.queued -= len(line)
-        if protocol.paused and protocol.queued <= QUEUED_BYTES // 2 and protocol.transport is not None:
-            protocol.paused = False
-            protocol.transport.resume_reading()
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        line = self._lines.popleft()
+        self._queued -= len(line)
+        if self._paused and self._queued <= QUEUED_BYTES // 2 and self._transport is not None:
+            self._paused = False
+            self._transport.resume_reading()
         return line.decode("utf-8", "replace")
-
-    def close(self) -> None:
-        if self._protocol.transport is not None:
-            self._protocol.transport.close()

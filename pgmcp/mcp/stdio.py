@@ -97,13 +97,12 @@ def to_stderr() -> int:
 
 
 class _Flow(asyncio.Protocol):
-    """Write-side flow control: `drained` is set while the pipe takes what is written."""
+    """Write-side flow control: `drained` is set while the pipe takes what is written, `gone`
+    once it is closed."""
 
     def __init__(self) -> None:
         self.drained = asyncio.Event()
         self.drained.set()
-        self.lost: Exception | None = None
-        self.closed = False
         self.gone = asyncio.Event()
 
     def pause_writing(self) -> None:
@@ -113,8 +112,6 @@ class _Flow(asyncio.Protocol):
         self.drained.set()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.lost = exc
         self.drained.set()
         self.gone.set()
 
@@ -142,7 +139,7 @@ class PipeOut:
         for piece in pieces:
             view = memoryview(piece)
             for start in range(0, len(view), WRITE_SLICE):
-                if self._flow.closed:
+                if self._flow.gone.is_set():
                     raise anyio.ClosedResourceError
                 self._transport.write(view[start:start + WRITE_SLICE])
                 if not self._flow.drained.is_set():
