@@ -43,11 +43,11 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -83,7 +83,9 @@ GRANT USAGE ON SCHEMA public TO {ROLE};
 GRANT SELECT ON wide TO {ROLE};
 """
 SELECT_1 = "SELECT 1"
-ONE_ROW = "SELECT * FROM wide WHERE id = 42"
+T = TypeVar("T")
+ONE_ROW_SQL = "SELECT * FROM wide WHERE id = {}"
+ONE_ROW = ONE_ROW_SQL.format(42)
 TEN_K = "SELECT * FROM wide WHERE id <= 10000 ORDER BY id"
 HUNDRED_K = "SELECT * FROM wide ORDER BY id"
 
@@ -394,7 +396,7 @@ async def session(server: Server, errlog: Any) -> AsyncIterator[Session]:
 # -- the four measurements ----------------------------------------------------------------------
 
 
-def rotate(items: list[Server], k: int) -> list[Server]:
+def rotate(items: list[T], k: int) -> list[T]:
     k %= len(items)
     return items[k:] + items[:k]
 
@@ -415,19 +417,26 @@ async def measure_startup(servers: list[Server], runs: int, errlog: Any) -> dict
     return out
 
 
+async def take_turns(sessions: list[Session], calls: int, row_id: Callable[[int], int]) -> dict[str, list[float]]:
+    """Latencies of `calls` one-row calls per server, the servers taking turns; call i asks for
+    row `row_id(i)`."""
+    out: dict[str, list[float]] = {s.server.name: [] for s in sessions}
+    for i in range(calls):
+        for s in rotate(sessions, i):
+            elapsed, result = await s.call(ONE_ROW_SQL.format(row_id(i)))
+            if i == 0:
+                check_rows(s.server, result, row_id(i))
+            out[s.server.name].append(elapsed * 1000)
+    return out
+
+
 async def measure_one_row(sessions: list[Session], calls: int) -> tuple[dict[str, list[float]], dict[str, float]]:
     """Latencies of each server's one-row calls, and the CPU its process tree spent per call."""
-    out: dict[str, list[float]] = {s.server.name: [] for s in sessions}
     for s in sessions:  # warm up: statement caches, lazy imports, schema snapshots
         for _ in range(20):
             await s.call(ONE_ROW)
     cpu_before = {s.server.name: s.cpu_seconds() for s in sessions}
-    for i in range(calls):
-        for s in sessions[i % len(sessions):] + sessions[:i % len(sessions)]:
-            elapsed, result = await s.call(ONE_ROW)
-            if i == 0:
-                check_rows(s.server, result, 42)
-            out[s.server.name].append(elapsed * 1000)
+    out = await take_turns(sessions, calls, lambda i: 42)
     cpu = {s.server.name: (s.cpu_seconds() - cpu_before[s.server.name]) * 1000 / max(calls, 1) for s in sessions}
     return out, cpu
 
@@ -436,15 +445,7 @@ async def measure_new_statements(sessions: list[Session], calls: int) -> dict[st
     """One-row calls whose SQL text is new each time (as a model's statements mostly are): what
     a server spends on a statement it has not seen, e.g. pgmcp's check (no remembered verdict)
     and a fresh prepare of its capped form."""
-    out: dict[str, list[float]] = {s.server.name: [] for s in sessions}
-    for i in range(calls):
-        sql = f"SELECT * FROM wide WHERE id = {1000 + i}"
-        for s in sessions[i % len(sessions):] + sessions[:i % len(sessions)]:
-            elapsed, result = await s.call(sql)
-            if i == 0:
-                check_rows(s.server, result, 1000)
-            out[s.server.name].append(elapsed * 1000)
-    return out
+    return await take_turns(sessions, calls, lambda i: 1000 + i)
 
 
 async def measure_ten_k(sessions: list[Session], runs: int) -> dict[str, dict[str, Any]]:
@@ -456,7 +457,7 @@ async def measure_ten_k(sessions: list[Session], runs: int) -> dict[str, dict[st
         check_rows(s.server, result, 10_000)
         sizes[s.server.name] = wire_bytes(result)
     for run in range(runs):
-        for s in rowful[run % len(rowful):] + rowful[:run % len(rowful)]:
+        for s in rotate(rowful, run):
             for mode in (("on", "off") if run % 2 == 0 else ("off", "on")):
                 s.validation(mode == "on")
                 if mode == "on":
