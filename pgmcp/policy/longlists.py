@@ -45,6 +45,8 @@ from typing import NamedTuple
 
 from sqlglot.tokenizer_core import Token, TokenType
 
+from pgmcp.policy.possessive import compile_pattern
+
 MIN_ITEMS = 100  # shorter lists take the ordinary path (and cost little on it)
 MAX_ROW_WIDTH = 32
 
@@ -66,13 +68,13 @@ class _Patterns(NamedTuple):
 def _patterns() -> _Patterns:
     """Compiled when first needed: most statements have too few commas to hold a long list."""
     return _Patterns(
-        re.compile(rf"(?<=[(\[]){_ITEMS}(?=[)\]])"),
-        re.compile(_ROW),
-        re.compile(
+        compile_pattern(rf"(?<=[(\[]){_ITEMS}(?=[)\]])"),
+        compile_pattern(_ROW),
+        compile_pattern(
             rf"(?<![A-Za-z0-9_$])(?<![^\x00-\x7f])[Vv][Aa][Ll][Uu][Ee][Ss]{_W}"
             rf"(?={_ROW}(?:{_W},{_W}{_ROW}){{{MIN_ITEMS - 1},}}+)"
         ),
-        re.compile(_LIT),
+        compile_pattern(_LIT),
         re.compile(r"[0-9]+"),
     )
 
@@ -81,7 +83,7 @@ def _patterns() -> _Patterns:
 def _rows(width: int) -> re.Pattern[str]:
     """At least MIN_ITEMS rows of `width` literals each, separated by commas."""
     row = rf"\({_W}{_LIT}{_W}(?:,{_W}{_LIT}{_W}){{{width - 1}}}\)"
-    return re.compile(rf"{row}(?:{_W},{_W}{row}){{{MIN_ITEMS - 1},}}+")
+    return compile_pattern(rf"{row}(?:{_W},{_W}{row}){{{MIN_ITEMS - 1},}}+")
 
 
 @dataclass(frozen=True)

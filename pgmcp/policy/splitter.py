@@ -30,6 +30,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pgmcp.policy.possessive import compile_pattern
+
 _SPACE = " \t\n\r\f\v"
 # Character classes as alternations: a class spanning \x80-\U0010ffff takes sre ~40 ms to
 # compile (it maps the whole range), `[^\x00-\x7f]` next to an ASCII class takes none.
@@ -44,8 +46,7 @@ _NUMBER = r"(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)(?:[eE][+-]?[0-9][0-9_]
 # whitespace, identifiers and keywords (whole, so `$` and `e'` inside them are not quote starts),
 # numbers with PostgreSQL's "trailing junk" (`1e'x'` is the junk token `1e` then a plain string),
 # parameters ($1), a lone `$`, and operator characters that do not start a comment.
-_BORING = re.compile(
-    rf"""(?:
+_BORING_TEXT = rf"""(?:
         [ \t\n\r\f\v]+
       | (?![eE]'){_IDENT}
       | {_NUMBER}(?:{_IDENT})?
@@ -54,25 +55,24 @@ _BORING = re.compile(
       | -(?!-)
       | /(?!\*)
       | (?=[\x00-\x7f])[^'"$;()\-/A-Za-z_0-9 \t\n\r\f\v]
-    )*+""",
-    re.VERBOSE,
-)
+    )*+"""
+_BORING = compile_pattern(_BORING_TEXT, re.VERBOSE)
 _WHITESPACE_ONLY = re.compile(r"[ \t\n\r\f\v]*")
 _IDENT_ONLY = re.compile(_IDENT)
 # Possessive: a body that never closes must not match a doubled quote as its end (`'it''s`
 # is one unterminated string, and where it opens is what an error points at).
-_STANDARD_BODY = re.compile(r"[^']*+(?:''[^']*+)*+'")
-_ESCAPE_BODY = re.compile(r"[^'\\]*+(?:(?:\\.|'')[^'\\]*+)*+'", re.DOTALL)
+_STANDARD_BODY = compile_pattern(r"[^']*+(?:''[^']*+)*+'")
+_ESCAPE_BODY = compile_pattern(r"[^'\\]*+(?:(?:\\.|'')[^'\\]*+)*+'", re.DOTALL)
 # Possessive quantifiers throughout: a failed match must not backtrack over runs of comments.
 # Whitespace that lets a string continue after its closing quote (scan.l's {quotecontinue}).
-_QUOTE_CONTINUE = re.compile(r"(?:[ \t\f\v]|--[^\n\r]*+)*+[\n\r](?:[ \t\n\r\f\v]++|--[^\n\r]*+[\n\r])*+'")
-_IDENT_BODY = re.compile(r'[^"]*+(?:""[^"]*+)*+"')
+_QUOTE_CONTINUE = compile_pattern(r"(?:[ \t\f\v]|--[^\n\r]*+)*+[\n\r](?:[ \t\n\r\f\v]++|--[^\n\r]*+[\n\r])*+'")
+_IDENT_BODY = compile_pattern(r'[^"]*+(?:""[^"]*+)*+"')
 _LINE_COMMENT = re.compile(r"--[^\n\r]*")
 _COMMENT_TOKEN = re.compile(r"/\*|\*/")
 # psql tracks BEGIN ... END only in statements whose first identifiers are CREATE [OR REPLACE]
 # FUNCTION|PROCEDURE; blanks and (non-nested) comments may sit between them.
 _GAP = r"(?:[ \t\n\r\f\v]|--[^\n\r]*+|/\*(?:[^*]|\*(?!/))*+\*/)*+"
-_ROUTINE_HEAD = re.compile(
+_ROUTINE_HEAD = compile_pattern(
     rf"{_GAP}create(?!{_CONT}){_GAP}(?:or(?!{_CONT}){_GAP}replace(?!{_CONT}){_GAP})?"
     rf"(?:function|procedure)(?!{_CONT})",
     re.IGNORECASE,
@@ -195,8 +195,8 @@ def _scan_statement(text: str, pos: int) -> tuple[int, int, bool, str | None, in
             return n, n, True, "quoted string", opened
 
 
-_BORING_NO_IDENT = re.compile(
-    _BORING.pattern.replace(rf"| (?![eE]'){_IDENT}", rf"| (?={_START})(?!)"),
+_BORING_NO_IDENT = compile_pattern(
+    _BORING_TEXT.replace(rf"| (?![eE]'){_IDENT}", rf"| (?={_START})(?!)"),
     re.VERBOSE,
 )
 
